@@ -1,0 +1,40 @@
+//! Checkpoints: per shard, the position up to which every sink of every route acknowledged.
+//!
+//! [`CheckpointStore`] is the seam; [`local::LocalStore`] keeps crash-safe files for one process.
+//! A reader saves a checkpoint only after the sinks acknowledged the batch, so a restart resumes
+//! after the last acknowledged record and replays at most the batch that was in flight.
+
+pub mod local;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// How far a shard has been processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpoint {
+    /// Every record up to and including this sequence number was acknowledged; resume after it
+    /// (GetShardIterator `AFTER_SEQUENCE_NUMBER`).
+    After(String),
+    /// The shard is closed and every record in it was acknowledged (SHARD_END): its children may
+    /// start.
+    ShardEnd,
+}
+
+/// Where checkpoints are kept.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// Every shard's checkpoint for this stream.
+    ///
+    /// # Errors
+    /// When the store cannot be read; starting without checkpoints would replay or skip.
+    async fn load(&self) -> anyhow::Result<HashMap<String, Checkpoint>>;
+
+    /// Saves `checkpoint` for `shard_id`, durably, replacing the previous one.
+    ///
+    /// # Errors
+    /// When it could not be saved; the reader stops rather than run ahead of its checkpoints.
+    async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> anyhow::Result<()>;
+}

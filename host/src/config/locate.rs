@@ -1,0 +1,208 @@
+//! Finds the line of a key path (`routes[1].sinks`) in YAML text, so that errors found after
+//! parsing (a typo in a tagged section, a route naming an unknown sink) still name their line.
+//!
+//! It reads block-style YAML line by line (the style config files use); inside a flow collection
+//! (`{species: dog}`) it stops at the line that holds it. It never fails: it returns the deepest
+//! line it could find.
+
+/// One step of a key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    /// A mapping key.
+    Key(String),
+    /// A sequence index (0-based).
+    Index(usize),
+}
+
+/// Renders a path as `routes[1].sinks`.
+pub fn render(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Parses serde_path_to_error's rendering (`routes[1].sinks`, `sinks.replica.table`) into steps.
+pub fn parse(rendered: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in rendered.split('.').filter(|p| !p.is_empty() && *p != "?") {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            if open > 0 {
+                out.push(Seg::Key(rest[..open].to_owned()));
+            }
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                if let Ok(i) = rest[1..close].parse() {
+                    out.push(Seg::Index(i));
+                }
+                rest = &rest[close + 1..];
+                if !rest.starts_with('[') {
+                    break;
+                }
+            }
+        } else {
+            out.push(Seg::Key(rest.to_owned()));
+        }
+    }
+    out
+}
+
+struct Line<'a> {
+    number: usize,
+    indent: usize,
+    text: &'a str,
+}
+
+/// The 1-based line of `path` in `yaml`, or of its deepest ancestor that could be found.
+pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
+    let lines: Vec<Line> = yaml
+        .lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let text = raw.trim_start();
+            if text.is_empty() || text.starts_with('#') || text.starts_with("---") {
+                return None;
+            }
+            Some(Line {
+                number: i + 1,
+                indent: raw.len() - text.len(),
+                text,
+            })
+        })
+        .collect();
+    // The current node: lines[start..end] holds its children; `inline` is text on the node's own
+    // line that may hold its first child (after `- `).
+    let (mut start, mut end): (usize, usize) = (0, lines.len());
+    let mut parent_indent: isize;
+    let mut inline: Option<(usize, &str, usize)> = None; // (line index, text, column)
+    let mut found = None;
+    for seg in path {
+        match seg {
+            Seg::Key(key) => {
+                let mut hit = None;
+                if let Some((idx, text, col)) = inline {
+                    if key_matches(text, key) {
+                        hit = Some((idx, col));
+                    }
+                }
+                if hit.is_none() {
+                    let child_indent = lines[start..end].first().map(|l| l.indent);
+                    hit = lines[start..end]
+                        .iter()
+                        .enumerate()
+                        .find(|(_, l)| Some(l.indent) == child_indent && key_matches(l.text, key))
+                        .map(|(i, l)| (start + i, l.indent));
+                }
+                let Some((idx, col)) = hit else { return found };
+                found = Some(lines[idx].number);
+                parent_indent = col as isize;
+                start = idx + 1;
+                end = block_end(&lines, start, parent_indent);
+                inline = None;
+            }
+            Seg::Index(n) => {
+                let items: Vec<usize> = (start..end)
+                    .filter(|&i| lines[i].text.starts_with("- ") || lines[i].text == "-")
+                    .filter(|&i| {
+                        lines[start..end].first().map(|l| l.indent) == Some(lines[i].indent)
+                    })
+                    .collect();
+                let Some(&idx) = items.get(*n) else {
+                    return found;
+                };
+                found = Some(lines[idx].number);
+                let dash = lines[idx].indent;
+                let after = lines[idx].text[1..].trim_start();
+                inline = Some((idx, after, dash + (lines[idx].text.len() - after.len())));
+                parent_indent = dash as isize;
+                start = idx + 1;
+                end = block_end(&lines, start, parent_indent);
+            }
+        }
+    }
+    found
+}
+
+fn block_end(lines: &[Line], start: usize, parent_indent: isize) -> usize {
+    (start..lines.len())
+        .find(|&i| lines[i].indent as isize <= parent_indent)
+        .unwrap_or(lines.len())
+}
+
+fn key_matches(text: &str, key: &str) -> bool {
+    let text = text.trim_start_matches("- ");
+    for quoted in [key.to_owned(), format!("\"{key}\""), format!("'{key}'")] {
+        if let Some(rest) = text.strip_prefix(quoted.as_str()) {
+            if rest.trim_start().starts_with(':') {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = "\
+source:
+  type: dynamodb
+  table: PetTracker   # comment
+sinks:
+  replica:
+    type: alternator
+    table: Pets
+routes:
+  - name: all
+    sinks: [replica]
+  - name: dogs
+    processors: [only-dogs]
+    sinks:
+      - replica
+";
+
+    #[test]
+    fn finds_keys_items_and_inline_keys() {
+        let at = |p: &str| line_of(YAML, &parse(p));
+        assert_eq!(at("source.table"), Some(3));
+        assert_eq!(at("sinks.replica.table"), Some(7));
+        assert_eq!(at("routes[0]"), Some(9));
+        assert_eq!(at("routes[0].name"), Some(9));
+        assert_eq!(at("routes[1].processors"), Some(12));
+        assert_eq!(at("routes[1].sinks[0]"), Some(14));
+        // Unknown leaf: the deepest known ancestor.
+        assert_eq!(at("sinks.replica.nope"), Some(5));
+    }
+
+    #[test]
+    fn accepts_sequences_at_the_parent_indent() {
+        let yaml = "routes:\n- name: a\n- name: b\n  sinks: [x]\n";
+        assert_eq!(line_of(yaml, &parse("routes[1].sinks")), Some(4));
+    }
+
+    #[test]
+    fn renders_and_parses_paths() {
+        let p = parse("routes[1].sinks[0]");
+        assert_eq!(
+            p,
+            vec![
+                Seg::Key("routes".into()),
+                Seg::Index(1),
+                Seg::Key("sinks".into()),
+                Seg::Index(0)
+            ]
+        );
+        assert_eq!(render(&p), "routes[1].sinks[0]");
+    }
+}

@@ -1,0 +1,672 @@
+//! The pipeline configuration: one YAML file with `source`, `checkpoints`, `processors`, `sinks`,
+//! `routes` and `dead_letter` (see DESIGN.md and README.md for the contract).
+//!
+//! Loading is strict: unknown keys and wrong types are errors, and every error names the file,
+//! the line and the key path (`pipeline.yaml:12: routes[0].sinks[1]: unknown sink "replca"`).
+//! All problems are reported at once. Relative paths in the file resolve against the file's
+//! directory, so a pipeline runs the same from any working directory.
+
+mod locate;
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub use locate::Seg;
+pub use units::parse_size;
+
+/// A loaded, validated pipeline configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the stream comes from.
+    pub source: SourceConfig,
+    /// Where shard checkpoints are kept.
+    pub checkpoints: CheckpointConfig,
+    /// Wasm processors by name.
+    pub processors: BTreeMap<String, ProcessorConfig>,
+    /// Sinks by name.
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// Routes, in file order.
+    pub routes: Vec<RouteConfig>,
+    /// Where records that cannot be delivered go.
+    pub dead_letter: DeadLetterConfig,
+}
+
+/// `source:` — the stream to read.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// `type: dynamodb`
+    Dynamodb(DynamodbSource),
+}
+
+/// `source: {type: dynamodb, ...}`: the DynamoDB stream of one table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamodbSource {
+    /// The table whose latest stream to read (resolved with DescribeTable).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// The stream's ARN, instead of `table`.
+    #[serde(default)]
+    pub stream_arn: Option<String>,
+    /// The AWS region; default: the AWS chain (`AWS_REGION`, profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A DynamoDB-compatible endpoint (an emulator such as moto_server), for both the table and the
+    /// streams API; default: AWS's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Where to start in a shard that has no checkpoint.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// How long an idle shard waits between polls; a shard that returned records is polled again
+    /// at once. Default 250ms.
+    #[serde(
+        default = "defaults::poll_interval",
+        deserialize_with = "units::duration"
+    )]
+    pub poll_interval: Duration,
+    /// `Limit` of each GetRecords call, 1 to 1000 (the API's maximum). Default 1000.
+    #[serde(default = "defaults::max_records_per_poll")]
+    pub max_records_per_poll: u32,
+    /// How often the shard list is refreshed (DescribeStream) to find new shards. Default 10s.
+    #[serde(
+        default = "defaults::shard_discovery_interval",
+        deserialize_with = "units::duration"
+    )]
+    pub shard_discovery_interval: Duration,
+    /// What to do when a shard's checkpoint is older than the stream's trim horizon (records were
+    /// lost before eddy read them): `fail` (default) stops with an error naming the shard; `skip`
+    /// continues from the oldest record still there and counts the loss.
+    #[serde(default)]
+    pub on_trimmed: OnTrimmed,
+    /// Consecutive failed calls (to the streams API or a sink) after which eddy stops with an
+    /// error instead of retrying forever. Default 20.
+    #[serde(default = "defaults::max_consecutive_errors")]
+    pub max_consecutive_errors: u32,
+}
+
+/// `source.start`: where a shard without a checkpoint starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record still in the shard (`TRIM_HORIZON`). Default.
+    #[default]
+    TrimHorizon,
+    /// Only records written after eddy first starts (`LATEST`) in the shards open at that time;
+    /// shards that appear later start at their beginning, so no change is missed.
+    Latest,
+    /// `{after_sequence: "N"}`: after the record with this sequence number.
+    AfterSequence(String),
+    /// `{at_sequence: "N"}`: at the record with this sequence number.
+    AtSequence(String),
+}
+
+impl<'de> Deserialize<'de> for StartPosition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case", deny_unknown_fields)]
+        enum At {
+            AfterSequence(String),
+            AtSequence(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            At(At),
+        }
+        let err = || {
+            serde::de::Error::custom(
+                "expected trim_horizon, latest, {after_sequence: \"...\"} or {at_sequence: \"...\"}",
+            )
+        };
+        match Raw::deserialize(d).map_err(|_| err())? {
+            Raw::Name(n) if n == "trim_horizon" => Ok(Self::TrimHorizon),
+            Raw::Name(n) if n == "latest" => Ok(Self::Latest),
+            Raw::Name(_) => Err(err()),
+            Raw::At(At::AfterSequence(s)) => Ok(Self::AfterSequence(s)),
+            Raw::At(At::AtSequence(s)) => Ok(Self::AtSequence(s)),
+        }
+    }
+}
+
+/// `source.on_trimmed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTrimmed {
+    /// Stop with an error naming the shard and the gap.
+    #[default]
+    Fail,
+    /// Continue from the trim horizon and count the loss.
+    Skip,
+}
+
+/// `checkpoints:` — where each shard's progress is kept.
+#[derive(Debug, Clone)]
+pub enum CheckpointConfig {
+    /// `type: local`: crash-safe files under `path`, for one process.
+    Local {
+        /// The directory (default `.eddy/state`, next to the config file).
+        path: PathBuf,
+    },
+}
+
+/// `processors.NAME`: a WebAssembly component.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// The component file (`.wasm`).
+    pub wasm: PathBuf,
+    /// The `config:` block, as JSON text, handed to the component's `init`. `{}` when absent.
+    pub config_json: String,
+    /// Resource limits per call.
+    pub limits: Limits,
+}
+
+/// `processors.NAME.limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most linear memory one instance may grow to, in bytes. Default 64 MiB.
+    pub memory_bytes: u64,
+    /// The longest one `process` call may run. Default 1s.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `sinks.NAME`: a destination.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    /// `type: alternator`: the DynamoDB API (ScyllaDB Alternator, or DynamoDB itself).
+    Alternator(eddy_sink_alternator::AlternatorConfig),
+    /// `type: file`: JSONL, one change record per line.
+    File {
+        /// The file, created if missing and appended to.
+        path: PathBuf,
+    },
+    /// `type: stdout`: JSONL on standard output.
+    Stdout,
+    /// `type: "null"`: counts and discards.
+    Null,
+}
+
+/// `routes[i]`: which records go through which processors to which sinks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The route's name, unique in the file.
+    pub name: String,
+    /// Processor names, applied in order. May be empty.
+    #[serde(default)]
+    pub processors: Vec<String>,
+    /// Sink names; every record the processors keep goes to each.
+    pub sinks: Vec<String>,
+}
+
+/// `dead_letter:` — where records that cannot be delivered are persisted.
+#[derive(Debug, Clone)]
+pub enum DeadLetterConfig {
+    /// `type: file`: JSONL, appended and flushed to disk before the shard checkpoints past them.
+    File {
+        /// Default `.eddy/dead-letter.jsonl` next to the config file.
+        path: PathBuf,
+    },
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn poll_interval() -> Duration {
+        Duration::from_millis(250)
+    }
+    pub fn max_records_per_poll() -> u32 {
+        1000
+    }
+    pub fn shard_discovery_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn max_consecutive_errors() -> u32 {
+        20
+    }
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// The key path, e.g. `routes[0].sinks`; empty for the whole file.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// All the problems found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The file's top level, with the tagged sections kept as raw YAML until their `type` is known.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: serde_norway::Value,
+    #[serde(default)]
+    checkpoints: Option<serde_norway::Value>,
+    #[serde(default)]
+    processors: BTreeMap<String, RawProcessor>,
+    sinks: BTreeMap<String, serde_norway::Value>,
+    routes: Vec<RouteConfig>,
+    #[serde(default)]
+    dead_letter: Option<serde_norway::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcessor {
+    wasm: PathBuf,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default, deserialize_with = "opt_size")]
+    memory: Option<u64>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    timeout: Option<Duration>,
+}
+
+fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    units::size(d).map(Some)
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    units::duration(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalCheckpoints {
+    #[serde(default)]
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSection {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOptions {}
+
+/// Collects errors with their lines while a file is checked.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: &[Seg], message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line: locate::line_of(self.text, path),
+            key: locate::render(path),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes the tagged section `value` (found at `at`), less its `type` key, into `T`,
+    /// recording an error on failure.
+    fn typed<T: DeserializeOwned>(
+        &mut self,
+        at: &[Seg],
+        mut value: serde_norway::Value,
+    ) -> Option<T> {
+        if let Some(map) = value.as_mapping_mut() {
+            map.remove("type");
+        }
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut path = at.to_vec();
+                path.extend(locate::parse(&e.path().to_string()));
+                let message = e.inner().to_string();
+                let message = strip_location(&message);
+                if let Some(field) = unknown_field(message) {
+                    path.push(Seg::Key(field));
+                }
+                self.error(&path, message);
+                None
+            }
+        }
+    }
+}
+
+/// The field an "unknown field `x`" message names.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// serde_norway appends "at line L column C"; the error already carries the line.
+fn strip_location(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
+}
+
+fn section_type(value: &serde_norway::Value) -> Option<&str> {
+    value.get("type").and_then(|t| t.as_str())
+}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    ///
+    /// # Errors
+    /// Every problem found: unreadable file, YAML syntax, unknown keys, wrong types, references to
+    /// undeclared processors or sinks, duplicate route names. Each names file, line and key.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_owned(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks config `text` as if read from `path` (relative paths inside resolve against
+    /// `path`'s directory).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
+        let mut c = Checker {
+            file: path,
+            text,
+            errors: Vec::new(),
+        };
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let raw: RawConfig =
+            match serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let mut key = locate::parse(&e.path().to_string());
+                    let message = e.inner().to_string();
+                    if let Some(field) = unknown_field(&message) {
+                        key.push(Seg::Key(field));
+                    }
+                    let line = e
+                        .inner()
+                        .location()
+                        .map(|l| l.line())
+                        .or_else(|| locate::line_of(text, &key));
+                    return Err(ConfigErrors(vec![ConfigError {
+                        file: path.to_owned(),
+                        line,
+                        key: locate::render(&key),
+                        message: strip_location(&message).to_owned(),
+                    }]));
+                }
+            };
+
+        let k = |s: &str| Seg::Key(s.to_owned());
+
+        // source
+        let source = match section_type(&raw.source) {
+            Some("dynamodb") => c
+                .typed::<DynamodbSource>(&[k("source")], raw.source)
+                .and_then(|s| {
+                    let at = [k("source")];
+                    match (&s.table, &s.stream_arn) {
+                        (None, None) => c.error(&at, "set `table` or `stream_arn`"),
+                        (Some(_), Some(_)) => {
+                            c.error(&at, "set only one of `table` and `stream_arn`")
+                        }
+                        _ => {}
+                    }
+                    if !(1..=1000).contains(&s.max_records_per_poll) {
+                        c.error(
+                            &[k("source"), k("max_records_per_poll")],
+                            "must be between 1 and 1000 (the GetRecords limit)",
+                        );
+                    }
+                    if s.max_consecutive_errors == 0 {
+                        c.error(
+                            &[k("source"), k("max_consecutive_errors")],
+                            "must be at least 1",
+                        );
+                    }
+                    Some(SourceConfig::Dynamodb(s))
+                }),
+            other => {
+                c.error(
+                    &[k("source"), k("type")],
+                    type_message(other, &["dynamodb"]),
+                );
+                None
+            }
+        };
+
+        // checkpoints
+        let checkpoints = match raw.checkpoints {
+            None => Some(CheckpointConfig::Local {
+                path: resolve(".eddy/state".into()),
+            }),
+            Some(v) => match section_type(&v) {
+                Some("local") => c
+                    .typed::<LocalCheckpoints>(&[k("checkpoints")], v)
+                    .map(|l| CheckpointConfig::Local {
+                        path: resolve(l.path.unwrap_or_else(|| ".eddy/state".into())),
+                    }),
+                other => {
+                    c.error(
+                        &[k("checkpoints"), k("type")],
+                        type_message(other, &["local"]),
+                    );
+                    None
+                }
+            },
+        };
+
+        // processors
+        let mut processors = BTreeMap::new();
+        for (name, p) in raw.processors {
+            let limits = Limits {
+                memory_bytes: p.limits.memory.unwrap_or(Limits::default().memory_bytes),
+                timeout: p.limits.timeout.unwrap_or(Limits::default().timeout),
+            };
+            if limits.timeout.is_zero() {
+                c.error(
+                    &[k("processors"), k(&name), k("limits"), k("timeout")],
+                    "must be more than 0",
+                );
+            }
+            let config_json = p
+                .config
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string();
+            processors.insert(
+                name,
+                ProcessorConfig {
+                    wasm: resolve(p.wasm),
+                    config_json,
+                    limits,
+                },
+            );
+        }
+
+        // sinks
+        let mut sinks = BTreeMap::new();
+        for (name, v) in raw.sinks {
+            let at = [k("sinks"), k(&name)];
+            let sink = match section_type(&v) {
+                Some("alternator") => c
+                    .typed::<eddy_sink_alternator::AlternatorConfig>(&at, v)
+                    .map(SinkConfig::Alternator),
+                Some("file") => c.typed::<FileSection>(&at, v).map(|f| SinkConfig::File {
+                    path: resolve(f.path),
+                }),
+                Some("stdout") => c.typed::<NoOptions>(&at, v).map(|_| SinkConfig::Stdout),
+                Some("null") => c.typed::<NoOptions>(&at, v).map(|_| SinkConfig::Null),
+                other => {
+                    c.error(
+                        &[k("sinks"), k(&name), k("type")],
+                        type_message(other, &["alternator", "file", "stdout", "null"]),
+                    );
+                    None
+                }
+            };
+            if let Some(sink) = sink {
+                sinks.insert(name, sink);
+            }
+        }
+
+        // routes
+        if raw.routes.is_empty() {
+            c.error(&[k("routes")], "declare at least one route");
+        }
+        let mut seen = BTreeMap::new();
+        for (i, route) in raw.routes.iter().enumerate() {
+            let at = |rest: &[Seg]| {
+                let mut p = vec![k("routes"), Seg::Index(i)];
+                p.extend_from_slice(rest);
+                p
+            };
+            if let Some(first) = seen.insert(route.name.clone(), i) {
+                c.error(
+                    &at(&[k("name")]),
+                    format!(
+                        "route name {:?} is already used by routes[{first}]",
+                        route.name
+                    ),
+                );
+            }
+            for (j, p) in route.processors.iter().enumerate() {
+                if !processors.contains_key(p) {
+                    c.error(
+                        &at(&[k("processors"), Seg::Index(j)]),
+                        format!("unknown processor {p:?}{}", known(processors.keys())),
+                    );
+                }
+            }
+            if route.sinks.is_empty() {
+                c.error(&at(&[k("sinks")]), "name at least one sink");
+            }
+            for (j, s) in route.sinks.iter().enumerate() {
+                if !sinks.contains_key(s)
+                    && !c.errors.iter().any(|e| {
+                        e.key == format!("sinks.{s}") || e.key.starts_with(&format!("sinks.{s}."))
+                    })
+                {
+                    c.error(
+                        &at(&[k("sinks"), Seg::Index(j)]),
+                        format!("unknown sink {s:?}{}", known(sinks.keys())),
+                    );
+                }
+            }
+        }
+
+        // dead letter
+        let dead_letter = match raw.dead_letter {
+            None => Some(DeadLetterConfig::File {
+                path: resolve(".eddy/dead-letter.jsonl".into()),
+            }),
+            Some(v) => match section_type(&v) {
+                Some("file") => {
+                    c.typed::<FileSection>(&[k("dead_letter")], v)
+                        .map(|f| DeadLetterConfig::File {
+                            path: resolve(f.path),
+                        })
+                }
+                other => {
+                    c.error(
+                        &[k("dead_letter"), k("type")],
+                        type_message(other, &["file"]),
+                    );
+                    None
+                }
+            },
+        };
+
+        if !c.errors.is_empty() {
+            c.errors.sort_by_key(|e| e.line.unwrap_or(0));
+            return Err(ConfigErrors(c.errors));
+        }
+        Ok(Config {
+            source: source.expect("checked"),
+            checkpoints: checkpoints.expect("checked"),
+            processors,
+            sinks,
+            routes: raw.routes,
+            dead_letter: dead_letter.expect("checked"),
+        })
+    }
+}
+
+fn type_message(found: Option<&str>, expected: &[&str]) -> String {
+    let list = expected.join(", ");
+    match found {
+        None => format!("missing `type` (one of: {list})"),
+        Some(t) => format!("unknown type {t:?} (one of: {list})"),
+    }
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        " (none are declared)".to_owned()
+    } else {
+        format!(" (declared: {})", names.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! eddy: a DynamoDB Streams processor host.
+//!
+//! It reads a table's change stream (shard discovery, polling, checkpoints, backoff), passes
+//! every change record through routes of WebAssembly processors, and writes the result to sinks
+//! (ScyllaDB Alternator, files, ...), at least once and in shard order. See README.md for the
+//! configuration and DESIGN.md for the rules it follows.
+//!
+//! Layout: [`config`] (the YAML contract), [`source`] (the stream consumer), [`pipeline`]
+//! (routes, dead letter), [`wasm`] (the processor host), [`checkpoint`] (progress), [`app`]
+//! (assembly).
+
+pub mod app;
+pub mod checkpoint;
+pub mod config;
+pub mod pipeline;
+pub mod source;
+pub mod stop;
+pub mod wasm;

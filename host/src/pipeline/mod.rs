@@ -1,0 +1,216 @@
+//! The pipeline: what happens to a batch of one shard between reading and checkpointing.
+//!
+//! For each route, in file order: the route's processors run in order (each batch crosses the
+//! Wasm boundary once per processor), then every sink of the route writes what the processors
+//! kept, concurrently. A batch is done when every sink acknowledged and every record that could
+//! not be delivered is in the dead letter; only then may the shard checkpoint.
+//!
+//! [`Pipeline`] is built once per process; each shard reader gets its own [`Worker`], which owns
+//! that reader's warm Wasm instances.
+
+pub mod backoff;
+pub mod dead_letter;
+mod isolate;
+mod route;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use eddy_sink_api::{ChangeRecord, Sink};
+
+use crate::config::{Config, SinkConfig};
+use crate::source::Undecodable;
+use crate::stop::Stop;
+use crate::wasm;
+use dead_letter::{DeadLetter, Entry, Stage};
+pub use route::RouteSpec;
+use stats::Stats;
+
+/// Everything a worker needs, shared by all shards.
+pub struct Pipeline {
+    routes: Vec<Arc<RouteSpec>>,
+    dead_letter: DeadLetter,
+    stats: Arc<Stats>,
+    max_attempts: u32,
+}
+
+/// Why a batch could not be completed. The shard must not checkpoint it.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Stopping was asked while a sink was being retried.
+    #[error("stopped while retrying sink {sink}")]
+    Interrupted {
+        /// The sink.
+        sink: String,
+    },
+    /// A sink failed for good, or more times in a row than allowed.
+    #[error("sink {sink} failed after {attempts} attempts: {message}")]
+    SinkFailed {
+        /// The sink.
+        sink: String,
+        /// How many times it was tried.
+        attempts: u32,
+        /// Its last error.
+        message: String,
+    },
+    /// The dead letter could not be written.
+    #[error(transparent)]
+    DeadLetter(#[from] anyhow::Error),
+}
+
+/// Builds a sink from its config.
+///
+/// # Errors
+/// When a file sink cannot be opened.
+pub async fn build_sink(config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(match config {
+        SinkConfig::Alternator(c) => {
+            Arc::new(eddy_sink_alternator::AlternatorSink::connect(c).await)
+        }
+        SinkConfig::File { path } => Arc::new(eddy_sink_basic::FileSink::open(path)?),
+        SinkConfig::Stdout => Arc::new(eddy_sink_basic::StdoutSink),
+        SinkConfig::Null => Arc::new(eddy_sink_basic::NullSink::default()),
+    })
+}
+
+impl Pipeline {
+    /// Loads the processors (compiled once), connects the sinks and opens the dead letter.
+    /// `max_attempts` bounds how often one sink write is tried before the run stops.
+    ///
+    /// # Errors
+    /// When a component does not load or rejects its config, a sink cannot be built, or the dead
+    /// letter cannot be opened.
+    pub async fn build(config: &Config, max_attempts: u32) -> anyhow::Result<Self> {
+        let runtime = if config.processors.is_empty() {
+            None
+        } else {
+            Some(wasm::Runtime::new()?)
+        };
+        let mut components = BTreeMap::new();
+        for (name, p) in &config.processors {
+            let runtime = runtime.as_ref().expect("created when there are processors");
+            components.insert(name.clone(), runtime.load(name, p)?);
+        }
+        let mut sinks = BTreeMap::new();
+        for (name, s) in &config.sinks {
+            sinks.insert(
+                name.clone(),
+                build_sink(s)
+                    .await
+                    .with_context(|| format!("sink {name}"))?,
+            );
+        }
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                Arc::new(RouteSpec {
+                    name: r.name.clone(),
+                    processors: r
+                        .processors
+                        .iter()
+                        .map(|p| Arc::clone(&components[p]))
+                        .collect(),
+                    sinks: r
+                        .sinks
+                        .iter()
+                        .map(|s| (s.clone(), Arc::clone(&sinks[s])))
+                        .collect(),
+                })
+            })
+            .collect();
+        let crate::config::DeadLetterConfig::File { path } = &config.dead_letter;
+        Ok(Self::new(
+            routes,
+            DeadLetter::open(path)?,
+            Arc::new(Stats::new(config.sinks.keys())),
+            max_attempts,
+        ))
+    }
+
+    /// A pipeline of ready-made parts (tests, benchmarks).
+    pub fn new(
+        routes: Vec<Arc<RouteSpec>>,
+        dead_letter: DeadLetter,
+        stats: Arc<Stats>,
+        max_attempts: u32,
+    ) -> Self {
+        Self {
+            routes,
+            dead_letter,
+            stats,
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// A worker for one shard reader.
+    pub fn worker(self: &Arc<Self>) -> Worker {
+        Worker {
+            pipeline: Arc::clone(self),
+            routes: self
+                .routes
+                .iter()
+                .map(|r| route::RouteWorker::new(Arc::clone(r)))
+                .collect(),
+        }
+    }
+}
+
+/// One shard's view of the pipeline, with its own Wasm instances.
+pub struct Worker {
+    pipeline: Arc<Pipeline>,
+    routes: Vec<route::RouteWorker>,
+}
+
+impl Worker {
+    /// Runs one batch of `shard_id` through every route and returns once every sink acknowledged
+    /// and the dead letter holds every record that could not be delivered (including
+    /// `undecodable` ones).
+    ///
+    /// # Errors
+    /// A [`PipelineError`]: the batch is not done and must not be checkpointed.
+    pub async fn process(
+        &mut self,
+        shard_id: &str,
+        batch: &[ChangeRecord],
+        undecodable: &[Undecodable],
+        stop: &Stop,
+    ) -> Result<(), PipelineError> {
+        let p = &self.pipeline;
+        p.stats.read.fetch_add(
+            (batch.len() + undecodable.len()) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut dead: Vec<Entry> = undecodable
+            .iter()
+            .map(|u| {
+                let mut e = Entry::new(shard_id, Stage::Decode, u.reason.clone());
+                e.sequence_number = u.sequence_number.clone();
+                e.raw = Some(u.raw.clone());
+                e
+            })
+            .collect();
+        for route in &mut self.routes {
+            route
+                .process(shard_id, batch, &p.stats, p.max_attempts, stop, &mut dead)
+                .await?;
+        }
+        if !dead.is_empty() {
+            for e in &dead {
+                tracing::warn!(shard = shard_id, route = e.route.as_deref(), stage = ?e.stage, name = e.name.as_deref(), sequence = e.sequence_number.as_deref(), "dead letter: {}", e.error);
+            }
+            p.dead_letter.write(&dead).await?;
+            p.stats
+                .dead_lettered
+                .fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! The source: reading a DynamoDB stream.
+//!
+//! [`StreamsApi`] is the seam between eddy and the DynamoDB Streams API (DescribeStream,
+//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it with the AWS SDK; tests can
+//! implement it with a scripted shard topology. [`coordinator`] discovers shards and starts one
+//! [`shard`] reader per shard whose parent is drained; each reader polls its shard, hands batches
+//! to the pipeline in sequence order and checkpoints after the sinks acknowledge.
+
+pub mod aws;
+pub mod coordinator;
+mod decode;
+pub mod shard;
+
+use async_trait::async_trait;
+use eddy_sink_api::{ChangeRecord, StreamViewType};
+
+/// One shard as DescribeStream reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// `shardId-...`
+    pub shard_id: String,
+    /// The shard this one was split from, if any. A child is read only after its parent is
+    /// drained, so that per-key order holds across the split.
+    pub parent_shard_id: Option<String>,
+    /// The first sequence number in the shard.
+    pub starting_sequence_number: Option<String>,
+    /// The last sequence number, once the shard is closed (no more records will be added).
+    pub ending_sequence_number: Option<String>,
+}
+
+/// The stream as DescribeStream reports it (all pages).
+#[derive(Debug, Clone)]
+pub struct StreamDescription {
+    /// The stream's ARN.
+    pub stream_arn: String,
+    /// Which images its records carry.
+    pub view_type: Option<StreamViewType>,
+    /// Every shard still in the stream (the last 24 hours), parents before children is not
+    /// guaranteed.
+    pub shards: Vec<ShardInfo>,
+}
+
+/// Where a shard iterator starts (GetShardIterator's `ShardIteratorType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IteratorPosition {
+    /// The oldest record in the shard.
+    TrimHorizon,
+    /// Just after the newest record.
+    Latest,
+    /// At the record with this sequence number.
+    AtSequence(String),
+    /// Just after the record with this sequence number (how a checkpoint resumes).
+    AfterSequence(String),
+}
+
+/// One GetRecords answer.
+#[derive(Debug, Default)]
+pub struct RecordsPage {
+    /// The records, in sequence order.
+    pub records: Vec<ChangeRecord>,
+    /// Records that could not be decoded; they go to the dead letter.
+    pub undecodable: Vec<Undecodable>,
+    /// The iterator for the next call; `None` once a closed shard is fully read (SHARD_END).
+    pub next_iterator: Option<String>,
+}
+
+/// A stream record eddy could not turn into a [`ChangeRecord`].
+#[derive(Debug, Clone)]
+pub struct Undecodable {
+    /// Its sequence number, when it had one.
+    pub sequence_number: Option<String>,
+    /// Why it could not be decoded.
+    pub reason: String,
+    /// The record as the SDK gave it (debug text).
+    pub raw: String,
+}
+
+/// How a streams call failed, as far as the reader's policy is concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    /// The iterator is older than 15 minutes (ExpiredIteratorException): get a new one after the
+    /// last processed record.
+    #[error("shard iterator expired")]
+    ExpiredIterator,
+    /// The requested position is older than the trim horizon (TrimmedDataAccessException).
+    #[error("data trimmed: {0}")]
+    Trimmed(String),
+    /// Throttling, 5xx, network errors: back off and retry.
+    #[error("{0}")]
+    Transient(String),
+    /// Missing stream or shard, refused credentials: stop.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// The DynamoDB Streams API, as eddy uses it.
+#[async_trait]
+pub trait StreamsApi: Send + Sync {
+    /// DescribeStream, following `LastEvaluatedShardId` through every page.
+    async fn describe_stream(&self) -> Result<StreamDescription, StreamsError>;
+
+    /// GetShardIterator for `shard_id` at `position`.
+    async fn get_shard_iterator(
+        &self,
+        shard_id: &str,
+        position: &IteratorPosition,
+    ) -> Result<String, StreamsError>;
+
+    /// GetRecords with `Limit` = `limit` (1..=1000).
+    async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, StreamsError>;
+}

@@ -1,0 +1,234 @@
+//! One shard's reader: poll, hand each batch to the pipeline, checkpoint after the sinks
+//! acknowledge, and repeat until the shard ends or stopping is asked.
+//!
+//! - A poll that returned records is followed by another at once; an empty one waits
+//!   `poll_interval`.
+//! - The iterator advances only after the batch is checkpointed: a failure never skips records
+//!   (scylla-migrator's poller moves its iterator before writing, and loses the batch on a
+//!   failed write).
+//! - An expired iterator is replaced by one `AFTER_SEQUENCE_NUMBER` of the last checkpoint.
+//! - Trimmed data (the checkpoint is older than the trim horizon) stops the reader with an error
+//!   naming the shard and the gap, unless `on_trimmed: skip`.
+//! - Throttling and other transient errors back off with full jitter; after
+//!   `max_consecutive_errors` in a row the reader stops with the last error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::{IteratorPosition, StreamsApi, StreamsError};
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::config::OnTrimmed;
+use crate::pipeline::backoff::Backoff;
+use crate::pipeline::{PipelineError, Worker};
+use crate::stop::Stop;
+
+/// Polling settings, from `source:`.
+#[derive(Debug, Clone)]
+pub struct ReaderSettings {
+    /// Wait after an empty poll.
+    pub poll_interval: Duration,
+    /// GetRecords `Limit`.
+    pub max_records_per_poll: u32,
+    /// Consecutive failures before giving up.
+    pub max_consecutive_errors: u32,
+    /// Policy for trimmed data.
+    pub on_trimmed: OnTrimmed,
+}
+
+/// How a reader ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderExit {
+    /// The shard is closed and fully processed; its checkpoint is SHARD_END.
+    ShardEnd,
+    /// Stopping was asked; the last acknowledged batch is checkpointed.
+    Stopped,
+}
+
+/// Reads one shard.
+pub struct ShardReader {
+    /// The streams API.
+    pub api: Arc<dyn StreamsApi>,
+    /// The shard.
+    pub shard_id: String,
+    /// Where to start: after the checkpoint, or the configured start.
+    pub start: IteratorPosition,
+    /// This reader's pipeline worker.
+    pub worker: Worker,
+    /// Where to checkpoint.
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Polling settings.
+    pub settings: ReaderSettings,
+    /// The shutdown signal.
+    pub stop: Stop,
+}
+
+impl ShardReader {
+    /// Runs until the shard ends or stopping is asked.
+    ///
+    /// # Errors
+    /// Fatal streams errors, trimmed data (unless skipped), a sink that fails for good, a
+    /// checkpoint that cannot be saved, or too many consecutive errors.
+    pub async fn run(mut self) -> anyhow::Result<ReaderExit> {
+        let shard = self.shard_id.clone();
+        // The position to resume from when an iterator has to be fetched again.
+        let mut resume = self.start.clone();
+        let mut iterator: Option<String> = None;
+        let mut errors = 0u32;
+        tracing::info!(shard, start = ?resume, "reading shard");
+        loop {
+            if self.stop.is_set() {
+                return Ok(ReaderExit::Stopped);
+            }
+            let it = match iterator.take() {
+                Some(it) => it,
+                None => match self.api.get_shard_iterator(&shard, &resume).await {
+                    Ok(it) => it,
+                    Err(StreamsError::Trimmed(detail)) => {
+                        resume = trimmed(&shard, &self.settings, &resume, &detail)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        backoff(
+                            &shard,
+                            &self.settings,
+                            &self.stop,
+                            &mut errors,
+                            "GetShardIterator",
+                            e,
+                        )
+                        .await?;
+                        continue;
+                    }
+                },
+            };
+            let page = tokio::select! {
+                page = self.api.get_records(&it, self.settings.max_records_per_poll) => page,
+                _ = self.stop.wait() => return Ok(ReaderExit::Stopped),
+            };
+            let page = match page {
+                Ok(p) => p,
+                Err(StreamsError::ExpiredIterator) => {
+                    tracing::debug!(
+                        shard,
+                        "iterator expired; fetching a new one after the checkpoint"
+                    );
+                    continue;
+                }
+                Err(StreamsError::Trimmed(detail)) => {
+                    resume = trimmed(&shard, &self.settings, &resume, &detail)?;
+                    continue;
+                }
+                Err(e) => {
+                    iterator = Some(it);
+                    backoff(
+                        &shard,
+                        &self.settings,
+                        &self.stop,
+                        &mut errors,
+                        "GetRecords",
+                        e,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            errors = 0;
+            let last = page
+                .records
+                .iter()
+                .map(|r| r.dynamodb.sequence_number.as_str())
+                .chain(
+                    page.undecodable
+                        .iter()
+                        .filter_map(|u| u.sequence_number.as_deref()),
+                )
+                .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
+                .map(str::to_owned);
+            if let Some(last) = &last {
+                match self
+                    .worker
+                    .process(&shard, &page.records, &page.undecodable, &self.stop)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(PipelineError::Interrupted { sink }) => {
+                        tracing::info!(
+                            shard,
+                            sink,
+                            "stopping with a batch unacknowledged; it will be read again"
+                        );
+                        return Ok(ReaderExit::Stopped);
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
+                }
+                self.checkpoints
+                    .save(&shard, &Checkpoint::After(last.clone()))
+                    .await?;
+                resume = IteratorPosition::AfterSequence(last.clone());
+            }
+            match page.next_iterator {
+                None => {
+                    self.checkpoints.save(&shard, &Checkpoint::ShardEnd).await?;
+                    tracing::info!(shard, "shard ended (SHARD_END)");
+                    return Ok(ReaderExit::ShardEnd);
+                }
+                Some(next) => iterator = Some(next),
+            }
+            if last.is_none() && self.stop.sleep(self.settings.poll_interval).await {
+                return Ok(ReaderExit::Stopped);
+            }
+        }
+    }
+}
+
+/// Applies `on_trimmed` when `position` is no longer in the stream.
+fn trimmed(
+    shard: &str,
+    settings: &ReaderSettings,
+    position: &IteratorPosition,
+    detail: &str,
+) -> anyhow::Result<IteratorPosition> {
+    let gap = match position {
+        IteratorPosition::AfterSequence(s) => format!("records after sequence number {s}"),
+        IteratorPosition::AtSequence(s) => format!("records from sequence number {s}"),
+        _ => "records before the trim horizon".to_owned(),
+    };
+    match settings.on_trimmed {
+            OnTrimmed::Fail => bail!(
+                "shard {shard}: {gap} were trimmed from the stream (older than 24 hours) before eddy read them: \
+                 those changes are lost. Set `source.on_trimmed: skip` to continue from the oldest record still there. ({detail})"
+            ),
+            OnTrimmed::Skip => {
+                tracing::error!(shard, "{gap} were trimmed before eddy read them; continuing from the trim horizon (on_trimmed: skip)");
+                Ok(IteratorPosition::TrimHorizon)
+            }
+        }
+}
+
+/// Counts a failure and waits, or gives up when there were too many in a row.
+async fn backoff(
+    shard: &str,
+    settings: &ReaderSettings,
+    stop: &Stop,
+    errors: &mut u32,
+    call: &str,
+    e: StreamsError,
+) -> anyhow::Result<()> {
+    if let StreamsError::Fatal(message) = &e {
+        bail!("shard {shard}: {call} failed: {message}");
+    }
+    *errors += 1;
+    if *errors >= settings.max_consecutive_errors {
+        bail!("shard {shard}: {call} failed {errors} times in a row (source.max_consecutive_errors); last error: {e}");
+    }
+    let wait = Backoff::DEFAULT.wait(*errors - 1);
+    tracing::warn!(
+        shard,
+        attempt = *errors,
+        "{call} failed, retrying in {wait:?}: {e}"
+    );
+    stop.sleep(wait).await;
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! The WebAssembly processor host (wasmtime, component model).
+//!
+//! - [`Runtime`]: one [`wasmtime::Engine`] for the process, with epoch interruption; a
+//!   background thread advances the epoch every [`EPOCH_TICK`], which bounds each call's time.
+//! - [`Component`]: a processor compiled once (a [`ProcessorPre`], imports resolved) and shared
+//!   by all workers.
+//! - [`Instance`]: a warm instance of one component for one worker, with its own store and
+//!   memory limit; it is replaced after a trap, a timeout, a memory refusal, or
+//!   [`RECYCLE_AFTER_CALLS`] calls.
+//!
+//! Guests get no filesystem, network, environment or arguments: WASI is linked so that
+//! components built for `wasm32-wasip2` load, but every capability is denied.
+
+mod convert;
+mod host;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::{Limits, ProcessorConfig};
+pub use convert::{to_guest_batch, to_record, GuestBatch, GuestChange, Verdict};
+
+/// Bindings generated from `wit/` (the `eddy:processor` world).
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "processor",
+        path: "../wit",
+        ownership: Borrowing { duplicate_if_necessary: true },
+    });
+}
+use bindings::{Processor, ProcessorPre};
+
+/// The contract version this host implements (the `wit/` package version).
+pub const CONTRACT_VERSION: &str = "0.1.0";
+/// How often the epoch advances; call timeouts are rounded up to a multiple of it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// An instance is replaced by a fresh one after this many calls, so that a slow leak in a guest
+/// cannot grow without bound.
+pub const RECYCLE_AFTER_CALLS: u64 = 100_000;
+
+/// The process-wide Wasm engine.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+/// What a store holds for one instance.
+pub struct HostState {
+    processor: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Runtime {
+    /// Creates the engine (component model, epoch interruption) and starts the epoch thread,
+    /// which ends when the last clone of the runtime is dropped.
+    ///
+    /// # Errors
+    /// When wasmtime cannot be configured on this machine.
+    pub fn new() -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("eddy-wasm-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                match ticker.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            })
+            .context("cannot start the Wasm epoch thread")?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Compiles the component of processor `name` once and resolves its imports.
+    ///
+    /// # Errors
+    /// When the file cannot be read, is not a component, targets another contract version
+    /// (the message names both versions), or imports something the host does not provide.
+    pub fn load(&self, name: &str, config: &ProcessorConfig) -> anyhow::Result<Arc<Component>> {
+        let component = wasmtime::component::Component::from_file(&self.engine, &config.wasm)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("processor {name}: cannot load {}", config.wasm.display()))?;
+        check_contract_version(&self.engine, &component, &config.wasm)
+            .with_context(|| format!("processor {name}"))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "processor {name}: {} does not fit the eddy:processor world",
+                    config.wasm.display()
+                )
+            })?;
+        let pre = ProcessorPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("processor {name}: {} does not export the eddy:processor@{CONTRACT_VERSION} functions", config.wasm.display()))?;
+        let component = Arc::new(Component {
+            name: Arc::from(name),
+            engine: self.engine.clone(),
+            pre,
+            config_json: config.config_json.clone(),
+            limits: config.limits,
+        });
+        // Instantiate once now, so a component that rejects its config stops eddy at start.
+        component.instantiate()?;
+        Ok(component)
+    }
+}
+
+/// Refuses components built against another version of `eddy:processor`.
+fn check_contract_version(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let ty = component.component_type();
+    for (import, _) in ty.imports(engine) {
+        if let Some(rest) = import.strip_prefix("eddy:processor/") {
+            let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("(none)");
+            if !compatible(version, CONTRACT_VERSION) {
+                anyhow::bail!(
+                    "{} was built for eddy:processor@{version}, but this eddy implements eddy:processor@{CONTRACT_VERSION}; rebuild it against the wit/ of this eddy",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Same major version (for 0.x: the same minor), as semver treats pre-1.0 versions.
+fn compatible(found: &str, ours: &str) -> bool {
+    let key = |v: &str| {
+        let mut parts = v.split('.');
+        let major = parts.next().unwrap_or("").to_owned();
+        let minor = parts.next().unwrap_or("").to_owned();
+        if major == "0" {
+            (major, minor)
+        } else {
+            (major, String::new())
+        }
+    };
+    key(found) == key(ours)
+}
+
+/// A compiled processor, shared by every worker.
+pub struct Component {
+    name: Arc<str>,
+    engine: Engine,
+    pre: ProcessorPre<HostState>,
+    config_json: String,
+    limits: Limits,
+}
+
+impl Component {
+    /// The processor's name in the YAML.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A fresh, initialised instance.
+    ///
+    /// # Errors
+    /// When instantiation traps or `init` rejects the config (the component's message).
+    pub fn instantiate(self: &Arc<Self>) -> anyhow::Result<Instance> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX))
+            .trap_on_grow_failure(true)
+            .build();
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        let state = HostState {
+            processor: Arc::clone(&self.name),
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks());
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("processor {}: instantiation failed", self.name))?;
+        store.set_epoch_deadline(self.deadline_ticks());
+        match bindings.call_init(&mut store, &self.config_json) {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                anyhow::bail!("processor {} rejected its config: {message}", self.name)
+            }
+            Err(trap) => {
+                return Err(anyhow::Error::from(trap)
+                    .context(format!("processor {}: init failed", self.name)))
+            }
+        }
+        Ok(Instance {
+            component: Arc::clone(self),
+            store,
+            bindings,
+            calls: 0,
+        })
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_nanos();
+        (self.limits.timeout.as_nanos().div_ceil(tick) as u64).max(1) + 1
+    }
+}
+
+/// A warm instance of one component, owned by one worker.
+pub struct Instance {
+    component: Arc<Component>,
+    store: Store<HostState>,
+    bindings: Processor,
+    calls: u64,
+}
+
+/// Why a `process` call failed. The instance is unusable afterwards; [`Instance::recycle`] it.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past `limits.timeout`.
+    #[error("processor {processor}: timed out after {timeout:?}")]
+    Timeout {
+        processor: String,
+        timeout: Duration,
+    },
+    /// The guest trapped (a panic, an out-of-bounds access, a memory limit refusal, ...).
+    #[error("processor {processor}: trapped: {message}")]
+    Trap { processor: String, message: String },
+    /// The guest returned a verdict list of the wrong length.
+    #[error("processor {processor}: returned {got} verdicts for {expected} records")]
+    WrongLength {
+        processor: String,
+        got: usize,
+        expected: usize,
+    },
+}
+
+impl Instance {
+    /// The component this is an instance of.
+    pub fn component(&self) -> &Arc<Component> {
+        &self.component
+    }
+
+    /// Calls `process` on `batch` (converted with [`to_guest_batch`]) and returns one verdict per
+    /// record, index-aligned.
+    ///
+    /// # Errors
+    /// A [`CallError`]; the instance must then be recycled before the next call.
+    pub fn process(&mut self, batch: &GuestBatch<'_>) -> Result<Vec<Verdict>, CallError> {
+        let processor = || self.component.name.to_string();
+        self.calls += 1;
+        self.store
+            .set_epoch_deadline(self.component.deadline_ticks());
+        let params = batch.params();
+        let verdicts = match self.bindings.call_process(&mut self.store, &params) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => CallError::Timeout {
+                        processor: processor(),
+                        timeout: self.component.limits.timeout,
+                    },
+                    _ => CallError::Trap {
+                        processor: processor(),
+                        message: format!("{e:#}"),
+                    },
+                })
+            }
+        };
+        if verdicts.len() != params.len() {
+            return Err(CallError::WrongLength {
+                processor: processor(),
+                got: verdicts.len(),
+                expected: params.len(),
+            });
+        }
+        Ok(verdicts.into_iter().map(Verdict::from).collect())
+    }
+
+    /// Whether this instance should be replaced before its next call.
+    pub fn worn_out(&self) -> bool {
+        self.calls >= RECYCLE_AFTER_CALLS
+    }
+
+    /// Replaces this instance with a fresh one of the same component.
+    ///
+    /// # Errors
+    /// As [`Component::instantiate`].
+    pub fn recycle(&mut self) -> anyhow::Result<()> {
+        *self = self.component.instantiate()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn contract_versions() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(compatible("1.4.0", "1.0.0"));
+        assert!(!compatible("2.0.0", "1.0.0"));
+    }
+}

@@ -1,0 +1,37 @@
+//! The `alternator` sink: replays changes through the DynamoDB API into ScyllaDB Alternator (or
+//! DynamoDB itself).
+//!
+//! INSERT and MODIFY put the record's `NewImage`; REMOVE deletes its `Keys`. Writes go out as
+//! `BatchWriteItem` requests of up to 25 operations (the API's limit). Because one request may not
+//! hold two operations on one key, and the requests of one write run concurrently, a write first
+//! keeps only the last operation per key: the final state is the same as applying them all in
+//! order. `UnprocessedItems` are retried with full-jitter backoff.
+
+mod convert;
+mod sink;
+
+use serde::Deserialize;
+
+pub use convert::to_sdk;
+pub use sink::AlternatorSink;
+
+/// `sinks.NAME` with `type: alternator`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlternatorConfig {
+    /// The target table; it must exist, with the source's key schema.
+    pub table: String,
+    /// The endpoint URL, e.g. `http://scylla-node1:8000`; default: AWS DynamoDB of the region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region to sign requests for; default: the AWS chain. Alternator accepts any.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// How many `BatchWriteItem` requests one write may have in flight. Default 8.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    8
+}
