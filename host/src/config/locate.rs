@@ -107,7 +107,7 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
                 found = Some(lines[idx].number);
                 parent_indent = col as isize;
                 start = idx + 1;
-                end = block_end(&lines, start, parent_indent);
+                end = block_end(&lines, start, parent_indent, true);
                 inline = None;
             }
             Seg::Index(n) => {
@@ -126,16 +126,27 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
                 inline = Some((idx, after, dash + (lines[idx].text.len() - after.len())));
                 parent_indent = dash as isize;
                 start = idx + 1;
-                end = block_end(&lines, start, parent_indent);
+                end = block_end(&lines, start, parent_indent, false);
             }
         }
     }
     found
 }
 
-fn block_end(lines: &[Line], start: usize, parent_indent: isize) -> usize {
+/// Where the block of a node at `parent_indent` ends. Under a mapping key, a sequence may sit at
+/// the key's own indent (`key:\n- item`).
+fn block_end(lines: &[Line], start: usize, parent_indent: isize, under_key: bool) -> usize {
+    let dash = |l: &Line| l.text.starts_with('-');
+    let seq_at_parent = under_key
+        && lines
+            .get(start)
+            .is_some_and(|l| l.indent as isize == parent_indent && dash(l));
     (start..lines.len())
-        .find(|&i| lines[i].indent as isize <= parent_indent)
+        .find(|&i| {
+            let l = &lines[i];
+            let indent = l.indent as isize;
+            indent < parent_indent || (indent == parent_indent && !(seq_at_parent && dash(l)))
+        })
         .unwrap_or(lines.len())
 }
 

@@ -373,18 +373,32 @@ impl Checker<'_> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Some(v),
             Err(e) => {
-                let mut path = at.to_vec();
-                path.extend(locate::parse(&e.path().to_string()));
-                let message = e.inner().to_string();
-                let message = strip_location(&message);
-                if let Some(field) = unknown_field(message) {
-                    path.push(Seg::Key(field));
-                }
+                let (path, message) = explain(at, &e.path().to_string(), &e.inner().to_string());
                 self.error(&path, message);
                 None
             }
         }
     }
+}
+
+/// The key path and message of a deserialization error found at `base`: serde_norway's own
+/// location and path prefixes are removed (the error reports them), and an unknown field is
+/// appended to the path so its line is found.
+fn explain(base: &[Seg], path: &str, message: &str) -> (Vec<Seg>, String) {
+    let mut key = base.to_vec();
+    key.extend(locate::parse(path));
+    let mut message = strip_location(message);
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.contains(' ') && locate::render(&key).contains(prefix) {
+            message = rest;
+        }
+    }
+    if let Some(field) = unknown_field(message) {
+        if key.last() != Some(&Seg::Key(field.clone())) {
+            key.push(Seg::Key(field));
+        }
+    }
+    (key, message.to_owned())
 }
 
 /// The field an "unknown field `x`" message names.
@@ -438,11 +452,8 @@ impl Config {
             match serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)) {
                 Ok(raw) => raw,
                 Err(e) => {
-                    let mut key = locate::parse(&e.path().to_string());
-                    let message = e.inner().to_string();
-                    if let Some(field) = unknown_field(&message) {
-                        key.push(Seg::Key(field));
-                    }
+                    let (key, message) =
+                        explain(&[], &e.path().to_string(), &e.inner().to_string());
                     let line = e
                         .inner()
                         .location()
@@ -452,7 +463,7 @@ impl Config {
                         file: path.to_owned(),
                         line,
                         key: locate::render(&key),
-                        message: strip_location(&message).to_owned(),
+                        message,
                     }]));
                 }
             };
