@@ -1,0 +1,137 @@
+//! The `eddy` binary as a child process, and the example components it loads.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::repo_root;
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The `eddy` binary, built once per test process (a no-op when it is up to date). It builds
+/// `--workspace` so that features resolve as in the test build and nothing is rebuilt.
+pub fn eddy_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(cargo())
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building eddy failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
+        target.join("debug").join("eddy")
+    })
+}
+
+/// The example component `name` (e.g. `only_dogs`), built for wasm32-wasip2 once per process.
+pub fn example_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = repo_root().join("examples/plugins");
+    BUILT.get_or_init(|| {
+        let status = Command::new(cargo())
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&dir)
+            .status()
+            .expect("cargo build of the example components");
+        assert!(
+            status.success(),
+            "building the example components failed (is the wasm32-wasip2 target installed?)"
+        );
+    });
+    let path = dir.join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// A running `eddy run`.
+pub struct Eddy {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Eddy {
+    /// Starts `eddy run --config <config>`; its log goes to `<config>.log`.
+    pub fn start(config: &Path) -> Self {
+        let log = config.with_extension(format!("{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(eddy_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("EDDY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start eddy");
+        Eddy {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGINT and waits for the exit; returns the status and how long the exit took.
+    pub fn interrupt(&mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "eddy did not exit within 30s of SIGINT; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process has exited (and with what).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+}
+
+impl Drop for Eddy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `eddy <args>` to completion; returns (exit code, stdout, stderr).
+pub fn eddy(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(eddy_bin())
+        .args(args)
+        .output()
+        .expect("run eddy");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}

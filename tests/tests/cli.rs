@@ -1,0 +1,69 @@
+//! The command line: `eddy validate` on good and bad pipelines, `--help`.
+
+use eddy_e2e::process::eddy;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+const GOOD: &str = "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000'}
+sinks:
+  replica: {type: alternator, endpoint: 'http://127.0.0.1:8000', table: PetTracker}
+routes:
+  - name: all
+    sinks: [replica]
+";
+
+#[test]
+fn validate_accepts_a_good_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "good.yaml", GOOD);
+    let (code, out, err) = eddy(&["validate", "--config", &path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn validate_reports_every_error_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = GOOD
+        .replace("table: PetTracker}\nroutes", "tabel: PetTracker}\nroutes")
+        .replace("sinks: [replica]", "sinks: [replica, nowhere]");
+    let path = write(dir.path(), "bad.yaml", &bad);
+    let (code, _, err) = eddy(&["validate", "--config", &path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:3: sinks.replica.tabel: unknown field `tabel`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{path}:6: routes[0].sinks[1]: unknown sink \"nowhere\""
+        )),
+        "{err}"
+    );
+    assert!(err.contains("2 errors in"), "{err}");
+}
+
+#[test]
+fn validate_names_a_missing_file() {
+    let (code, _, err) = eddy(&["validate", "--config", "/nonexistent/pipeline.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/nonexistent/pipeline.yaml: cannot read the file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let (code, out, _) = eddy(&["--help"]);
+    assert_eq!(code, 0);
+    for word in ["run", "validate", "SIGTERM", "EDDY_LOG"] {
+        assert!(out.contains(word), "--help does not mention {word}:\n{out}");
+    }
+}
