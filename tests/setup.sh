@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what eddy's tests and demo need, if missing, and builds the example components:
+#   - the wasm32-wasip2 Rust target (the example processors are built for it)
+#   - moto[server] from PyPI (a DynamoDB + DynamoDB Streams API on loopback)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import moto.server' 2>/dev/null; then
+  python3 -m pip install --quiet 'moto[server]'
+fi
+command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
+(cd "$repo/examples/plugins" && cargo build --quiet --release --target wasm32-wasip2)
