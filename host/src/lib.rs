@@ -10,8 +10,10 @@
 //! (assembly).
 
 pub mod app;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod pattern;
 pub mod pipeline;
 pub mod source;
 pub mod stop;

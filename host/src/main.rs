@@ -29,6 +29,18 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Test an event pattern (Lambda FilterCriteria syntax) against an event, with the same engine
+    /// routes use: exit 0 when the pattern matches, 1 when it does not, 2 when the pattern is
+    /// invalid (the reason on stderr).
+    Pattern {
+        #[command(subcommand)]
+        command: PatternCommand,
+    },
+    /// Measure throughput on this machine and print records/s (build with --release).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Check a pipeline file without running it: exit 0 when it is valid, else print every error
     /// with its file, line and key, and exit 2.
     Validate {
@@ -36,6 +48,59 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum PatternCommand {
+    /// Match one event.
+    Test {
+        /// The pattern: a JSON file (an object, or a list of objects matched as alternatives).
+        #[arg(long)]
+        pattern: PathBuf,
+        /// The event: a JSON file, e.g. a DynamoDB stream record as Lambda receives it.
+        #[arg(long)]
+        event: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Matches/s of a five-pattern filter on typical DynamoDB stream records, on one core.
+    Filter {
+        /// How many records to match.
+        #[arg(long, default_value_t = 2_000_000)]
+        records: usize,
+    },
+}
+
+fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode {
+    let read = |p: &std::path::Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+    };
+    let filter = match read(pattern).and_then(|p| {
+        eddy::pattern::Filter::compile(&p).map_err(|e| format!("{}: {e}", pattern.display()))
+    }) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("invalid pattern: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let event = match read(event) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if filter.matches_json(&event) {
+        println!("match");
+        ExitCode::SUCCESS
+    } else {
+        println!("no match");
+        ExitCode::from(1)
+    }
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -61,6 +126,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Pattern {
+            command: PatternCommand::Test { pattern, event },
+        } => pattern_test(&pattern, &event),
+        Command::Bench {
+            command: BenchCommand::Filter { records },
+        } => {
+            println!("{}", eddy::bench::filter(records));
+            ExitCode::SUCCESS
+        }
         Command::Validate { config } => match load(&config) {
             Ok(_) => {
                 println!("{}: valid", config.display());

@@ -67,3 +67,73 @@ fn help_explains_the_commands() {
         assert!(out.contains(word), "--help does not mention {word}:\n{out}");
     }
 }
+
+#[test]
+fn pattern_test_exits_0_on_match_1_on_no_match_2_on_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = write(
+        dir.path(),
+        "event.json",
+        r#"{"eventName": "MODIFY", "dynamodb": {"NewImage": {"species": {"S": "dog"}, "age": {"N": "4"}}}}"#,
+    );
+    let dogs = write(
+        dir.path(),
+        "dogs.json",
+        r#"{"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}}"#,
+    );
+    let cats = write(
+        dir.path(),
+        "cats.json",
+        r#"[{"eventName": ["INSERT"]}, {"dynamodb": {"NewImage": {"species": {"S": ["cat"]}}}}]"#,
+    );
+    let numeric_n = write(
+        dir.path(),
+        "n.json",
+        r#"{"dynamodb": {"NewImage": {"age": {"N": [{"numeric": [">", 1]}]}}}}"#,
+    );
+    let invalid = write(
+        dir.path(),
+        "bad.json",
+        r#"{"eventName": [{"numeric": [">", 1, ">", 2]}]}"#,
+    );
+    assert_eq!(
+        eddy(&["pattern", "test", "--pattern", &dogs, "--event", &event]).0,
+        0
+    );
+    assert_eq!(
+        eddy(&["pattern", "test", "--pattern", &cats, "--event", &event]).0,
+        1
+    );
+    // As in Lambda, an N value is a string: numeric never matches it.
+    assert_eq!(
+        eddy(&[
+            "pattern",
+            "test",
+            "--pattern",
+            &numeric_n,
+            "--event",
+            &event
+        ])
+        .0,
+        1
+    );
+    let (code, _, err) = eddy(&["pattern", "test", "--pattern", &invalid, "--event", &event]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("eventName: numeric: two lower bounds"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_example_pipeline_validates() {
+    let dir = eddy_e2e::repo_root().join("examples/pipelines");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (code, _, err) = eddy(&["validate", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        n += 1;
+    }
+    assert!(n >= 1);
+}

@@ -203,3 +203,112 @@ async fn a_restart_resumes_after_the_checkpoint() {
         second.log()
     );
 }
+
+/// The records a file sink received, as JSON.
+fn records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_with_filters_send_each_sink_exactly_its_records_in_order() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "source: {{type: dynamodb, table: Pets, endpoint: \"{endpoint}\", region: us-east-1, poll_interval: 50ms}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  dogs: {{type: file, path: dogs.jsonl}}
+  removals: {{type: file, path: removals.jsonl}}
+  all: {{type: file, path: all.jsonl}}
+routes:
+  - name: dogs
+    filter: {{\"dynamodb\": {{\"NewImage\": {{\"species\": {{\"S\": [\"dog\"]}}}}}}}}
+    sinks: [dogs]
+  - name: removals
+    filter: [{{\"eventName\": [\"REMOVE\"]}}]
+    sinks: [removals]
+  - name: everything
+    sinks: [all]
+",
+        endpoint = moto.endpoint
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut eddy = Eddy::start(&path);
+    let mut work = Workload::new(3, 100);
+    work.run(&moto.client, "Pets", 500).await;
+    // A last write marks the end: once the unfiltered route has it, it has everything before it.
+    moto.client
+        .put_item()
+        .table_name("Pets")
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("zz-sentinel".into()),
+        )
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_to_string(dir.path().join("all.jsonl"))
+        .unwrap_or_default()
+        .contains("zz-sentinel")
+    {
+        assert!(
+            started.elapsed() < CONVERGE,
+            "the sentinel never arrived; log:\n{}",
+            eddy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = eddy.interrupt();
+    assert!(status.success(), "log:\n{}", eddy.log());
+    let all_after = records(&dir.path().join("all.jsonl"));
+    let is_dog = |r: &&serde_json::Value| r["dynamodb"]["NewImage"]["species"]["S"] == "dog";
+    let is_removal = |r: &&serde_json::Value| r["eventName"] == "REMOVE";
+    let expected_dogs: Vec<&serde_json::Value> = all_after.iter().filter(is_dog).collect();
+    let expected_removals: Vec<&serde_json::Value> = all_after.iter().filter(is_removal).collect();
+    let dogs = records(&dir.path().join("dogs.jsonl"));
+    let removals = records(&dir.path().join("removals.jsonl"));
+    assert!(!expected_dogs.is_empty() && !expected_removals.is_empty());
+    // Compare sequence numbers first (short failure messages), then the records themselves.
+    let seq = |r: &&serde_json::Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
+    let dogs: Vec<&serde_json::Value> = dogs.iter().collect();
+    let removals: Vec<&serde_json::Value> = removals.iter().collect();
+    let (got_dogs, want_dogs): (Vec<String>, Vec<String>) = (
+        dogs.iter().map(seq).collect(),
+        expected_dogs.iter().map(seq).collect(),
+    );
+    assert_eq!(
+        got_dogs, want_dogs,
+        "the dogs sink must hold exactly the dog records, in shard order"
+    );
+    let (got_removals, want_removals): (Vec<String>, Vec<String>) = (
+        removals.iter().map(seq).collect(),
+        expected_removals.iter().map(seq).collect(),
+    );
+    assert_eq!(
+        got_removals, want_removals,
+        "the removals sink must hold exactly the REMOVE records, in shard order"
+    );
+    assert!(
+        dogs == expected_dogs && removals == expected_removals,
+        "the routed records differ from the stream's"
+    );
+    let seqs: Vec<u128> = all_after
+        .iter()
+        .map(|r| {
+            r["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_contiguous(&seqs);
+}

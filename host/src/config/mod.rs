@@ -202,16 +202,27 @@ pub enum SinkConfig {
 }
 
 /// `routes[i]`: which records go through which processors to which sinks.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RouteConfig {
     /// The route's name, unique in the file.
     pub name: String,
+    /// Which records the route takes (Lambda `FilterCriteria` patterns, ORed); `None`: all.
+    pub filter: Option<crate::pattern::Filter>,
     /// Processor names, applied in order. May be empty.
-    #[serde(default)]
     pub processors: Vec<String>,
     /// Sink names; every record the processors keep goes to each.
     pub sinks: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(default)]
+    filter: Option<serde_json::Value>,
+    #[serde(default)]
+    processors: Vec<String>,
+    sinks: Vec<String>,
 }
 
 /// `dead_letter:` — where records that cannot be delivered are persisted.
@@ -294,7 +305,7 @@ struct RawConfig {
     #[serde(default)]
     processors: BTreeMap<String, RawProcessor>,
     sinks: BTreeMap<String, serde_norway::Value>,
-    routes: Vec<RouteConfig>,
+    routes: Vec<RawRoute>,
     #[serde(default)]
     dead_letter: Option<serde_norway::Value>,
 }
@@ -591,6 +602,11 @@ impl Config {
                 p.extend_from_slice(rest);
                 p
             };
+            if let Some(pattern) = &route.filter {
+                if let Err(reason) = crate::pattern::Filter::compile(pattern) {
+                    c.error(&at(&[k("filter")]), format!("invalid pattern: {reason}"));
+                }
+            }
             if let Some(first) = seen.insert(route.name.clone(), i) {
                 c.error(
                     &at(&[k("name")]),
@@ -656,7 +672,18 @@ impl Config {
             checkpoints: checkpoints.expect("checked"),
             processors,
             sinks,
-            routes: raw.routes,
+            routes: raw
+                .routes
+                .into_iter()
+                .map(|r| RouteConfig {
+                    filter: r
+                        .filter
+                        .map(|p| crate::pattern::Filter::compile(&p).expect("checked")),
+                    name: r.name,
+                    processors: r.processors,
+                    sinks: r.sinks,
+                })
+                .collect(),
             dead_letter: dead_letter.expect("checked"),
         })
     }

@@ -184,3 +184,23 @@ fn several_problems_are_reported_together_in_line_order() {
     let lines: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![Some(17), Some(26)], "{errors:?}");
 }
+
+#[test]
+fn route_filters_compile_and_invalid_ones_name_the_reason() {
+    let with = |filter: &str| {
+        parse(&GOOD.replace(
+            "  - name: everything\n",
+            &format!("  - name: everything\n    filter: {filter}\n"),
+        ))
+    };
+    let c = with(r#"{"eventName": ["INSERT", "MODIFY"]}"#).unwrap();
+    assert!(c.routes[1].filter.is_some());
+    assert!(c.routes[0].filter.is_none());
+    let c = with(
+        r#"[{"eventName": ["INSERT"]}, '{"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}}']"#,
+    )
+    .unwrap();
+    assert!(c.routes[1].filter.is_some());
+    let err = with(r#"{"eventName": [{"prefix": 5}]}"#).unwrap_err().0;
+    assert_eq!(err[0].to_string(), "/etc/eddy/pipeline.yaml:26: routes[1].filter: invalid pattern: eventName: prefix takes a string or {\"equals-ignore-case\": string}");
+}

@@ -108,6 +108,7 @@ impl Pipeline {
             .map(|r| {
                 Arc::new(RouteSpec {
                     name: r.name.clone(),
+                    filter: r.filter.clone(),
                     processors: r
                         .processors
                         .iter()
@@ -125,7 +126,10 @@ impl Pipeline {
         Ok(Self::new(
             routes,
             DeadLetter::open(path)?,
-            Arc::new(Stats::new(config.sinks.keys())),
+            Arc::new(Stats::new(
+                config.sinks.keys(),
+                config.routes.iter().map(|r| &r.name),
+            )),
             max_attempts,
         ))
     }

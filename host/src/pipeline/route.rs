@@ -18,6 +18,8 @@ use crate::wasm::{self, Component, Instance, Verdict};
 pub struct RouteSpec {
     /// The route's name.
     pub name: String,
+    /// Which records the route takes; `None`: all.
+    pub filter: Option<crate::pattern::Filter>,
     /// Processors, in order.
     pub processors: Vec<Arc<Component>>,
     /// Sinks with their names.
@@ -54,11 +56,18 @@ impl RouteWorker {
     ) -> Result<(), PipelineError> {
         let mut items: Vec<InFlight> = batch
             .iter()
+            .filter(|r| {
+                self.spec
+                    .filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches_record(r))
+            })
             .map(|r| InFlight {
                 record: Cow::Borrowed(r),
                 sinks: None,
             })
             .collect();
+        stats.add_filtered(&self.spec.name, (batch.len() - items.len()) as u64);
         if !self.spec.processors.is_empty() {
             // Wasm calls are CPU work: keep them off the async scheduler's toes.
             items =

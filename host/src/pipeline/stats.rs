@@ -15,11 +15,16 @@ pub struct Stats {
     pub dead_lettered: AtomicU64,
     /// Records acknowledged, per sink name.
     pub written: BTreeMap<String, AtomicU64>,
+    /// Records a route's filter left out, per route name.
+    pub filtered: BTreeMap<String, AtomicU64>,
 }
 
 impl Stats {
-    /// Zeroed counters for these sinks.
-    pub fn new<'a>(sinks: impl IntoIterator<Item = &'a String>) -> Self {
+    /// Zeroed counters for these sinks and routes.
+    pub fn new<'a>(
+        sinks: impl IntoIterator<Item = &'a String>,
+        routes: impl IntoIterator<Item = &'a String>,
+    ) -> Self {
         Self {
             started: Instant::now(),
             read: AtomicU64::new(0),
@@ -29,12 +34,23 @@ impl Stats {
                 .into_iter()
                 .map(|s| (s.clone(), AtomicU64::new(0)))
                 .collect(),
+            filtered: routes
+                .into_iter()
+                .map(|s| (s.clone(), AtomicU64::new(0)))
+                .collect(),
         }
     }
 
     /// Adds `n` to sink `name`'s count.
     pub fn add_written(&self, name: &str, n: u64) {
         if let Some(c) = self.written.get(name) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `n` to route `name`'s filtered-out count.
+    pub fn add_filtered(&self, name: &str, n: u64) {
+        if let Some(c) = self.filtered.get(name) {
             c.fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -49,6 +65,12 @@ impl Stats {
             self.dropped.load(Ordering::Relaxed),
             self.dead_lettered.load(Ordering::Relaxed)
         );
+        for (name, n) in &self.filtered {
+            line.push_str(&format!(
+                "; route {name}: {} filtered out",
+                n.load(Ordering::Relaxed)
+            ));
+        }
         for (name, n) in &self.written {
             line.push_str(&format!(
                 "; sink {name}: {} written",

@@ -1,0 +1,152 @@
+//! `eddy bench`: throughput measurements that print records/s. Run them on a release build
+//! (`cargo run --release -p eddy -- bench ...`); debug builds are many times slower.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType};
+use serde_json::json;
+
+use crate::pattern::Filter;
+
+/// A typical PetTracker change record of about 1 KB: keys, a new and an old image with strings,
+/// numbers, a map, a list and a set. `i` varies species, event and owner.
+pub fn sample_record(i: usize) -> ChangeRecord {
+    let species = ["dog", "cat", "rabbit", "bird"][i % 4];
+    let image = |age: usize| -> Item {
+        let mut item = Item::new();
+        item.insert("PK".into(), AttributeValue::S(format!("OWNER#{}", i % 97)));
+        item.insert("SK".into(), AttributeValue::S(format!("PET#{i:08}")));
+        item.insert(
+            "type".into(),
+            AttributeValue::S(if i % 5 == 0 { "ACTIVITY" } else { "PET" }.into()),
+        );
+        item.insert("species".into(), AttributeValue::S(species.into()));
+        item.insert("name".into(), AttributeValue::S(format!("Pet number {i}")));
+        item.insert(
+            "email".into(),
+            AttributeValue::S(format!("owner{}@example.com", i % 97)),
+        );
+        item.insert("age".into(), AttributeValue::N(age.to_string()));
+        item.insert(
+            "chip".into(),
+            AttributeValue::N("12345678901234567890123456789012345678".into()),
+        );
+        item.insert(
+            "tags".into(),
+            AttributeValue::Ss(vec![
+                "friendly".into(),
+                "vaccinated".into(),
+                "indoor".into(),
+            ]),
+        );
+        item.insert(
+            "address".into(),
+            AttributeValue::M(
+                [
+                    (
+                        "street".to_owned(),
+                        AttributeValue::S("1 Long Example Street, Building 7".into()),
+                    ),
+                    ("city".to_owned(), AttributeValue::S("Berlin".into())),
+                    ("zip".to_owned(), AttributeValue::S("10115".into())),
+                ]
+                .into(),
+            ),
+        );
+        item.insert(
+            "visits".into(),
+            AttributeValue::L(
+                (0..4)
+                    .map(|v| {
+                        AttributeValue::M(
+                            [(
+                                "year".to_owned(),
+                                AttributeValue::N(format!("20{}", 20 + v)),
+                            )]
+                            .into(),
+                        )
+                    })
+                    .collect(),
+            ),
+        );
+        item.insert("notes".into(), AttributeValue::S("x".repeat(200)));
+        item
+    };
+    let keys: Item = [
+        (
+            "PK".to_owned(),
+            AttributeValue::S(format!("OWNER#{}", i % 97)),
+        ),
+        ("SK".to_owned(), AttributeValue::S(format!("PET#{i:08}"))),
+    ]
+    .into();
+    ChangeRecord {
+        event_id: format!("{i:032x}"),
+        event_name: [EventName::Insert, EventName::Modify, EventName::Modify, EventName::Remove][i % 4],
+        event_version: "1.1".into(),
+        event_source: "aws:dynamodb".into(),
+        aws_region: "us-east-1".into(),
+        dynamodb: StreamRecord {
+            approximate_creation_date_time: Some(1_700_000_000 + i as i64),
+            keys,
+            new_image: (i % 4 != 3).then(|| image(i % 15)),
+            old_image: (i % 4 != 0).then(|| image(i % 15 + 1)),
+            sequence_number: format!("{}", 100_000_000_000_000_000_000u128 + i as u128),
+            size_bytes: 1024,
+            stream_view_type: StreamViewType::NewAndOldImages,
+        },
+        event_source_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/PetTracker/stream/2024-01-01T00:00:00.000".into(),
+        user_identity: None,
+    }
+}
+
+/// The five-pattern filter the benchmark uses: event names, a typed string, a prefix on a key,
+/// anything-but, and a numeric range on the creation time.
+pub fn sample_filter() -> Filter {
+    Filter::compile(&json!([
+        {"eventName": ["REMOVE"], "dynamodb": {"OldImage": {"species": {"S": ["cat"]}}}},
+        {"dynamodb": {"NewImage": {"species": {"S": ["dog"]}, "type": {"S": ["PET"]}}}},
+        {"dynamodb": {"Keys": {"PK": {"S": [{"prefix": "OWNER#9"}]}}}},
+        {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"species": {"S": [{"anything-but": ["dog", "cat"]}]}}}},
+        {"dynamodb": {"ApproximateCreationDateTime": [{"numeric": [">", 1800000000]}], "NewImage": {"address": {"M": {"city": {"S": [{"equals-ignore-case": "PARIS"}]}}}}}}
+    ]))
+    .expect("the sample filter is valid")
+}
+
+/// Matches `n` records (1,000 distinct ones, cycled) against [`sample_filter`] on this thread and
+/// reports records/s.
+pub fn filter(n: usize) -> String {
+    let filter = sample_filter();
+    let records: Vec<ChangeRecord> = (0..1000).map(sample_record).collect();
+    let started = Instant::now();
+    let mut matched = 0usize;
+    for i in 0..n {
+        if filter.matches_record(black_box(&records[i % records.len()])) {
+            matched += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    format!(
+        "filter: {n} records through a five-pattern filter in {secs:.3}s on one core: {:.0} records/s ({matched} matched)",
+        n as f64 / secs
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_filter_keeps_some_records_and_not_others() {
+        let filter = sample_filter();
+        let kept = (0..1000)
+            .filter(|i| filter.matches_record(&sample_record(*i)))
+            .count();
+        assert!(kept > 100 && kept < 900, "kept {kept} of 1000");
+        assert!(
+            serde_json::to_vec(&sample_record(1)).unwrap().len() > 1000,
+            "sample records are about 1 KB"
+        );
+    }
+}
