@@ -1,41 +1,86 @@
 //! Assembling a run from a config: source, checkpoints, pipeline, coordinator.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::checkpoint::{local::LocalStore, CheckpointStore};
-use crate::config::{CheckpointConfig, Config, SourceConfig};
+use crate::config::{CheckpointConfig, Config, OnTrimmed, SourceConfig, StartPosition};
 use crate::pipeline::Pipeline;
 use crate::source::aws::AwsStreams;
 use crate::source::coordinator::Coordinator;
+use crate::source::file::FileStreams;
 use crate::source::shard::ReaderSettings;
+use crate::source::StreamsApi;
 use crate::stop::{Stop, StopHandle};
 
-/// Runs the pipeline `config` describes until `stop` is set or a fatal error; returns the run's
-/// summary line.
+/// A connected source with the settings its readers use.
+struct Source {
+    api: Arc<dyn StreamsApi>,
+    stream_arn: String,
+    start: StartPosition,
+    discovery_interval: Duration,
+    settings: ReaderSettings,
+}
+
+async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
+    Ok(match source {
+        SourceConfig::Dynamodb(s) => {
+            let api = AwsStreams::connect(s).await?;
+            Source {
+                stream_arn: api.stream_arn().to_owned(),
+                api: Arc::new(api),
+                start: s.start.clone(),
+                discovery_interval: s.shard_discovery_interval,
+                settings: ReaderSettings {
+                    poll_interval: s.poll_interval,
+                    max_records_per_poll: s.max_records_per_poll,
+                    max_consecutive_errors: s.max_consecutive_errors,
+                    on_trimmed: s.on_trimmed,
+                },
+            }
+        }
+        SourceConfig::File(f) => {
+            let api = FileStreams::open(&f.path)?;
+            Source {
+                stream_arn: api.stream_arn().to_owned(),
+                api: Arc::new(api),
+                start: StartPosition::TrimHorizon,
+                discovery_interval: Duration::from_millis(100),
+                settings: ReaderSettings {
+                    poll_interval: Duration::from_millis(10),
+                    max_records_per_poll: f.max_records_per_poll,
+                    max_consecutive_errors: 3,
+                    on_trimmed: OnTrimmed::Fail,
+                },
+            }
+        }
+    })
+}
+
+/// Runs the pipeline `config` describes until `stop` is set, the source ends, or a fatal error;
+/// returns the run's summary line.
 ///
 /// # Errors
 /// Start-up failures (stream not found, a component that does not load, a sink that cannot be
 /// built) and fatal run-time failures (trimmed data, a sink failing for good).
 pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow::Result<String> {
-    let SourceConfig::Dynamodb(source) = &config.source;
-    let api = AwsStreams::connect(source).await?;
-    tracing::info!(stream = api.stream_arn(), "connected");
+    let source = connect(&config.source).await?;
+    tracing::info!(stream = source.stream_arn, "connected");
     let checkpoints: Arc<dyn CheckpointStore> = match &config.checkpoints {
-        CheckpointConfig::Local { path } => Arc::new(LocalStore::open(path, api.stream_arn())?),
+        CheckpointConfig::Local { path } => Arc::new(LocalStore::open(path, &source.stream_arn)?),
     };
-    let pipeline = Arc::new(Pipeline::build(&config, source.max_consecutive_errors).await?);
+    let max_attempts = match &config.source {
+        SourceConfig::Dynamodb(s) => s.max_consecutive_errors,
+        SourceConfig::File(_) => 20,
+    };
+    let pipeline = Arc::new(Pipeline::build(&config, max_attempts).await?);
     let coordinator = Coordinator {
-        api: Arc::new(api),
+        api: source.api,
         checkpoints,
         pipeline: Arc::clone(&pipeline),
-        start: source.start.clone(),
-        discovery_interval: source.shard_discovery_interval,
-        settings: ReaderSettings {
-            poll_interval: source.poll_interval,
-            max_records_per_poll: source.max_records_per_poll,
-            max_consecutive_errors: source.max_consecutive_errors,
-            on_trimmed: source.on_trimmed,
-        },
+        start: source.start,
+        discovery_interval: source.discovery_interval,
+        settings: source.settings,
         stop,
         stop_handle,
     };

@@ -17,37 +17,18 @@ pub fn sample_record(i: usize) -> ChangeRecord {
         let mut item = Item::new();
         item.insert("PK".into(), AttributeValue::S(format!("OWNER#{}", i % 97)));
         item.insert("SK".into(), AttributeValue::S(format!("PET#{i:08}")));
-        item.insert(
-            "type".into(),
-            AttributeValue::S(if i % 5 == 0 { "ACTIVITY" } else { "PET" }.into()),
-        );
+        item.insert("type".into(), AttributeValue::S(if i % 5 == 0 { "ACTIVITY" } else { "PET" }.into()));
         item.insert("species".into(), AttributeValue::S(species.into()));
         item.insert("name".into(), AttributeValue::S(format!("Pet number {i}")));
-        item.insert(
-            "email".into(),
-            AttributeValue::S(format!("owner{}@example.com", i % 97)),
-        );
+        item.insert("email".into(), AttributeValue::S(format!("owner{}@example.com", i % 97)));
         item.insert("age".into(), AttributeValue::N(age.to_string()));
-        item.insert(
-            "chip".into(),
-            AttributeValue::N("12345678901234567890123456789012345678".into()),
-        );
-        item.insert(
-            "tags".into(),
-            AttributeValue::Ss(vec![
-                "friendly".into(),
-                "vaccinated".into(),
-                "indoor".into(),
-            ]),
-        );
+        item.insert("chip".into(), AttributeValue::N("12345678901234567890123456789012345678".into()));
+        item.insert("tags".into(), AttributeValue::Ss(vec!["friendly".into(), "vaccinated".into(), "indoor".into()]));
         item.insert(
             "address".into(),
             AttributeValue::M(
                 [
-                    (
-                        "street".to_owned(),
-                        AttributeValue::S("1 Long Example Street, Building 7".into()),
-                    ),
+                    ("street".to_owned(), AttributeValue::S("1 Long Example Street, Building 7".into())),
                     ("city".to_owned(), AttributeValue::S("Berlin".into())),
                     ("zip".to_owned(), AttributeValue::S("10115".into())),
                 ]
@@ -59,13 +40,7 @@ pub fn sample_record(i: usize) -> ChangeRecord {
             AttributeValue::L(
                 (0..4)
                     .map(|v| {
-                        AttributeValue::M(
-                            [(
-                                "year".to_owned(),
-                                AttributeValue::N(format!("20{}", 20 + v)),
-                            )]
-                            .into(),
-                        )
+                        AttributeValue::M([("year".to_owned(), AttributeValue::N(format!("20{}", 20 + v)))].into())
                     })
                     .collect(),
             ),
@@ -74,10 +49,7 @@ pub fn sample_record(i: usize) -> ChangeRecord {
         item
     };
     let keys: Item = [
-        (
-            "PK".to_owned(),
-            AttributeValue::S(format!("OWNER#{}", i % 97)),
-        ),
+        ("PK".to_owned(), AttributeValue::S(format!("OWNER#{}", i % 97))),
         ("SK".to_owned(), AttributeValue::S(format!("PET#{i:08}"))),
     ]
     .into();
@@ -96,7 +68,8 @@ pub fn sample_record(i: usize) -> ChangeRecord {
             size_bytes: 1024,
             stream_view_type: StreamViewType::NewAndOldImages,
         },
-        event_source_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/PetTracker/stream/2024-01-01T00:00:00.000".into(),
+        event_source_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/PetTracker/stream/2024-01-01T00:00:00.000"
+            .into(),
         user_identity: None,
     }
 }
@@ -140,13 +113,8 @@ mod tests {
     #[test]
     fn the_sample_filter_keeps_some_records_and_not_others() {
         let filter = sample_filter();
-        let kept = (0..1000)
-            .filter(|i| filter.matches_record(&sample_record(*i)))
-            .count();
+        let kept = (0..1000).filter(|i| filter.matches_record(&sample_record(*i))).count();
         assert!(kept > 100 && kept < 900, "kept {kept} of 1000");
-        assert!(
-            serde_json::to_vec(&sample_record(1)).unwrap().len() > 1000,
-            "sample records are about 1 KB"
-        );
+        assert!(serde_json::to_vec(&sample_record(1)).unwrap().len() > 1000, "sample records are about 1 KB");
     }
 }

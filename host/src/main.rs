@@ -78,9 +78,9 @@ fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode 
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))
     };
-    let filter = match read(pattern).and_then(|p| {
-        eddy::pattern::Filter::compile(&p).map_err(|e| format!("{}: {e}", pattern.display()))
-    }) {
+    let filter = match read(pattern)
+        .and_then(|p| eddy::pattern::Filter::compile(&p).map_err(|e| format!("{}: {e}", pattern.display())))
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("invalid pattern: {e}");
@@ -106,12 +106,7 @@ fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|errors| {
         eprintln!("{errors}");
-        eprintln!(
-            "{} error{} in {}",
-            errors.0.len(),
-            if errors.0.len() == 1 { "" } else { "s" },
-            path.display()
-        );
+        eprintln!("{} error{} in {}", errors.0.len(), if errors.0.len() == 1 { "" } else { "s" }, path.display());
         ExitCode::from(2)
     })
 }
@@ -126,12 +121,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Pattern {
-            command: PatternCommand::Test { pattern, event },
-        } => pattern_test(&pattern, &event),
-        Command::Bench {
-            command: BenchCommand::Filter { records },
-        } => {
+        Command::Pattern { command: PatternCommand::Test { pattern, event } } => pattern_test(&pattern, &event),
+        Command::Bench { command: BenchCommand::Filter { records } } => {
             println!("{}", eddy::bench::filter(records));
             ExitCode::SUCCESS
         }
@@ -147,10 +138,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             runtime.block_on(run(config))
         }
     }

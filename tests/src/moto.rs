@@ -5,8 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    StreamViewType,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -33,11 +33,7 @@ impl Moto {
     /// Starts `moto_server` on a free loopback port and waits until it answers.
     pub async fn start() -> Self {
         set_test_credentials();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -48,17 +44,10 @@ impl Moto {
         let client = client(&endpoint).await;
         let started = Instant::now();
         while client.list_tables().send().await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not start on {endpoint}"
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start on {endpoint}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Moto {
-            child,
-            endpoint,
-            client,
-        }
+        Moto { child, endpoint, client }
     }
 
     /// Creates a table keyed by `pk` (S) and `sk` (N); with a NEW_AND_OLD_IMAGES stream if
@@ -69,20 +58,8 @@ impl Moto {
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("sk")
-                    .key_type(KeyType::Range)
-                    .build()
-                    .unwrap(),
-            )
+            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
             .attribute_definitions(
                 AttributeDefinition::builder()
                     .attribute_name("pk")
@@ -123,9 +100,5 @@ pub async fn client(endpoint: &str) -> Client {
         .region(aws_config::Region::new("us-east-1"))
         .load()
         .await;
-    Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&shared)
-            .endpoint_url(endpoint)
-            .build(),
-    )
+    Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&shared).endpoint_url(endpoint).build())
 }

@@ -30,11 +30,7 @@ pub struct Workload {
 impl Workload {
     /// A workload over `keys` distinct keys.
     pub fn new(seed: u64, keys: usize) -> Self {
-        Self {
-            rng: StdRng::seed_from_u64(seed),
-            keys,
-            applied: 0,
-        }
+        Self { rng: StdRng::seed_from_u64(seed), keys, applied: 0 }
     }
 
     fn key(&mut self) -> (String, String) {
@@ -51,13 +47,7 @@ impl Workload {
                 let mut item = self.item(&pk);
                 item.insert("pk".into(), Av::S(pk.clone()));
                 item.insert("sk".into(), Av::N(sk.clone()));
-                client
-                    .put_item()
-                    .table_name(table)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .expect("put");
+                client.put_item().table_name(table).set_item(Some(item)).send().await.expect("put");
             } else if roll < 8 {
                 let value = self.value(2);
                 let attr = format!("a{}", self.rng.random_range(0..6));
@@ -109,50 +99,23 @@ impl Workload {
             0 => Av::S(self.text()),
             1 => Av::N(self.number()),
             2 => Av::B(Blob::new(self.bytes())),
-            3 => Av::Ss(
-                (0..self.rng.random_range(1..4))
-                    .map(|i| format!("{}-{i}", self.text()))
-                    .collect(),
-            ),
+            3 => Av::Ss((0..self.rng.random_range(1..4)).map(|i| format!("{}-{i}", self.text())).collect()),
             4 => Av::Ns(
-                (0..self.rng.random_range(1..4))
-                    .map(|i| format!("{i}{}", self.rng.random_range(0..1000)))
-                    .collect(),
+                (0..self.rng.random_range(1..4)).map(|i| format!("{i}{}", self.rng.random_range(0..1000))).collect(),
             ),
-            5 => Av::Bs(
-                (0..self.rng.random_range(1..4))
-                    .map(|i| Blob::new(vec![i as u8, self.rng.random()]))
-                    .collect(),
-            ),
+            5 => {
+                Av::Bs((0..self.rng.random_range(1..4)).map(|i| Blob::new(vec![i as u8, self.rng.random()])).collect())
+            }
             6 => Av::Bool(self.rng.random()),
             7 => Av::Null(true),
-            8 => Av::M(
-                (0..self.rng.random_range(0..4))
-                    .map(|i| (format!("m{i}"), self.value(depth - 1)))
-                    .collect(),
-            ),
-            _ => Av::L(
-                (0..self.rng.random_range(0..4))
-                    .map(|_| self.value(depth - 1))
-                    .collect(),
-            ),
+            8 => Av::M((0..self.rng.random_range(0..4)).map(|i| (format!("m{i}"), self.value(depth - 1))).collect()),
+            _ => Av::L((0..self.rng.random_range(0..4)).map(|_| self.value(depth - 1)).collect()),
         }
     }
 
     fn text(&mut self) -> String {
-        const WORDS: [&str; 6] = [
-            "rex",
-            "Fluffy",
-            "größe",
-            "猫",
-            "emoji 🐕",
-            "a \"quoted\" \\ path",
-        ];
-        format!(
-            "{} {}",
-            WORDS[self.rng.random_range(0..WORDS.len())],
-            self.rng.random_range(0..1000)
-        )
+        const WORDS: [&str; 6] = ["rex", "Fluffy", "größe", "猫", "emoji 🐕", "a \"quoted\" \\ path"];
+        format!("{} {}", WORDS[self.rng.random_range(0..WORDS.len())], self.rng.random_range(0..1000))
     }
 
     fn number(&mut self) -> String {
@@ -166,23 +129,14 @@ impl Workload {
                 }
                 s
             }
-            1 => format!(
-                "{}.{}",
-                self.rng.random_range(-1000..1000),
-                self.rng.random_range(1..99)
-            ),
-            2 => self
-                .rng
-                .random_range(-9_000_000_000_000_000_000i128..9_000_000_000_000_000_000i128)
-                .to_string(),
+            1 => format!("{}.{}", self.rng.random_range(-1000..1000), self.rng.random_range(1..99)),
+            2 => self.rng.random_range(-9_000_000_000_000_000_000i128..9_000_000_000_000_000_000i128).to_string(),
             _ => self.rng.random_range(0..100).to_string(),
         }
     }
 
     fn bytes(&mut self) -> Vec<u8> {
-        (0..self.rng.random_range(1..12))
-            .map(|_| self.rng.random())
-            .collect()
+        (0..self.rng.random_range(1..12)).map(|_| self.rng.random()).collect()
     }
 }
 
@@ -193,23 +147,11 @@ fn canonical(v: &Av) -> String {
         Av::B(b) => format!("B:{:?}", b.as_ref()),
         Av::Ss(v) => format!("SS:{:?}", sorted(v.clone())),
         Av::Ns(v) => format!("NS:{:?}", sorted(v.clone())),
-        Av::Bs(v) => format!(
-            "BS:{:?}",
-            sorted(v.iter().map(|b| b.as_ref().to_vec()).collect())
-        ),
-        Av::M(m) => format!(
-            "M:{{{}}}",
-            sorted(
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", canonical(v)))
-                    .collect()
-            )
-            .join(",")
-        ),
-        Av::L(l) => format!(
-            "L:[{}]",
-            l.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
+        Av::Bs(v) => format!("BS:{:?}", sorted(v.iter().map(|b| b.as_ref().to_vec()).collect())),
+        Av::M(m) => {
+            format!("M:{{{}}}", sorted(m.iter().map(|(k, v)| format!("{k}={}", canonical(v))).collect()).join(","))
+        }
+        Av::L(l) => format!("L:[{}]", l.iter().map(canonical).collect::<Vec<_>>().join(",")),
         Av::Null(_) => "NULL".into(),
         Av::Bool(b) => format!("BOOL:{b}"),
         other => panic!("unexpected attribute value {other:?}"),
@@ -230,24 +172,13 @@ pub async fn snapshot(
     let mut out = Snapshot::new();
     let mut start = None;
     loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
+        let page = client.scan().table_name(table).set_exclusive_start_key(start).send().await.expect("scan");
         for item in page.items.unwrap_or_default() {
             if !keep(&item) {
                 continue;
             }
             let key = format!("{}/{}", canonical(&item["pk"]), canonical(&item["sk"]));
-            let body = sorted(
-                item.iter()
-                    .map(|(k, v)| format!("{k}={}", canonical(v)))
-                    .collect(),
-            )
-            .join(";");
+            let body = sorted(item.iter().map(|(k, v)| format!("{k}={}", canonical(v))).collect()).join(";");
             out.insert(key, body);
         }
         start = page.last_evaluated_key;
@@ -260,12 +191,7 @@ pub async fn snapshot(
 
 /// Polls until `replica` equals `expected` (returns the time it took) or `timeout` passes
 /// (panics with the first difference).
-pub async fn wait_until_equal(
-    client: &Client,
-    replica: &str,
-    expected: &Snapshot,
-    timeout: Duration,
-) -> Duration {
+pub async fn wait_until_equal(client: &Client, replica: &str, expected: &Snapshot, timeout: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let got = snapshot(client, replica, |_| true).await;

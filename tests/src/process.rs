@@ -22,9 +22,8 @@ pub fn eddy_bin() -> &'static Path {
             .status()
             .expect("cargo build");
         assert!(status.success(), "building eddy failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"));
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
         target.join("debug").join("eddy")
     })
 }
@@ -39,10 +38,7 @@ pub fn example_component(name: &str) -> PathBuf {
             .current_dir(&dir)
             .status()
             .expect("cargo build of the example components");
-        assert!(
-            status.success(),
-            "building the example components failed (is the wasm32-wasip2 target installed?)"
-        );
+        assert!(status.success(), "building the example components failed (is the wasm32-wasip2 target installed?)");
     });
     let path = dir.join(format!("target/wasm32-wasip2/release/{name}.wasm"));
     assert!(path.exists(), "{} is missing", path.display());
@@ -59,11 +55,7 @@ impl Eddy {
     /// Starts `eddy run --config <config>`; its log goes to `<config>.log`.
     pub fn start(config: &Path) -> Self {
         let log = config.with_extension(format!("{}.log", std::process::id()));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let child = Command::new(eddy_bin())
             .args(["run", "--config"])
             .arg(config)
@@ -72,10 +64,7 @@ impl Eddy {
             .stderr(log_file)
             .spawn()
             .expect("start eddy");
-        Eddy {
-            child: Some(child),
-            log,
-        }
+        Eddy { child: Some(child), log }
     }
 
     /// The log so far.
@@ -87,10 +76,7 @@ impl Eddy {
     pub fn interrupt(&mut self) -> (ExitStatus, Duration) {
         let mut child = self.child.take().expect("running");
         let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -99,10 +85,7 @@ impl Eddy {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!(
-                    "eddy did not exit within 30s of SIGINT; log:\n{}",
-                    self.log()
-                );
+                panic!("eddy did not exit within 30s of SIGINT; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -125,10 +108,7 @@ impl Drop for Eddy {
 
 /// Runs `eddy <args>` to completion; returns (exit code, stdout, stderr).
 pub fn eddy(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(eddy_bin())
-        .args(args)
-        .output()
-        .expect("run eddy");
+    let out = Command::new(eddy_bin()).args(args).output().expect("run eddy");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),

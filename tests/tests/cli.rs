@@ -34,18 +34,8 @@ fn validate_reports_every_error_with_file_line_and_key() {
     let path = write(dir.path(), "bad.yaml", &bad);
     let (code, _, err) = eddy(&["validate", "--config", &path]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains(&format!(
-            "{path}:3: sinks.replica.tabel: unknown field `tabel`"
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "{path}:6: routes[0].sinks[1]: unknown sink \"nowhere\""
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{path}:3: sinks.replica.tabel: unknown field `tabel`")), "{err}");
+    assert!(err.contains(&format!("{path}:6: routes[0].sinks[1]: unknown sink \"nowhere\"")), "{err}");
     assert!(err.contains("2 errors in"), "{err}");
 }
 
@@ -53,10 +43,7 @@ fn validate_reports_every_error_with_file_line_and_key() {
 fn validate_names_a_missing_file() {
     let (code, _, err) = eddy(&["validate", "--config", "/nonexistent/pipeline.yaml"]);
     assert_eq!(code, 2);
-    assert!(
-        err.contains("/nonexistent/pipeline.yaml: cannot read the file"),
-        "{err}"
-    );
+    assert!(err.contains("/nonexistent/pipeline.yaml: cannot read the file"), "{err}");
 }
 
 #[test]
@@ -76,53 +63,22 @@ fn pattern_test_exits_0_on_match_1_on_no_match_2_on_invalid() {
         "event.json",
         r#"{"eventName": "MODIFY", "dynamodb": {"NewImage": {"species": {"S": "dog"}, "age": {"N": "4"}}}}"#,
     );
-    let dogs = write(
-        dir.path(),
-        "dogs.json",
-        r#"{"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}}"#,
-    );
+    let dogs = write(dir.path(), "dogs.json", r#"{"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}}"#);
     let cats = write(
         dir.path(),
         "cats.json",
         r#"[{"eventName": ["INSERT"]}, {"dynamodb": {"NewImage": {"species": {"S": ["cat"]}}}}]"#,
     );
-    let numeric_n = write(
-        dir.path(),
-        "n.json",
-        r#"{"dynamodb": {"NewImage": {"age": {"N": [{"numeric": [">", 1]}]}}}}"#,
-    );
-    let invalid = write(
-        dir.path(),
-        "bad.json",
-        r#"{"eventName": [{"numeric": [">", 1, ">", 2]}]}"#,
-    );
-    assert_eq!(
-        eddy(&["pattern", "test", "--pattern", &dogs, "--event", &event]).0,
-        0
-    );
-    assert_eq!(
-        eddy(&["pattern", "test", "--pattern", &cats, "--event", &event]).0,
-        1
-    );
+    let numeric_n =
+        write(dir.path(), "n.json", r#"{"dynamodb": {"NewImage": {"age": {"N": [{"numeric": [">", 1]}]}}}}"#);
+    let invalid = write(dir.path(), "bad.json", r#"{"eventName": [{"numeric": [">", 1, ">", 2]}]}"#);
+    assert_eq!(eddy(&["pattern", "test", "--pattern", &dogs, "--event", &event]).0, 0);
+    assert_eq!(eddy(&["pattern", "test", "--pattern", &cats, "--event", &event]).0, 1);
     // As in Lambda, an N value is a string: numeric never matches it.
-    assert_eq!(
-        eddy(&[
-            "pattern",
-            "test",
-            "--pattern",
-            &numeric_n,
-            "--event",
-            &event
-        ])
-        .0,
-        1
-    );
+    assert_eq!(eddy(&["pattern", "test", "--pattern", &numeric_n, "--event", &event]).0, 1);
     let (code, _, err) = eddy(&["pattern", "test", "--pattern", &invalid, "--event", &event]);
     assert_eq!(code, 2);
-    assert!(
-        err.contains("eventName: numeric: two lower bounds"),
-        "{err}"
-    );
+    assert!(err.contains("eventName: numeric: two lower bounds"), "{err}");
 }
 
 #[test]

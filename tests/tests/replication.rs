@@ -57,11 +57,7 @@ async fn random_operations_replicate_exactly_without_processors() {
     work.run(&moto.client, "Pets", 1200).await;
     let writing = started.elapsed();
     let expected = snapshot(&moto.client, "Pets", |_| true).await;
-    assert!(
-        expected.len() > 100,
-        "the workload should leave many items, left {}",
-        expected.len()
-    );
+    assert!(expected.len() > 100, "the workload should leave many items, left {}", expected.len());
     let lag = wait_until_equal(&moto.client, "Replica", &expected, CONVERGE).await;
     eprintln!(
         "replicated {} operations ({} items) written in {:.1}s; replica converged {:.2}s after the last write",
@@ -71,17 +67,9 @@ async fn random_operations_replicate_exactly_without_processors() {
         lag.as_secs_f64()
     );
     let (status, took) = eddy.interrupt();
-    assert!(
-        status.success(),
-        "eddy exited with {status}; log:\n{}",
-        eddy.log()
-    );
+    assert!(status.success(), "eddy exited with {status}; log:\n{}", eddy.log());
     assert!(took < Duration::from_secs(5), "eddy took {took:?} to stop");
-    assert!(
-        eddy.log().contains("dead-lettered 0"),
-        "log:\n{}",
-        eddy.log()
-    );
+    assert!(eddy.log().contains("dead-lettered 0"), "log:\n{}", eddy.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,36 +79,19 @@ async fn only_dogs_replicates_exactly_the_dogs() {
     moto.create_table("Replica", false).await;
     let dir = tempfile::tempdir().unwrap();
     let wasm = example_component("only_dogs");
-    let processors = format!(
-        "processors:\n  only-dogs:\n    wasm: {}\n    config: {{species: dog}}\n",
-        wasm.display()
-    );
+    let processors = format!("processors:\n  only-dogs:\n    wasm: {}\n    config: {{species: dog}}\n", wasm.display());
     let config = write_config(dir.path(), &moto, &processors, "only-dogs", "", "");
 
     let mut eddy = Eddy::start(&config);
     let mut work = Workload::new(11, 300);
     work.run(&moto.client, "Pets", 1000).await;
-    let expected = snapshot(&moto.client, "Pets", |item| {
-        item["species"].as_s().is_ok_and(|s| s == "dog")
-    })
-    .await;
+    let expected = snapshot(&moto.client, "Pets", |item| item["species"].as_s().is_ok_and(|s| s == "dog")).await;
     let all = snapshot(&moto.client, "Pets", |_| true).await;
-    assert!(
-        expected.len() > 30 && expected.len() < all.len(),
-        "dogs {} of {}",
-        expected.len(),
-        all.len()
-    );
-    assert!(expected
-        .keys()
-        .all(|k| species_of(k.split('"').nth(1).unwrap()) == "dog"));
+    assert!(expected.len() > 30 && expected.len() < all.len(), "dogs {} of {}", expected.len(), all.len());
+    assert!(expected.keys().all(|k| species_of(k.split('"').nth(1).unwrap()) == "dog"));
     wait_until_equal(&moto.client, "Replica", &expected, CONVERGE).await;
     let (status, _) = eddy.interrupt();
-    assert!(
-        status.success(),
-        "eddy exited with {status}; log:\n{}",
-        eddy.log()
-    );
+    assert!(status.success(), "eddy exited with {status}; log:\n{}", eddy.log());
 }
 
 /// Sequence numbers of the records in a file sink's JSONL.
@@ -130,11 +101,7 @@ fn sequences(path: &Path) -> Vec<u128> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["dynamodb"]["SequenceNumber"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
+            v["dynamodb"]["SequenceNumber"].as_str().unwrap().parse().unwrap()
         })
         .collect()
 }
@@ -144,12 +111,7 @@ fn sequences(path: &Path) -> Vec<u128> {
 fn assert_contiguous(seqs: &[u128]) {
     assert!(!seqs.is_empty());
     for w in seqs.windows(2) {
-        assert_eq!(
-            w[1],
-            w[0] + 1,
-            "records skipped, repeated or out of shard order around {}",
-            w[0]
-        );
+        assert_eq!(w[1], w[0] + 1, "records skipped, repeated or out of shard order around {}", w[0]);
     }
 }
 
@@ -171,11 +133,7 @@ async fn a_restart_resumes_after_the_checkpoint() {
     let expected = snapshot(&moto.client, "Pets", |_| true).await;
     wait_until_equal(&moto.client, "Replica", &expected, CONVERGE).await;
     let (status, took) = first.interrupt();
-    assert!(
-        status.success() && took < Duration::from_secs(5),
-        "{status} after {took:?}; log:\n{}",
-        first.log()
-    );
+    assert!(status.success() && took < Duration::from_secs(5), "{status} after {took:?}; log:\n{}", first.log());
     let first_seen = sequences(&dir.path().join("seen-1.jsonl"));
     assert_contiguous(&first_seen);
     assert!(first_seen.len() >= 300, "only {} records", first_seen.len());
@@ -191,26 +149,14 @@ async fn a_restart_resumes_after_the_checkpoint() {
     let (status, _) = second.interrupt();
     assert!(status.success(), "log:\n{}", second.log());
     let second_seen = sequences(&dir.path().join("seen-2.jsonl"));
-    assert_eq!(
-        second_seen.first(),
-        Some(&(checkpointed + 1)),
-        "the second run must start right after the checkpoint"
-    );
+    assert_eq!(second_seen.first(), Some(&(checkpointed + 1)), "the second run must start right after the checkpoint");
     assert_contiguous(&second_seen);
-    assert!(
-        second.log().contains("AfterSequence"),
-        "log:\n{}",
-        second.log()
-    );
+    assert!(second.log().contains("AfterSequence"), "log:\n{}", second.log());
 }
 
 /// The records a file sink received, as JSON.
 fn records(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -246,24 +192,14 @@ routes:
     moto.client
         .put_item()
         .table_name("Pets")
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("zz-sentinel".into()),
-        )
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("zz-sentinel".into()))
         .item("sk", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
         .send()
         .await
         .unwrap();
     let started = Instant::now();
-    while !std::fs::read_to_string(dir.path().join("all.jsonl"))
-        .unwrap_or_default()
-        .contains("zz-sentinel")
-    {
-        assert!(
-            started.elapsed() < CONVERGE,
-            "the sentinel never arrived; log:\n{}",
-            eddy.log()
-        );
+    while !std::fs::read_to_string(dir.path().join("all.jsonl")).unwrap_or_default().contains("zz-sentinel") {
+        assert!(started.elapsed() < CONVERGE, "the sentinel never arrived; log:\n{}", eddy.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, _) = eddy.interrupt();
@@ -280,35 +216,14 @@ routes:
     let seq = |r: &&serde_json::Value| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
     let dogs: Vec<&serde_json::Value> = dogs.iter().collect();
     let removals: Vec<&serde_json::Value> = removals.iter().collect();
-    let (got_dogs, want_dogs): (Vec<String>, Vec<String>) = (
-        dogs.iter().map(seq).collect(),
-        expected_dogs.iter().map(seq).collect(),
-    );
-    assert_eq!(
-        got_dogs, want_dogs,
-        "the dogs sink must hold exactly the dog records, in shard order"
-    );
-    let (got_removals, want_removals): (Vec<String>, Vec<String>) = (
-        removals.iter().map(seq).collect(),
-        expected_removals.iter().map(seq).collect(),
-    );
-    assert_eq!(
-        got_removals, want_removals,
-        "the removals sink must hold exactly the REMOVE records, in shard order"
-    );
-    assert!(
-        dogs == expected_dogs && removals == expected_removals,
-        "the routed records differ from the stream's"
-    );
-    let seqs: Vec<u128> = all_after
-        .iter()
-        .map(|r| {
-            r["dynamodb"]["SequenceNumber"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let (got_dogs, want_dogs): (Vec<String>, Vec<String>) =
+        (dogs.iter().map(seq).collect(), expected_dogs.iter().map(seq).collect());
+    assert_eq!(got_dogs, want_dogs, "the dogs sink must hold exactly the dog records, in shard order");
+    let (got_removals, want_removals): (Vec<String>, Vec<String>) =
+        (removals.iter().map(seq).collect(), expected_removals.iter().map(seq).collect());
+    assert_eq!(got_removals, want_removals, "the removals sink must hold exactly the REMOVE records, in shard order");
+    assert!(dogs == expected_dogs && removals == expected_removals, "the routed records differ from the stream's");
+    let seqs: Vec<u128> =
+        all_after.iter().map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap().parse().unwrap()).collect();
     assert_contiguous(&seqs);
 }

@@ -34,17 +34,10 @@ impl LocalStore {
     pub fn open(root: &Path, stream_arn: &str) -> anyhow::Result<Self> {
         let name: String = stream_arn
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
             .collect();
         let dir = root.join(name);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create checkpoint folder {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create checkpoint folder {}", dir.display()))?;
         Ok(Self { dir })
     }
 
@@ -72,15 +65,12 @@ impl CheckpointStore for LocalStore {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
             let mut out = HashMap::new();
-            for entry in
-                std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
-            {
+            for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
                 let path = entry?.path();
                 if path.extension().and_then(|e| e.to_str()) != Some("json") {
                     continue;
                 }
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
                 let file: File = serde_json::from_str(&text)
                     .with_context(|| format!("corrupt checkpoint file {}", path.display()))?;
                 out.insert(file.shard_id, file.checkpoint);
@@ -91,20 +81,12 @@ impl CheckpointStore for LocalStore {
     }
 
     async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(&File {
-            shard_id: shard_id.to_owned(),
-            checkpoint: checkpoint.clone(),
-        })?;
+        let bytes = serde_json::to_vec(&File { shard_id: shard_id.to_owned(), checkpoint: checkpoint.clone() })?;
         let dir = self.dir.clone();
         let name = format!("{shard_id}.json");
         tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes))
             .await?
-            .with_context(|| {
-                format!(
-                    "cannot save the checkpoint of {shard_id} in {}",
-                    self.dir.display()
-                )
-            })
+            .with_context(|| format!("cannot save the checkpoint of {shard_id} in {}", self.dir.display()))
     }
 }
 
@@ -117,29 +99,16 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let arn = "arn:aws:dynamodb:us-east-1:1:table/T/stream/2024-01-01T00:00:00.000";
         let store = LocalStore::open(root.path(), arn).unwrap();
-        store
-            .save("shardId-1", &Checkpoint::After("100".into()))
-            .await
-            .unwrap();
-        store
-            .save("shardId-1", &Checkpoint::After("200".into()))
-            .await
-            .unwrap();
-        store
-            .save("shardId-2", &Checkpoint::ShardEnd)
-            .await
-            .unwrap();
+        store.save("shardId-1", &Checkpoint::After("100".into())).await.unwrap();
+        store.save("shardId-1", &Checkpoint::After("200".into())).await.unwrap();
+        store.save("shardId-2", &Checkpoint::ShardEnd).await.unwrap();
         let again = LocalStore::open(root.path(), arn).unwrap();
         let all = again.load().await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all["shardId-1"], Checkpoint::After("200".into()));
         assert_eq!(all["shardId-2"], Checkpoint::ShardEnd);
         // Another stream of the same table starts empty.
-        let other = LocalStore::open(
-            root.path(),
-            "arn:aws:dynamodb:us-east-1:1:table/T/stream/2025",
-        )
-        .unwrap();
+        let other = LocalStore::open(root.path(), "arn:aws:dynamodb:us-east-1:1:table/T/stream/2025").unwrap();
         assert!(other.load().await.unwrap().is_empty());
     }
 }

@@ -73,11 +73,7 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
             if text.is_empty() || text.starts_with('#') || text.starts_with("---") {
                 return None;
             }
-            Some(Line {
-                number: i + 1,
-                indent: raw.len() - text.len(),
-                text,
-            })
+            Some(Line { number: i + 1, indent: raw.len() - text.len(), text })
         })
         .collect();
     // The current node: lines[start..end] holds its children; `inline` is text on the node's own
@@ -113,9 +109,7 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
             Seg::Index(n) => {
                 let items: Vec<usize> = (start..end)
                     .filter(|&i| lines[i].text.starts_with("- ") || lines[i].text == "-")
-                    .filter(|&i| {
-                        lines[start..end].first().map(|l| l.indent) == Some(lines[i].indent)
-                    })
+                    .filter(|&i| lines[start..end].first().map(|l| l.indent) == Some(lines[i].indent))
                     .collect();
                 let Some(&idx) = items.get(*n) else {
                     return found;
@@ -137,10 +131,7 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
 /// the key's own indent (`key:\n- item`).
 fn block_end(lines: &[Line], start: usize, parent_indent: isize, under_key: bool) -> usize {
     let dash = |l: &Line| l.text.starts_with('-');
-    let seq_at_parent = under_key
-        && lines
-            .get(start)
-            .is_some_and(|l| l.indent as isize == parent_indent && dash(l));
+    let seq_at_parent = under_key && lines.get(start).is_some_and(|l| l.indent as isize == parent_indent && dash(l));
     (start..lines.len())
         .find(|&i| {
             let l = &lines[i];
@@ -205,15 +196,7 @@ routes:
     #[test]
     fn renders_and_parses_paths() {
         let p = parse("routes[1].sinks[0]");
-        assert_eq!(
-            p,
-            vec![
-                Seg::Key("routes".into()),
-                Seg::Index(1),
-                Seg::Key("sinks".into()),
-                Seg::Index(0)
-            ]
-        );
+        assert_eq!(p, vec![Seg::Key("routes".into()), Seg::Index(1), Seg::Key("sinks".into()), Seg::Index(0)]);
         assert_eq!(render(&p), "routes[1].sinks[0]");
     }
 }

@@ -42,6 +42,20 @@ pub struct Config {
 pub enum SourceConfig {
     /// `type: dynamodb`
     Dynamodb(DynamodbSource),
+    /// `type: file`
+    File(FileSource),
+}
+
+/// `source: {type: file, path}`: change records from a JSONL file, one per line in Lambda's
+/// shape. At the end of the file eddy drains, checkpoints and exits 0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// The JSONL file.
+    pub path: PathBuf,
+    /// How many lines make one batch, 1 to 1000. Default 1000.
+    #[serde(default = "defaults::max_records_per_poll")]
+    pub max_records_per_poll: u32,
 }
 
 /// `source: {type: dynamodb, ...}`: the DynamoDB stream of one table.
@@ -66,19 +80,13 @@ pub struct DynamodbSource {
     pub start: StartPosition,
     /// How long an idle shard waits between polls; a shard that returned records is polled again
     /// at once. Default 250ms.
-    #[serde(
-        default = "defaults::poll_interval",
-        deserialize_with = "units::duration"
-    )]
+    #[serde(default = "defaults::poll_interval", deserialize_with = "units::duration")]
     pub poll_interval: Duration,
     /// `Limit` of each GetRecords call, 1 to 1000 (the API's maximum). Default 1000.
     #[serde(default = "defaults::max_records_per_poll")]
     pub max_records_per_poll: u32,
     /// How often the shard list is refreshed (DescribeStream) to find new shards. Default 10s.
-    #[serde(
-        default = "defaults::shard_discovery_interval",
-        deserialize_with = "units::duration"
-    )]
+    #[serde(default = "defaults::shard_discovery_interval", deserialize_with = "units::duration")]
     pub shard_discovery_interval: Duration,
     /// What to do when a shard's checkpoint is older than the stream's trim horizon (records were
     /// lost before eddy read them): `fail` (default) stops with an error naming the shard; `skip`
@@ -178,10 +186,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            memory_bytes: 64 << 20,
-            timeout: Duration::from_secs(1),
-        }
+        Self { memory_bytes: 64 << 20, timeout: Duration::from_secs(1) }
     }
 }
 
@@ -373,11 +378,7 @@ impl Checker<'_> {
 
     /// Deserializes the tagged section `value` (found at `at`), less its `type` key, into `T`,
     /// recording an error on failure.
-    fn typed<T: DeserializeOwned>(
-        &mut self,
-        at: &[Seg],
-        mut value: serde_norway::Value,
-    ) -> Option<T> {
+    fn typed<T: DeserializeOwned>(&mut self, at: &[Seg], mut value: serde_norway::Value) -> Option<T> {
         if let Some(map) = value.as_mapping_mut() {
             map.remove("type");
         }
@@ -451,88 +452,68 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
-        let mut c = Checker {
-            file: path,
-            text,
-            errors: Vec::new(),
-        };
+        let mut c = Checker { file: path, text, errors: Vec::new() };
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let raw: RawConfig =
-            match serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    let (key, message) =
-                        explain(&[], &e.path().to_string(), &e.inner().to_string());
-                    let line = e
-                        .inner()
-                        .location()
-                        .map(|l| l.line())
-                        .or_else(|| locate::line_of(text, &key));
-                    return Err(ConfigErrors(vec![ConfigError {
-                        file: path.to_owned(),
-                        line,
-                        key: locate::render(&key),
-                        message,
-                    }]));
-                }
-            };
+        let raw: RawConfig = match serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let (key, message) = explain(&[], &e.path().to_string(), &e.inner().to_string());
+                let line = e.inner().location().map(|l| l.line()).or_else(|| locate::line_of(text, &key));
+                return Err(ConfigErrors(vec![ConfigError {
+                    file: path.to_owned(),
+                    line,
+                    key: locate::render(&key),
+                    message,
+                }]));
+            }
+        };
 
         let k = |s: &str| Seg::Key(s.to_owned());
 
         // source
         let source = match section_type(&raw.source) {
-            Some("dynamodb") => c
-                .typed::<DynamodbSource>(&[k("source")], raw.source)
-                .and_then(|s| {
-                    let at = [k("source")];
-                    match (&s.table, &s.stream_arn) {
-                        (None, None) => c.error(&at, "set `table` or `stream_arn`"),
-                        (Some(_), Some(_)) => {
-                            c.error(&at, "set only one of `table` and `stream_arn`")
-                        }
-                        _ => {}
-                    }
-                    if !(1..=1000).contains(&s.max_records_per_poll) {
-                        c.error(
-                            &[k("source"), k("max_records_per_poll")],
-                            "must be between 1 and 1000 (the GetRecords limit)",
-                        );
-                    }
-                    if s.max_consecutive_errors == 0 {
-                        c.error(
-                            &[k("source"), k("max_consecutive_errors")],
-                            "must be at least 1",
-                        );
-                    }
-                    Some(SourceConfig::Dynamodb(s))
-                }),
+            Some("dynamodb") => c.typed::<DynamodbSource>(&[k("source")], raw.source).and_then(|s| {
+                let at = [k("source")];
+                match (&s.table, &s.stream_arn) {
+                    (None, None) => c.error(&at, "set `table` or `stream_arn`"),
+                    (Some(_), Some(_)) => c.error(&at, "set only one of `table` and `stream_arn`"),
+                    _ => {}
+                }
+                if !(1..=1000).contains(&s.max_records_per_poll) {
+                    c.error(
+                        &[k("source"), k("max_records_per_poll")],
+                        "must be between 1 and 1000 (the GetRecords limit)",
+                    );
+                }
+                if s.max_consecutive_errors == 0 {
+                    c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
+                }
+                Some(SourceConfig::Dynamodb(s))
+            }),
+            Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {
+                if !(1..=1000).contains(&f.max_records_per_poll) {
+                    c.error(&[k("source"), k("max_records_per_poll")], "must be between 1 and 1000");
+                }
+                f.path = resolve(f.path);
+                SourceConfig::File(f)
+            }),
             other => {
-                c.error(
-                    &[k("source"), k("type")],
-                    type_message(other, &["dynamodb"]),
-                );
+                c.error(&[k("source"), k("type")], type_message(other, &["dynamodb", "file"]));
                 None
             }
         };
 
         // checkpoints
         let checkpoints = match raw.checkpoints {
-            None => Some(CheckpointConfig::Local {
-                path: resolve(".eddy/state".into()),
-            }),
+            None => Some(CheckpointConfig::Local { path: resolve(".eddy/state".into()) }),
             Some(v) => match section_type(&v) {
                 Some("local") => c
                     .typed::<LocalCheckpoints>(&[k("checkpoints")], v)
-                    .map(|l| CheckpointConfig::Local {
-                        path: resolve(l.path.unwrap_or_else(|| ".eddy/state".into())),
-                    }),
+                    .map(|l| CheckpointConfig::Local { path: resolve(l.path.unwrap_or_else(|| ".eddy/state".into())) }),
                 other => {
-                    c.error(
-                        &[k("checkpoints"), k("type")],
-                        type_message(other, &["local"]),
-                    );
+                    c.error(&[k("checkpoints"), k("type")], type_message(other, &["local"]));
                     None
                 }
             },
@@ -546,23 +527,10 @@ impl Config {
                 timeout: p.limits.timeout.unwrap_or(Limits::default().timeout),
             };
             if limits.timeout.is_zero() {
-                c.error(
-                    &[k("processors"), k(&name), k("limits"), k("timeout")],
-                    "must be more than 0",
-                );
+                c.error(&[k("processors"), k(&name), k("limits"), k("timeout")], "must be more than 0");
             }
-            let config_json = p
-                .config
-                .unwrap_or_else(|| serde_json::json!({}))
-                .to_string();
-            processors.insert(
-                name,
-                ProcessorConfig {
-                    wasm: resolve(p.wasm),
-                    config_json,
-                    limits,
-                },
-            );
+            let config_json = p.config.unwrap_or_else(|| serde_json::json!({})).to_string();
+            processors.insert(name, ProcessorConfig { wasm: resolve(p.wasm), config_json, limits });
         }
 
         // sinks
@@ -570,12 +538,10 @@ impl Config {
         for (name, v) in raw.sinks {
             let at = [k("sinks"), k(&name)];
             let sink = match section_type(&v) {
-                Some("alternator") => c
-                    .typed::<eddy_sink_alternator::AlternatorConfig>(&at, v)
-                    .map(SinkConfig::Alternator),
-                Some("file") => c.typed::<FileSection>(&at, v).map(|f| SinkConfig::File {
-                    path: resolve(f.path),
-                }),
+                Some("alternator") => {
+                    c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).map(SinkConfig::Alternator)
+                }
+                Some("file") => c.typed::<FileSection>(&at, v).map(|f| SinkConfig::File { path: resolve(f.path) }),
                 Some("stdout") => c.typed::<NoOptions>(&at, v).map(|_| SinkConfig::Stdout),
                 Some("null") => c.typed::<NoOptions>(&at, v).map(|_| SinkConfig::Null),
                 other => {
@@ -608,13 +574,7 @@ impl Config {
                 }
             }
             if let Some(first) = seen.insert(route.name.clone(), i) {
-                c.error(
-                    &at(&[k("name")]),
-                    format!(
-                        "route name {:?} is already used by routes[{first}]",
-                        route.name
-                    ),
-                );
+                c.error(&at(&[k("name")]), format!("route name {:?} is already used by routes[{first}]", route.name));
             }
             for (j, p) in route.processors.iter().enumerate() {
                 if !processors.contains_key(p) {
@@ -629,35 +589,25 @@ impl Config {
             }
             for (j, s) in route.sinks.iter().enumerate() {
                 if !sinks.contains_key(s)
-                    && !c.errors.iter().any(|e| {
-                        e.key == format!("sinks.{s}") || e.key.starts_with(&format!("sinks.{s}."))
-                    })
+                    && !c
+                        .errors
+                        .iter()
+                        .any(|e| e.key == format!("sinks.{s}") || e.key.starts_with(&format!("sinks.{s}.")))
                 {
-                    c.error(
-                        &at(&[k("sinks"), Seg::Index(j)]),
-                        format!("unknown sink {s:?}{}", known(sinks.keys())),
-                    );
+                    c.error(&at(&[k("sinks"), Seg::Index(j)]), format!("unknown sink {s:?}{}", known(sinks.keys())));
                 }
             }
         }
 
         // dead letter
         let dead_letter = match raw.dead_letter {
-            None => Some(DeadLetterConfig::File {
-                path: resolve(".eddy/dead-letter.jsonl".into()),
-            }),
+            None => Some(DeadLetterConfig::File { path: resolve(".eddy/dead-letter.jsonl".into()) }),
             Some(v) => match section_type(&v) {
-                Some("file") => {
-                    c.typed::<FileSection>(&[k("dead_letter")], v)
-                        .map(|f| DeadLetterConfig::File {
-                            path: resolve(f.path),
-                        })
-                }
+                Some("file") => c
+                    .typed::<FileSection>(&[k("dead_letter")], v)
+                    .map(|f| DeadLetterConfig::File { path: resolve(f.path) }),
                 other => {
-                    c.error(
-                        &[k("dead_letter"), k("type")],
-                        type_message(other, &["file"]),
-                    );
+                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file"]));
                     None
                 }
             },
@@ -676,9 +626,7 @@ impl Config {
                 .routes
                 .into_iter()
                 .map(|r| RouteConfig {
-                    filter: r
-                        .filter
-                        .map(|p| crate::pattern::Filter::compile(&p).expect("checked")),
+                    filter: r.filter.map(|p| crate::pattern::Filter::compile(&p).expect("checked")),
                     name: r.name,
                     processors: r.processors,
                     sinks: r.sinks,

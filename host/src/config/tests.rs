@@ -43,7 +43,7 @@ fn error_of(text: &str) -> String {
 #[test]
 fn a_full_config_loads_with_defaults_and_resolved_paths() {
     let c = parse(GOOD).unwrap();
-    let SourceConfig::Dynamodb(s) = &c.source;
+    let SourceConfig::Dynamodb(s) = &c.source else { panic!("a dynamodb source") };
     assert_eq!(s.table.as_deref(), Some("PetTracker"));
     assert_eq!(s.start, StartPosition::Latest);
     assert_eq!(s.poll_interval, Duration::from_millis(100));
@@ -53,16 +53,8 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
     let p = &c.processors["only-dogs"];
     assert_eq!(p.wasm, Path::new("/etc/eddy/plugins/only_dogs.wasm"));
     assert_eq!(p.config_json, r#"{"species":"dog"}"#);
-    assert_eq!(
-        p.limits,
-        Limits {
-            memory_bytes: 16 << 20,
-            timeout: Duration::from_millis(50)
-        }
-    );
-    assert!(
-        matches!(&c.sinks["audit"], SinkConfig::File { path } if path == Path::new("/etc/eddy/audit.jsonl"))
-    );
+    assert_eq!(p.limits, Limits { memory_bytes: 16 << 20, timeout: Duration::from_millis(50) });
+    assert!(matches!(&c.sinks["audit"], SinkConfig::File { path } if path == Path::new("/etc/eddy/audit.jsonl")));
     assert_eq!(c.routes[1].processors, Vec::<String>::new());
     let DeadLetterConfig::File { path } = &c.dead_letter;
     assert_eq!(path, Path::new("/etc/eddy/.eddy/dead-letter.jsonl"));
@@ -71,9 +63,9 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
 #[test]
 fn start_positions_parse() {
     let with = |start: &str| parse(&GOOD.replace("start: latest", start));
-    let SourceConfig::Dynamodb(s) = with("start: {after_sequence: \"42\"}").unwrap().source;
+    let SourceConfig::Dynamodb(s) = with("start: {after_sequence: \"42\"}").unwrap().source else { panic!("a dynamodb source") };
     assert_eq!(s.start, StartPosition::AfterSequence("42".into()));
-    let SourceConfig::Dynamodb(s) = with("start: trim_horizon").unwrap().source;
+    let SourceConfig::Dynamodb(s) = with("start: trim_horizon").unwrap().source else { panic!("a dynamodb source") };
     assert_eq!(s.start, StartPosition::TrimHorizon);
     let err = error_of(&GOOD.replace("start: latest", "start: yesterday"));
     assert_eq!(err, "/etc/eddy/pipeline.yaml:5: source.start: expected trim_horizon, latest, {after_sequence: \"...\"} or {at_sequence: \"...\"}");
@@ -83,9 +75,7 @@ fn start_positions_parse() {
 fn an_unknown_key_in_a_section_names_line_and_key() {
     let err = error_of(&GOOD.replace("poll_interval: 100ms", "poll_intervall: 100ms"));
     assert!(
-        err.starts_with(
-            "/etc/eddy/pipeline.yaml:6: source.poll_intervall: unknown field `poll_intervall`"
-        ),
+        err.starts_with("/etc/eddy/pipeline.yaml:6: source.poll_intervall: unknown field `poll_intervall`"),
         "{err}"
     );
 }
@@ -93,38 +83,36 @@ fn an_unknown_key_in_a_section_names_line_and_key() {
 #[test]
 fn an_unknown_top_level_key_names_line_and_key() {
     let err = error_of(&format!("{GOOD}metrics: {{listen: x}}\n"));
-    assert!(
-        err.starts_with("/etc/eddy/pipeline.yaml:27: metrics: unknown field `metrics`"),
-        "{err}"
-    );
+    assert!(err.starts_with("/etc/eddy/pipeline.yaml:27: metrics: unknown field `metrics`"), "{err}");
 }
 
 #[test]
 fn a_wrong_type_names_line_and_key() {
     let err = error_of(&GOOD.replace("poll_interval: 100ms", "poll_interval: soon"));
+    assert!(err.starts_with("/etc/eddy/pipeline.yaml:6: source.poll_interval: invalid duration \"soon\""), "{err}");
+    let err = error_of(&GOOD.replace("    table: PetTracker\n  audit", "    table: [PetTracker]\n  audit"));
     assert!(
-        err.starts_with(
-            "/etc/eddy/pipeline.yaml:6: source.poll_interval: invalid duration \"soon\""
-        ),
+        err.starts_with("/etc/eddy/pipeline.yaml:19: sinks.replica.table: invalid type: sequence, expected a string"),
         "{err}"
     );
-    let err = error_of(&GOOD.replace(
-        "    table: PetTracker\n  audit",
-        "    table: [PetTracker]\n  audit",
-    ));
-    assert!(err.starts_with("/etc/eddy/pipeline.yaml:19: sinks.replica.table: invalid type: sequence, expected a string"), "{err}");
 }
 
 #[test]
 fn an_unknown_sink_in_a_route_is_named_with_the_declared_ones() {
     let err = error_of(&GOOD.replace("sinks: [audit]", "sinks: [audit, replca]"));
-    assert_eq!(err, "/etc/eddy/pipeline.yaml:26: routes[1].sinks[1]: unknown sink \"replca\" (declared: audit, replica)");
+    assert_eq!(
+        err,
+        "/etc/eddy/pipeline.yaml:26: routes[1].sinks[1]: unknown sink \"replca\" (declared: audit, replica)"
+    );
 }
 
 #[test]
 fn an_unknown_processor_in_a_route_is_named() {
     let err = error_of(&GOOD.replace("processors: [only-dogs]", "processors: [only-cats]"));
-    assert_eq!(err, "/etc/eddy/pipeline.yaml:23: routes[0].processors[0]: unknown processor \"only-cats\" (declared: only-dogs)");
+    assert_eq!(
+        err,
+        "/etc/eddy/pipeline.yaml:23: routes[0].processors[0]: unknown processor \"only-cats\" (declared: only-dogs)"
+    );
 }
 
 #[test]
@@ -136,29 +124,23 @@ fn an_unknown_sink_type_lists_the_known_ones() {
 #[test]
 fn table_and_stream_arn_are_exclusive_and_one_is_required() {
     let err = error_of(&GOOD.replace("  table: PetTracker\n  endpoint", "  endpoint"));
-    assert_eq!(
-        err,
-        "/etc/eddy/pipeline.yaml:1: source: set `table` or `stream_arn`"
+    assert_eq!(err, "/etc/eddy/pipeline.yaml:1: source: set `table` or `stream_arn`");
+    let err = error_of(
+        &GOOD.replace("  table: PetTracker\n  endpoint", "  table: PetTracker\n  stream_arn: arn:x\n  endpoint"),
     );
-    let err = error_of(&GOOD.replace(
-        "  table: PetTracker\n  endpoint",
-        "  table: PetTracker\n  stream_arn: arn:x\n  endpoint",
-    ));
-    assert_eq!(
-        err,
-        "/etc/eddy/pipeline.yaml:1: source: set only one of `table` and `stream_arn`"
-    );
+    assert_eq!(err, "/etc/eddy/pipeline.yaml:1: source: set only one of `table` and `stream_arn`");
 }
 
 #[test]
 fn out_of_range_numbers_and_sizes_are_rejected() {
     let err = error_of(&GOOD.replace("poll_interval: 100ms", "max_records_per_poll: 5000"));
-    assert_eq!(err, "/etc/eddy/pipeline.yaml:6: source.max_records_per_poll: must be between 1 and 1000 (the GetRecords limit)");
+    assert_eq!(
+        err,
+        "/etc/eddy/pipeline.yaml:6: source.max_records_per_poll: must be between 1 and 1000 (the GetRecords limit)"
+    );
     let err = error_of(&GOOD.replace("memory: 16MiB", "memory: 16 parsecs"));
     assert!(
-        err.starts_with(
-            "/etc/eddy/pipeline.yaml:14: processors.only-dogs.limits.memory: unknown size unit"
-        ),
+        err.starts_with("/etc/eddy/pipeline.yaml:14: processors.only-dogs.limits.memory: unknown size unit"),
         "{err}"
     );
 }
@@ -177,9 +159,7 @@ fn yaml_syntax_errors_name_the_line() {
 
 #[test]
 fn several_problems_are_reported_together_in_line_order() {
-    let text = GOOD
-        .replace("sinks: [audit]", "sinks: [nope]")
-        .replace("type: alternator", "type: kafka");
+    let text = GOOD.replace("sinks: [audit]", "sinks: [nope]").replace("type: alternator", "type: kafka");
     let errors = parse(&text).unwrap_err().0;
     let lines: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![Some(17), Some(26)], "{errors:?}");
@@ -188,18 +168,12 @@ fn several_problems_are_reported_together_in_line_order() {
 #[test]
 fn route_filters_compile_and_invalid_ones_name_the_reason() {
     let with = |filter: &str| {
-        parse(&GOOD.replace(
-            "  - name: everything\n",
-            &format!("  - name: everything\n    filter: {filter}\n"),
-        ))
+        parse(&GOOD.replace("  - name: everything\n", &format!("  - name: everything\n    filter: {filter}\n")))
     };
     let c = with(r#"{"eventName": ["INSERT", "MODIFY"]}"#).unwrap();
     assert!(c.routes[1].filter.is_some());
     assert!(c.routes[0].filter.is_none());
-    let c = with(
-        r#"[{"eventName": ["INSERT"]}, '{"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}}']"#,
-    )
-    .unwrap();
+    let c = with(r#"[{"eventName": ["INSERT"]}, '{"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}}']"#).unwrap();
     assert!(c.routes[1].filter.is_some());
     let err = with(r#"{"eventName": [{"prefix": 5}]}"#).unwrap_err().0;
     assert_eq!(err[0].to_string(), "/etc/eddy/pipeline.yaml:26: routes[1].filter: invalid pattern: eventName: prefix takes a string or {\"equals-ignore-case\": string}");

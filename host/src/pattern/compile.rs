@@ -27,9 +27,7 @@ pub(super) fn object(map: &Map<String, Value>, at: &str) -> Result<Node, String>
                 .enumerate()
                 .map(|(i, alt)| match alt {
                     Value::Object(m) if !m.is_empty() => object(m, &format!("{here}[{i}]")),
-                    _ => Err(format!(
-                        "{here}[{i}]: each $or alternative must be a non-empty object"
-                    )),
+                    _ => Err(format!("{here}[{i}]: each $or alternative must be a non-empty object")),
                 })
                 .collect::<Result<_, _>>()?;
             rules.push(Rule::Or(nodes));
@@ -40,17 +38,10 @@ pub(super) fn object(map: &Map<String, Value>, at: &str) -> Result<Node, String>
         }
         let target = match value {
             Value::Object(m) if !m.is_empty() => Target::Nested(object(m, &here)?),
-            Value::Array(conditions) if !conditions.is_empty() => Target::Leaf(
-                conditions
-                    .iter()
-                    .map(|c| condition(c, &here))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Array(_) => {
-                return Err(format!(
-                    "{here}: a list of match conditions may not be empty"
-                ))
+            Value::Array(conditions) if !conditions.is_empty() => {
+                Target::Leaf(conditions.iter().map(|c| condition(c, &here)).collect::<Result<_, _>>()?)
             }
+            Value::Array(_) => return Err(format!("{here}: a list of match conditions may not be empty")),
             other => {
                 return Err(format!(
                     "{here}: expected an object of fields or a list of match conditions, found {}",
@@ -63,10 +54,7 @@ pub(super) fn object(map: &Map<String, Value>, at: &str) -> Result<Node, String>
         let last = segments.next().expect("split yields at least one part");
         let mut rule = Rule::Field(last.to_owned(), target);
         for parent in segments {
-            rule = Rule::Field(
-                parent.to_owned(),
-                Target::Nested(Node { rules: vec![rule] }),
-            );
+            rule = Rule::Field(parent.to_owned(), Target::Nested(Node { rules: vec![rule] }));
         }
         rules.push(rule);
     }
@@ -110,9 +98,7 @@ fn condition(v: &Value, at: &str) -> Result<Condition, String> {
     };
     let mut entries = m.iter();
     let (Some((op, arg)), None) = (entries.next(), entries.next()) else {
-        return Err(format!(
-            "{at}: a match condition is an object with exactly one operator"
-        ));
+        return Err(format!("{at}: a match condition is an object with exactly one operator"));
     };
     let here = format!("{at}: {op}");
     match op.as_str() {
@@ -156,26 +142,18 @@ fn ignore_case_arg(arg: &Value, here: &str) -> Result<String, String> {
     match arg {
         Value::Object(m) if m.len() == 1 => match m.get("equals-ignore-case") {
             Some(Value::String(s)) => Ok(s.clone()),
-            _ => Err(format!(
-                "{here} takes a string or {{\"equals-ignore-case\": string}}"
-            )),
+            _ => Err(format!("{here} takes a string or {{\"equals-ignore-case\": string}}")),
         },
-        _ => Err(format!(
-            "{here} takes a string or {{\"equals-ignore-case\": string}}"
-        )),
+        _ => Err(format!("{here} takes a string or {{\"equals-ignore-case\": string}}")),
     }
 }
 
 fn check_wildcard(s: &str, here: &str) -> Result<String, String> {
     if let Some(pos) = s.find("**") {
-        return Err(format!(
-            "{here}: consecutive wildcard characters at position {pos}"
-        ));
+        return Err(format!("{here}: consecutive wildcard characters at position {pos}"));
     }
     if s.matches('*').count() > MAX_WILDCARDS {
-        return Err(format!(
-            "{here}: pattern {s:?} is too complex: use at most {MAX_WILDCARDS} wildcard characters"
-        ));
+        return Err(format!("{here}: pattern {s:?} is too complex: use at most {MAX_WILDCARDS} wildcard characters"));
     }
     Ok(s.to_owned())
 }
@@ -189,9 +167,7 @@ fn strings(arg: &Value, here: &str, non_empty: bool) -> Result<Vec<String>, Stri
     };
     list.into_iter()
         .map(|v| match v {
-            Value::String(s) if non_empty && s.is_empty() => {
-                Err(format!("{here}: the value may not be empty"))
-            }
+            Value::String(s) if non_empty && s.is_empty() => Err(format!("{here}: the value may not be empty")),
             Value::String(s) => Ok(s.clone()),
             other => Err(format!("{here}: expected strings, found {}", kind(other))),
         })
@@ -200,17 +176,12 @@ fn strings(arg: &Value, here: &str, non_empty: bool) -> Result<Vec<String>, Stri
 
 fn anything_but(arg: &Value, here: &str) -> Result<AnythingBut, String> {
     match arg {
-        Value::String(_) | Value::Number(_) => {
-            Ok(AnythingBut::Values(vec![scalar(arg).expect("scalar")]))
-        }
+        Value::String(_) | Value::Number(_) => Ok(AnythingBut::Values(vec![scalar(arg).expect("scalar")])),
         Value::Array(a) if !a.is_empty() => a
             .iter()
             .map(|v| match v {
                 Value::String(_) | Value::Number(_) => Ok(scalar(v).expect("scalar")),
-                other => Err(format!(
-                    "{here}: a list of strings or numbers, found {}",
-                    kind(other)
-                )),
+                other => Err(format!("{here}: a list of strings or numbers, found {}", kind(other))),
             })
             .collect::<Result<_, _>>()
             .map(AnythingBut::Values),
@@ -248,49 +219,28 @@ fn numeric(arg: &Value, here: &str) -> Result<Range, String> {
     let mut range = Range::default();
     for pair in parts.chunks(2) {
         let (Value::String(op), Value::Number(n)) = (&pair[0], &pair[1]) else {
-            return Err(format!(
-                "{here}: expected an operator (<, <=, =, >=, >) followed by a number"
-            ));
+            return Err(format!("{here}: expected an operator (<, <=, =, >=, >) followed by a number"));
         };
-        let n = n
-            .as_f64()
-            .ok_or_else(|| format!("{here}: {n} is not a finite number"))?;
+        let n = n.as_f64().ok_or_else(|| format!("{here}: {n} is not a finite number"))?;
         let slot = match op.as_str() {
             "=" if parts.len() == 2 => {
                 range.lower = Some((n, true));
                 range.upper = Some((n, true));
                 continue;
             }
-            "=" => {
-                return Err(format!(
-                    "{here}: \"=\" cannot be combined with another comparison"
-                ))
-            }
+            "=" => return Err(format!("{here}: \"=\" cannot be combined with another comparison")),
             ">" | ">=" => &mut range.lower,
             "<" | "<=" => &mut range.upper,
-            other => {
-                return Err(format!(
-                    "{here}: unknown comparison {other:?} (use <, <=, =, >=, >)"
-                ))
-            }
+            other => return Err(format!("{here}: unknown comparison {other:?} (use <, <=, =, >=, >)")),
         };
         if slot.is_some() {
-            return Err(format!(
-                "{here}: two {} bounds",
-                if op.starts_with('>') {
-                    "lower"
-                } else {
-                    "upper"
-                }
-            ));
+            return Err(format!("{here}: two {} bounds", if op.starts_with('>') { "lower" } else { "upper" }));
         }
         *slot = Some((n, op.ends_with('=')));
     }
     if let (Some((l, _)), Some((u, _))) = (range.lower, range.upper) {
         if l >= u && !(l == u && parts.len() == 2) {
-            return Err(format!(
-                "{here}: the lower bound {l} must be below the upper bound {u}"
-            ));
+            return Err(format!("{here}: the lower bound {l} must be below the upper bound {u}"));
         }
     }
     Ok(range)

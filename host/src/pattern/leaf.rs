@@ -85,10 +85,9 @@ impl Condition {
             Condition::AnythingBut(a) => !a.excludes(leaf),
             Condition::Numeric(r) => matches!(leaf, Leaf::Num(n) if r.contains(n)),
             Condition::Exists(present) => *present,
-            Condition::Cidr(net, len) => with_str(leaf, |s| {
-                s.parse::<IpAddr>()
-                    .is_ok_and(|ip| in_network(ip, *net, *len))
-            }),
+            Condition::Cidr(net, len) => {
+                with_str(leaf, |s| s.parse::<IpAddr>().is_ok_and(|ip| in_network(ip, *net, *len)))
+            }
         }
     }
 }
@@ -97,13 +96,9 @@ impl AnythingBut {
     fn excludes(&self, leaf: Leaf<'_>) -> bool {
         match self {
             AnythingBut::Values(v) => v.iter().any(|s| exact(s, leaf)),
-            AnythingBut::Prefix(v) => {
-                with_str(leaf, |s| v.iter().any(|p| s.starts_with(p.as_str())))
-            }
+            AnythingBut::Prefix(v) => with_str(leaf, |s| v.iter().any(|p| s.starts_with(p.as_str()))),
             AnythingBut::Suffix(v) => with_str(leaf, |s| v.iter().any(|p| s.ends_with(p.as_str()))),
-            AnythingBut::IgnoreCase(v) => {
-                with_str(leaf, |s| v.iter().any(|p| eq_ignore_case(s, p)))
-            }
+            AnythingBut::IgnoreCase(v) => with_str(leaf, |s| v.iter().any(|p| eq_ignore_case(s, p))),
             AnythingBut::Wildcard(v) => with_str(leaf, |s| v.iter().any(|w| wildcard(w, s))),
         }
     }
@@ -111,12 +106,8 @@ impl AnythingBut {
 
 impl Range {
     fn contains(&self, n: f64) -> bool {
-        let above = self
-            .lower
-            .is_none_or(|(l, incl)| if incl { n >= l } else { n > l });
-        let below = self
-            .upper
-            .is_none_or(|(u, incl)| if incl { n <= u } else { n < u });
+        let above = self.lower.is_none_or(|(l, incl)| if incl { n >= l } else { n > l });
+        let below = self.upper.is_none_or(|(u, incl)| if incl { n <= u } else { n < u });
         above && below
     }
 }
@@ -156,11 +147,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 
 fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
     let mut s = s.chars().rev().flat_map(char::to_lowercase);
-    suffix
-        .chars()
-        .rev()
-        .flat_map(char::to_lowercase)
-        .all(|p| s.next() == Some(p))
+    suffix.chars().rev().flat_map(char::to_lowercase).all(|p| s.next() == Some(p))
 }
 
 /// Matches `text` against `pattern`, where `*` stands for any run of characters (greedy with
@@ -190,19 +177,11 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
 fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,

@@ -62,12 +62,10 @@ impl Pattern {
     /// The path in the pattern and the reason, e.g. `detail.c-count: numeric: two lower bounds`.
     pub fn compile(pattern: &Value) -> Result<Self, String> {
         match pattern {
-            Value::Object(m) => Ok(Self {
-                root: compile::object(m, "")?,
-            }),
+            Value::Object(m) => Ok(Self { root: compile::object(m, "")? }),
             Value::String(text) => {
-                let inner: Value = serde_json::from_str(text)
-                    .map_err(|e| format!("the pattern is not valid JSON: {e}"))?;
+                let inner: Value =
+                    serde_json::from_str(text).map_err(|e| format!("the pattern is not valid JSON: {e}"))?;
                 match inner {
                     Value::Object(_) => Self::compile(&inner),
                     _ => Err("a pattern must be a JSON object".into()),
@@ -106,10 +104,9 @@ impl Filter {
     /// Which pattern and why.
     pub fn compile(value: &Value) -> Result<Self, String> {
         let patterns = match value {
-            Value::Array(list) if list.is_empty() => return Err(
-                "an empty list of patterns matches nothing; remove `filter` to take every record"
-                    .into(),
-            ),
+            Value::Array(list) if list.is_empty() => {
+                return Err("an empty list of patterns matches nothing; remove `filter` to take every record".into())
+            }
             Value::Array(list) => list
                 .iter()
                 .enumerate()
@@ -144,9 +141,7 @@ fn node_matches(node: &Node, value: Option<View<'_>>) -> bool {
 fn target_matches(target: &Target, field: Option<View<'_>>) -> bool {
     match target {
         Target::Nested(node) => match field {
-            Some(v) if matches!(v.shape(), Shape::Array) => {
-                v.any_element(&mut |e| node_matches(node, Some(e)))
-            }
+            Some(v) if matches!(v.shape(), Shape::Array) => v.any_element(&mut |e| node_matches(node, Some(e))),
             other => node_matches(node, other),
         },
         Target::Leaf(conditions) => conditions.iter().any(|c| leaf_matches(c, field)),

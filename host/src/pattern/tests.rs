@@ -19,15 +19,14 @@ fn eventbridge_conformance_cases_agree() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let (event, pattern): (Value, Value) = if name == "complex_multi_key_event.json" {
-            let pattern =
-                std::fs::read_to_string(dir.join("complex_multi_key_event_pattern.json")).unwrap();
+            let pattern = std::fs::read_to_string(dir.join("complex_multi_key_event_pattern.json")).unwrap();
             (
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap(),
                 serde_json::from_str(&pattern).unwrap(),
             )
         } else if name.ends_with(".json5") {
-            let case: Value = json5::from_str(&std::fs::read_to_string(&path).unwrap())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let case: Value =
+                json5::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
             (case["Event"].clone(), case["EventPattern"].clone())
         } else {
             continue;
@@ -52,17 +51,8 @@ fn eventbridge_conformance_cases_agree() {
         }
         checked += 1;
     }
-    assert!(
-        checked >= 95,
-        "only {checked} cases found in {}",
-        dir.display()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {checked} cases disagree:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(checked >= 95, "only {checked} cases found in {}", dir.display());
+    assert!(failures.is_empty(), "{} of {checked} cases disagree:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Every case of `lambda-dynamodb/filters.json`, on the record as JSON and as a decoded
@@ -77,40 +67,26 @@ fn lambda_dynamodb_cases_agree_on_json_and_on_records() {
         let name = case["name"].as_str().unwrap();
         let pattern = Pattern::compile(&case["pattern"]).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected = case["matches"].as_bool().unwrap();
-        assert_eq!(
-            pattern.matches_json(&case["record"]),
-            expected,
-            "{name} (JSON)"
-        );
-        let record: ChangeRecord = serde_json::from_value(case["record"].clone())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(pattern.matches_json(&case["record"]), expected, "{name} (JSON)");
+        let record: ChangeRecord =
+            serde_json::from_value(case["record"].clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(pattern.matches_record(&record), expected, "{name} (record)");
     }
     for invalid in doc["invalid_patterns"].as_array().unwrap() {
-        assert!(
-            Pattern::compile(invalid).is_err(),
-            "accepted invalid pattern {invalid}"
-        );
+        assert!(Pattern::compile(invalid).is_err(), "accepted invalid pattern {invalid}");
     }
 }
 
 #[test]
 fn errors_name_the_path_and_reason() {
-    let err = Pattern::compile(&json!({"detail": {"c-count": [{"numeric": [">", 0, ">", 1]}]}}))
-        .unwrap_err();
+    let err = Pattern::compile(&json!({"detail": {"c-count": [{"numeric": [">", 0, ">", 1]}]}})).unwrap_err();
     assert_eq!(err, "detail.c-count: numeric: two lower bounds");
     let err = Pattern::compile(&json!({"a": [{"NUMERIC": ["=", 5]}]})).unwrap_err();
     assert!(err.starts_with("a: unknown operator \"NUMERIC\""), "{err}");
     let err = Pattern::compile(&json!({"a": "x"})).unwrap_err();
-    assert_eq!(
-        err,
-        "a: expected an object of fields or a list of match conditions, found a string"
-    );
+    assert_eq!(err, "a: expected an object of fields or a list of match conditions, found a string");
     let err = Filter::compile(&json!([{"a": ["x"]}, {"b": []}])).unwrap_err();
-    assert_eq!(
-        err,
-        "pattern 1: b: a list of match conditions may not be empty"
-    );
+    assert_eq!(err, "pattern 1: b: a list of match conditions may not be empty");
 }
 
 #[test]
@@ -122,29 +98,15 @@ fn a_filter_ors_its_patterns_on_records() {
     }))
     .unwrap();
     let f = |v: Value| Filter::compile(&v).unwrap().matches_record(&record);
-    assert!(f(
-        json!({"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}})
-    ));
-    assert!(!f(
-        json!({"dynamodb": {"NewImage": {"species": {"S": ["cat"]}}}})
-    ));
-    assert!(f(
-        json!([{"eventName": ["INSERT"]}, {"dynamodb": {"Keys": {"PK": {"S": [{"prefix": "PET#"}]}}}}])
-    ));
-    assert!(!f(
-        json!([{"eventName": ["INSERT"]}, {"eventName": ["REMOVE"]}])
-    ));
+    assert!(f(json!({"dynamodb": {"NewImage": {"species": {"S": ["dog"]}}}})));
+    assert!(!f(json!({"dynamodb": {"NewImage": {"species": {"S": ["cat"]}}}})));
+    assert!(f(json!([{"eventName": ["INSERT"]}, {"dynamodb": {"Keys": {"PK": {"S": [{"prefix": "PET#"}]}}}}])));
+    assert!(!f(json!([{"eventName": ["INSERT"]}, {"eventName": ["REMOVE"]}])));
     // N is a string: numeric never matches it, exact string values do.
-    assert!(!f(
-        json!({"dynamodb": {"NewImage": {"age": {"N": [{"numeric": [">", 1]}]}}}})
-    ));
+    assert!(!f(json!({"dynamodb": {"NewImage": {"age": {"N": [{"numeric": [">", 1]}]}}}})));
     assert!(f(json!({"dynamodb": {"NewImage": {"age": {"N": ["4"]}}}})));
-    assert!(f(
-        json!({"dynamodb": {"SizeBytes": [{"numeric": [">=", 10]}]}})
-    ));
-    assert!(f(
-        json!({"dynamodb.StreamViewType": ["NEW_AND_OLD_IMAGES"]})
-    ));
+    assert!(f(json!({"dynamodb": {"SizeBytes": [{"numeric": [">=", 10]}]}})));
+    assert!(f(json!({"dynamodb.StreamViewType": ["NEW_AND_OLD_IMAGES"]})));
 }
 
 /// Leaf values an event may hold, and events built from them.
@@ -160,10 +122,8 @@ fn leaf_value() -> impl Strategy<Value = Value> {
 fn event() -> impl Strategy<Value = Value> {
     let leaf = leaf_value();
     leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::btree_map("[a-z]{1,5}", inner.clone(), 1..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
+        prop_oneof![prop::collection::btree_map("[a-z]{1,5}", inner.clone(), 1..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect())),]
     })
     .prop_filter("an event is an object", Value::is_object)
 }
@@ -171,11 +131,7 @@ fn event() -> impl Strategy<Value = Value> {
 /// A pattern made of the event's own values, field for field.
 fn pattern_from(event: &Value) -> Value {
     match event {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), pattern_from(v)))
-                .collect(),
-        ),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), pattern_from(v))).collect()),
         leaf => json!([leaf]),
     }
 }

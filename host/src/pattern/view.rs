@@ -83,11 +83,7 @@ impl<'a> View<'a> {
                 Value::Array(_) => Shape::Array,
                 Value::Object(_) => Shape::Object,
             },
-            View::Record(_)
-            | View::Stream(_)
-            | View::Identity(_)
-            | View::Item(_)
-            | View::Attr(_) => Shape::Object,
+            View::Record(_) | View::Stream(_) | View::Identity(_) | View::Item(_) | View::Attr(_) => Shape::Object,
             View::Strs(_) | View::Blobs(_) | View::Attrs(_) => Shape::Array,
         }
     }
@@ -102,17 +98,13 @@ impl<'a> View<'a> {
                 "eventVersion" => Some(View::Str(&r.event_version)),
                 "eventSource" => Some(View::Str(&r.event_source)),
                 "awsRegion" => Some(View::Str(&r.aws_region)),
-                "eventSourceARN" if !r.event_source_arn.is_empty() => {
-                    Some(View::Str(&r.event_source_arn))
-                }
+                "eventSourceARN" if !r.event_source_arn.is_empty() => Some(View::Str(&r.event_source_arn)),
                 "dynamodb" => Some(View::Stream(&r.dynamodb)),
                 "userIdentity" => r.user_identity.as_ref().map(View::Identity),
                 _ => None,
             },
             View::Stream(s) => match key {
-                "ApproximateCreationDateTime" => s
-                    .approximate_creation_date_time
-                    .map(|t| View::Num(t as f64)),
+                "ApproximateCreationDateTime" => s.approximate_creation_date_time.map(|t| View::Num(t as f64)),
                 "Keys" => Some(View::Item(&s.keys)),
                 "NewImage" => s.new_image.as_ref().map(View::Item),
                 "OldImage" => s.old_image.as_ref().map(View::Item),

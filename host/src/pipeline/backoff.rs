@@ -16,17 +16,11 @@ pub struct Backoff {
 
 impl Backoff {
     /// The default for calls to AWS and sinks: 100ms doubling up to 10s.
-    pub const DEFAULT: Backoff = Backoff {
-        base: Duration::from_millis(100),
-        cap: Duration::from_secs(10),
-    };
+    pub const DEFAULT: Backoff = Backoff { base: Duration::from_millis(100), cap: Duration::from_secs(10) };
 
     /// The wait before retry number `attempt` (0-based).
     pub fn wait(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.cap);
+        let ceiling = self.base.saturating_mul(1u32 << attempt.min(16)).min(self.cap);
         ceiling.mul_f64(rand::rng().random::<f64>())
     }
 }
@@ -37,10 +31,7 @@ mod tests {
 
     #[test]
     fn waits_stay_within_the_ceiling() {
-        let b = Backoff {
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(80),
-        };
+        let b = Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(80) };
         for attempt in 0..30 {
             let ceiling = Duration::from_millis(10 * (1 << attempt.min(3)));
             assert!(b.wait(attempt) <= ceiling, "attempt {attempt}");

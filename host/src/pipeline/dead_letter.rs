@@ -90,18 +90,14 @@ impl DeadLetter {
     /// When it cannot be opened.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open the dead letter {}", path.display()))?;
-        Ok(Self {
-            path: path.to_owned(),
-            file: Arc::new(Mutex::new(file)),
-        })
+        Ok(Self { path: path.to_owned(), file: Arc::new(Mutex::new(file)) })
     }
 
     /// The file.

@@ -22,19 +22,13 @@ pub fn run(instance: &mut Instance, records: &[&ChangeRecord]) -> Vec<Outcome> {
     }
     match call(instance, records) {
         Ok(v) => return v,
-        Err(e) => tracing::warn!(
-            "{e}; retrying the batch of {} records on a fresh instance",
-            records.len()
-        ),
+        Err(e) => tracing::warn!("{e}; retrying the batch of {} records on a fresh instance", records.len()),
     }
     match call(instance, records) {
         Ok(v) => v,
         Err(e) if records.len() == 1 => fail_all(1, &e, 2),
         Err(e) => {
-            tracing::warn!(
-                "{e}; bisecting the batch of {} records to isolate the failing ones",
-                records.len()
-            );
+            tracing::warn!("{e}; bisecting the batch of {} records to isolate the failing ones", records.len());
             bisect(instance, records, 2)
         }
     }
@@ -61,9 +55,7 @@ fn call(instance: &mut Instance, records: &[&ChangeRecord]) -> Result<Vec<Outcom
         Err(e) => {
             let message = e.to_string();
             if let Err(re) = instance.recycle() {
-                return Err(format!(
-                    "{message}; and the instance could not be recreated: {re:#}"
-                ));
+                return Err(format!("{message}; and the instance could not be recreated: {re:#}"));
             }
             Err(message)
         }
@@ -71,7 +63,5 @@ fn call(instance: &mut Instance, records: &[&ChangeRecord]) -> Result<Vec<Outcom
 }
 
 fn fail_all(n: usize, message: &str, attempts: u32) -> Vec<Outcome> {
-    (0..n)
-        .map(|_| Err((message.to_owned(), attempts)))
-        .collect()
+    (0..n).map(|_| Err((message.to_owned(), attempts))).collect()
 }

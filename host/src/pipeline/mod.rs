@@ -66,9 +66,7 @@ pub enum PipelineError {
 /// When a file sink cannot be opened.
 pub async fn build_sink(config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
     Ok(match config {
-        SinkConfig::Alternator(c) => {
-            Arc::new(eddy_sink_alternator::AlternatorSink::connect(c).await)
-        }
+        SinkConfig::Alternator(c) => Arc::new(eddy_sink_alternator::AlternatorSink::connect(c).await),
         SinkConfig::File { path } => Arc::new(eddy_sink_basic::FileSink::open(path)?),
         SinkConfig::Stdout => Arc::new(eddy_sink_basic::StdoutSink),
         SinkConfig::Null => Arc::new(eddy_sink_basic::NullSink::default()),
@@ -83,11 +81,7 @@ impl Pipeline {
     /// When a component does not load or rejects its config, a sink cannot be built, or the dead
     /// letter cannot be opened.
     pub async fn build(config: &Config, max_attempts: u32) -> anyhow::Result<Self> {
-        let runtime = if config.processors.is_empty() {
-            None
-        } else {
-            Some(wasm::Runtime::new()?)
-        };
+        let runtime = if config.processors.is_empty() { None } else { Some(wasm::Runtime::new()?) };
         let mut components = BTreeMap::new();
         for (name, p) in &config.processors {
             let runtime = runtime.as_ref().expect("created when there are processors");
@@ -95,12 +89,7 @@ impl Pipeline {
         }
         let mut sinks = BTreeMap::new();
         for (name, s) in &config.sinks {
-            sinks.insert(
-                name.clone(),
-                build_sink(s)
-                    .await
-                    .with_context(|| format!("sink {name}"))?,
-            );
+            sinks.insert(name.clone(), build_sink(s).await.with_context(|| format!("sink {name}"))?);
         }
         let routes = config
             .routes
@@ -109,16 +98,8 @@ impl Pipeline {
                 Arc::new(RouteSpec {
                     name: r.name.clone(),
                     filter: r.filter.clone(),
-                    processors: r
-                        .processors
-                        .iter()
-                        .map(|p| Arc::clone(&components[p]))
-                        .collect(),
-                    sinks: r
-                        .sinks
-                        .iter()
-                        .map(|s| (s.clone(), Arc::clone(&sinks[s])))
-                        .collect(),
+                    processors: r.processors.iter().map(|p| Arc::clone(&components[p])).collect(),
+                    sinks: r.sinks.iter().map(|s| (s.clone(), Arc::clone(&sinks[s]))).collect(),
                 })
             })
             .collect();
@@ -126,27 +107,14 @@ impl Pipeline {
         Ok(Self::new(
             routes,
             DeadLetter::open(path)?,
-            Arc::new(Stats::new(
-                config.sinks.keys(),
-                config.routes.iter().map(|r| &r.name),
-            )),
+            Arc::new(Stats::new(config.sinks.keys(), config.routes.iter().map(|r| &r.name))),
             max_attempts,
         ))
     }
 
     /// A pipeline of ready-made parts (tests, benchmarks).
-    pub fn new(
-        routes: Vec<Arc<RouteSpec>>,
-        dead_letter: DeadLetter,
-        stats: Arc<Stats>,
-        max_attempts: u32,
-    ) -> Self {
-        Self {
-            routes,
-            dead_letter,
-            stats,
-            max_attempts: max_attempts.max(1),
-        }
+    pub fn new(routes: Vec<Arc<RouteSpec>>, dead_letter: DeadLetter, stats: Arc<Stats>, max_attempts: u32) -> Self {
+        Self { routes, dead_letter, stats, max_attempts: max_attempts.max(1) }
     }
 
     /// The counters.
@@ -158,11 +126,7 @@ impl Pipeline {
     pub fn worker(self: &Arc<Self>) -> Worker {
         Worker {
             pipeline: Arc::clone(self),
-            routes: self
-                .routes
-                .iter()
-                .map(|r| route::RouteWorker::new(Arc::clone(r)))
-                .collect(),
+            routes: self.routes.iter().map(|r| route::RouteWorker::new(Arc::clone(r))).collect(),
         }
     }
 }
@@ -188,10 +152,7 @@ impl Worker {
         stop: &Stop,
     ) -> Result<(), PipelineError> {
         let p = &self.pipeline;
-        p.stats.read.fetch_add(
-            (batch.len() + undecodable.len()) as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        p.stats.read.fetch_add((batch.len() + undecodable.len()) as u64, std::sync::atomic::Ordering::Relaxed);
         let mut dead: Vec<Entry> = undecodable
             .iter()
             .map(|u| {
@@ -202,18 +163,14 @@ impl Worker {
             })
             .collect();
         for route in &mut self.routes {
-            route
-                .process(shard_id, batch, &p.stats, p.max_attempts, stop, &mut dead)
-                .await?;
+            route.process(shard_id, batch, &p.stats, p.max_attempts, stop, &mut dead).await?;
         }
         if !dead.is_empty() {
             for e in &dead {
                 tracing::warn!(shard = shard_id, route = e.route.as_deref(), stage = ?e.stage, name = e.name.as_deref(), sequence = e.sequence_number.as_deref(), "dead letter: {}", e.error);
             }
             p.dead_letter.write(&dead).await?;
-            p.stats
-                .dead_lettered
-                .fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            p.stats.dead_lettered.fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

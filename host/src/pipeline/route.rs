@@ -56,22 +56,13 @@ impl RouteWorker {
     ) -> Result<(), PipelineError> {
         let mut items: Vec<InFlight> = batch
             .iter()
-            .filter(|r| {
-                self.spec
-                    .filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches_record(r))
-            })
-            .map(|r| InFlight {
-                record: Cow::Borrowed(r),
-                sinks: None,
-            })
+            .filter(|r| self.spec.filter.as_ref().is_none_or(|f| f.matches_record(r)))
+            .map(|r| InFlight { record: Cow::Borrowed(r), sinks: None })
             .collect();
         stats.add_filtered(&self.spec.name, (batch.len() - items.len()) as u64);
         if !self.spec.processors.is_empty() {
             // Wasm calls are CPU work: keep them off the async scheduler's toes.
-            items =
-                tokio::task::block_in_place(|| self.run_processors(shard_id, items, stats, dead));
+            items = tokio::task::block_in_place(|| self.run_processors(shard_id, items, stats, dead));
         }
         let spec = &self.spec;
         let writes = spec.sinks.iter().enumerate().map(|(s, (name, sink))| {
@@ -114,13 +105,7 @@ impl RouteWorker {
                     Err(e) => {
                         let message = format!("{e:#}");
                         for item in items.drain(..) {
-                            dead.push(self.dead_entry(
-                                shard_id,
-                                component,
-                                &item.record,
-                                message.clone(),
-                                1,
-                            ));
+                            dead.push(self.dead_entry(shard_id, component, &item.record, message.clone(), 1));
                         }
                         break;
                     }
@@ -135,52 +120,29 @@ impl RouteWorker {
                 match outcome {
                     Ok(Verdict::Pass) => next.push(item),
                     Ok(Verdict::Drop) => {
-                        stats
-                            .dropped
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        stats.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Ok(Verdict::Replace(change)) => match wasm::to_record(change, &item.record) {
-                        Ok(r) => next.push(InFlight {
-                            record: Cow::Owned(r),
-                            sinks: item.sinks,
-                        }),
-                        Err(e) => {
-                            dead.push(self.dead_entry(shard_id, component, &item.record, e, 1))
-                        }
+                        Ok(r) => next.push(InFlight { record: Cow::Owned(r), sinks: item.sinks }),
+                        Err(e) => dead.push(self.dead_entry(shard_id, component, &item.record, e, 1)),
                     },
                     Ok(Verdict::FanOut(changes)) => {
                         for change in changes {
                             match wasm::to_record(change, &item.record) {
-                                Ok(r) => next.push(InFlight {
-                                    record: Cow::Owned(r),
-                                    sinks: item.sinks.clone(),
-                                }),
-                                Err(e) => dead.push(self.dead_entry(
-                                    shard_id,
-                                    component,
-                                    &item.record,
-                                    e,
-                                    1,
-                                )),
+                                Ok(r) => next.push(InFlight { record: Cow::Owned(r), sinks: item.sinks.clone() }),
+                                Err(e) => dead.push(self.dead_entry(shard_id, component, &item.record, e, 1)),
                             }
                         }
                     }
                     Ok(Verdict::Route(names)) => match self.sink_indices(&names) {
                         Ok(set) => {
                             let sinks = match item.sinks {
-                                Some(prev) => {
-                                    prev.into_iter().filter(|s| set.contains(s)).collect()
-                                }
+                                Some(prev) => prev.into_iter().filter(|s| set.contains(s)).collect(),
                                 None => set,
                             };
-                            next.push(InFlight {
-                                record: item.record,
-                                sinks: Some(sinks),
-                            });
+                            next.push(InFlight { record: item.record, sinks: Some(sinks) });
                         }
-                        Err(e) => {
-                            dead.push(self.dead_entry(shard_id, component, &item.record, e, 1))
-                        }
+                        Err(e) => dead.push(self.dead_entry(shard_id, component, &item.record, e, 1)),
                     },
                     Ok(Verdict::Fail(message)) => dead.push(self.dead_entry(
                         shard_id,
@@ -189,13 +151,9 @@ impl RouteWorker {
                         format!("fail verdict: {message}"),
                         1,
                     )),
-                    Err((message, attempts)) => dead.push(self.dead_entry(
-                        shard_id,
-                        component,
-                        &item.record,
-                        message,
-                        attempts,
-                    )),
+                    Err((message, attempts)) => {
+                        dead.push(self.dead_entry(shard_id, component, &item.record, message, attempts))
+                    }
                 }
             }
             items = next;
@@ -210,7 +168,11 @@ impl RouteWorker {
             .map(|n| {
                 self.spec.sinks.iter().position(|(s, _)| s == n).ok_or_else(|| {
                     let declared: Vec<&str> = self.spec.sinks.iter().map(|(s, _)| s.as_str()).collect();
-                    format!("route verdict names sink {n:?}, which route {} does not have (its sinks: {})", self.spec.name, declared.join(", "))
+                    format!(
+                        "route verdict names sink {n:?}, which route {} does not have (its sinks: {})",
+                        self.spec.name,
+                        declared.join(", ")
+                    )
                 })
             })
             .collect()
@@ -249,38 +211,20 @@ async fn write_with_retry<'a>(
         attempt += 1;
         match sink.write(&records).await {
             Ok(outcome) => {
-                let rejected: Vec<_> = outcome
-                    .rejected
-                    .into_iter()
-                    .map(|r| (records[r.index], r.reason))
-                    .collect();
+                let rejected: Vec<_> = outcome.rejected.into_iter().map(|r| (records[r.index], r.reason)).collect();
                 return Ok((records.len() - rejected.len(), rejected));
             }
             Err(SinkError::Fatal(message)) => {
-                return Err(PipelineError::SinkFailed {
-                    sink: name.to_owned(),
-                    attempts: attempt,
-                    message,
-                })
+                return Err(PipelineError::SinkFailed { sink: name.to_owned(), attempts: attempt, message })
             }
             Err(SinkError::Retryable(message)) => {
                 if attempt >= max_attempts {
-                    return Err(PipelineError::SinkFailed {
-                        sink: name.to_owned(),
-                        attempts: attempt,
-                        message,
-                    });
+                    return Err(PipelineError::SinkFailed { sink: name.to_owned(), attempts: attempt, message });
                 }
                 let wait = Backoff::DEFAULT.wait(attempt - 1);
-                tracing::warn!(
-                    sink = name,
-                    attempt,
-                    "write failed, retrying in {wait:?}: {message}"
-                );
+                tracing::warn!(sink = name, attempt, "write failed, retrying in {wait:?}: {message}");
                 if stop.sleep(wait).await {
-                    return Err(PipelineError::Interrupted {
-                        sink: name.to_owned(),
-                    });
+                    return Err(PipelineError::Interrupted { sink: name.to_owned() });
                 }
             }
         }

@@ -21,23 +21,14 @@ pub struct Stats {
 
 impl Stats {
     /// Zeroed counters for these sinks and routes.
-    pub fn new<'a>(
-        sinks: impl IntoIterator<Item = &'a String>,
-        routes: impl IntoIterator<Item = &'a String>,
-    ) -> Self {
+    pub fn new<'a>(sinks: impl IntoIterator<Item = &'a String>, routes: impl IntoIterator<Item = &'a String>) -> Self {
         Self {
             started: Instant::now(),
             read: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
-            written: sinks
-                .into_iter()
-                .map(|s| (s.clone(), AtomicU64::new(0)))
-                .collect(),
-            filtered: routes
-                .into_iter()
-                .map(|s| (s.clone(), AtomicU64::new(0)))
-                .collect(),
+            written: sinks.into_iter().map(|s| (s.clone(), AtomicU64::new(0))).collect(),
+            filtered: routes.into_iter().map(|s| (s.clone(), AtomicU64::new(0))).collect(),
         }
     }
 
@@ -66,16 +57,10 @@ impl Stats {
             self.dead_lettered.load(Ordering::Relaxed)
         );
         for (name, n) in &self.filtered {
-            line.push_str(&format!(
-                "; route {name}: {} filtered out",
-                n.load(Ordering::Relaxed)
-            ));
+            line.push_str(&format!("; route {name}: {} filtered out", n.load(Ordering::Relaxed)));
         }
         for (name, n) in &self.written {
-            line.push_str(&format!(
-                "; sink {name}: {} written",
-                n.load(Ordering::Relaxed)
-            ));
+            line.push_str(&format!("; sink {name}: {} written", n.load(Ordering::Relaxed)));
         }
         line
     }

@@ -6,9 +6,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
 
 use super::decode::decode_record;
-use super::{
-    IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError,
-};
+use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
 use crate::config::DynamodbSource;
 
 /// The streams API of one stream, through the AWS SDK.
@@ -44,27 +42,19 @@ impl AwsStreams {
             (Some(arn), _) => arn.clone(),
             (None, Some(table)) => {
                 let tables = aws_sdk_dynamodb::Client::from_conf(tables.build());
-                let out = tables
-                    .describe_table()
-                    .table_name(table)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot describe table {table}: {}",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                out.table
-                    .and_then(|t| t.latest_stream_arn)
-                    .ok_or_else(|| anyhow::anyhow!("table {table} has no stream: enable one (StreamViewType NEW_AND_OLD_IMAGES)"))?
+                let out = tables.describe_table().table_name(table).send().await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot describe table {table}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    )
+                })?;
+                out.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| {
+                    anyhow::anyhow!("table {table} has no stream: enable one (StreamViewType NEW_AND_OLD_IMAGES)")
+                })?
             }
             (None, None) => anyhow::bail!("the source names neither `table` nor `stream_arn`"),
         };
-        Ok(Self {
-            client: Client::from_conf(streams.build()),
-            stream_arn,
-        })
+        Ok(Self { client: Client::from_conf(streams.build()), stream_arn })
     }
 
     /// The stream being read.
@@ -99,6 +89,7 @@ impl StreamsApi for AwsStreams {
     async fn describe_stream(&self) -> Result<StreamDescription, StreamsError> {
         let mut shards = Vec::new();
         let mut view_type = None;
+        let mut disabled = false;
         let mut start: Option<String> = None;
         loop {
             let out = self
@@ -112,11 +103,9 @@ impl StreamsApi for AwsStreams {
             let Some(desc) = out.stream_description else {
                 break;
             };
+            disabled = desc.stream_status.as_ref().is_some_and(|s| s.as_str() == "DISABLED");
             if view_type.is_none() {
-                view_type = desc
-                    .stream_view_type
-                    .as_ref()
-                    .and_then(|v| super::decode::view_type(v.as_str()));
+                view_type = desc.stream_view_type.as_ref().and_then(|v| super::decode::view_type(v.as_str()));
             }
             for shard in desc.shards.unwrap_or_default() {
                 let Some(shard_id) = shard.shard_id else {
@@ -126,9 +115,7 @@ impl StreamsApi for AwsStreams {
                 shards.push(ShardInfo {
                     shard_id,
                     parent_shard_id: shard.parent_shard_id,
-                    starting_sequence_number: range
-                        .as_ref()
-                        .and_then(|r| r.starting_sequence_number.clone()),
+                    starting_sequence_number: range.as_ref().and_then(|r| r.starting_sequence_number.clone()),
                     ending_sequence_number: range.and_then(|r| r.ending_sequence_number),
                 });
             }
@@ -137,27 +124,17 @@ impl StreamsApi for AwsStreams {
                 None => break,
             }
         }
-        Ok(StreamDescription {
-            stream_arn: self.stream_arn.clone(),
-            view_type,
-            shards,
-        })
+        // A disabled stream gets no new shards; it has ended once its shards are all closed.
+        let ended = disabled && shards.iter().all(|s| s.ending_sequence_number.is_some());
+        Ok(StreamDescription { stream_arn: self.stream_arn.clone(), view_type, shards, ended })
     }
 
-    async fn get_shard_iterator(
-        &self,
-        shard_id: &str,
-        position: &IteratorPosition,
-    ) -> Result<String, StreamsError> {
+    async fn get_shard_iterator(&self, shard_id: &str, position: &IteratorPosition) -> Result<String, StreamsError> {
         let (kind, seq) = match position {
             IteratorPosition::TrimHorizon => (ShardIteratorType::TrimHorizon, None),
             IteratorPosition::Latest => (ShardIteratorType::Latest, None),
-            IteratorPosition::AtSequence(s) => {
-                (ShardIteratorType::AtSequenceNumber, Some(s.clone()))
-            }
-            IteratorPosition::AfterSequence(s) => {
-                (ShardIteratorType::AfterSequenceNumber, Some(s.clone()))
-            }
+            IteratorPosition::AtSequence(s) => (ShardIteratorType::AtSequenceNumber, Some(s.clone())),
+            IteratorPosition::AfterSequence(s) => (ShardIteratorType::AfterSequenceNumber, Some(s.clone())),
         };
         let out = self
             .client
@@ -169,26 +146,14 @@ impl StreamsApi for AwsStreams {
             .send()
             .await
             .map_err(classify)?;
-        out.shard_iterator.ok_or_else(|| {
-            StreamsError::Transient(format!(
-                "GetShardIterator for {shard_id} returned no iterator"
-            ))
-        })
+        out.shard_iterator
+            .ok_or_else(|| StreamsError::Transient(format!("GetShardIterator for {shard_id} returned no iterator")))
     }
 
     async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, StreamsError> {
-        let out = self
-            .client
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(limit as i32)
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut page = RecordsPage {
-            next_iterator: out.next_shard_iterator,
-            ..RecordsPage::default()
-        };
+        let out =
+            self.client.get_records().shard_iterator(iterator).limit(limit as i32).send().await.map_err(classify)?;
+        let mut page = RecordsPage { next_iterator: out.next_shard_iterator, ..RecordsPage::default() };
         let raw = out.records.unwrap_or_default();
         page.records.reserve(raw.len());
         for record in raw {

@@ -48,17 +48,10 @@ impl Coordinator {
     /// # Errors
     /// The first reader failure, or a fatal DescribeStream error.
     pub async fn run(self) -> anyhow::Result<()> {
-        let saved = self
-            .checkpoints
-            .load()
-            .await
-            .context("cannot load checkpoints")?;
+        let saved = self.checkpoints.load().await.context("cannot load checkpoints")?;
         let first_start = saved.is_empty();
-        let mut finished: HashSet<String> = saved
-            .iter()
-            .filter(|(_, c)| **c == Checkpoint::ShardEnd)
-            .map(|(s, _)| s.clone())
-            .collect();
+        let mut finished: HashSet<String> =
+            saved.iter().filter(|(_, c)| **c == Checkpoint::ShardEnd).map(|(s, _)| s.clone()).collect();
         let mut running: HashSet<String> = HashSet::new();
         let mut readers: JoinSet<(String, anyhow::Result<ReaderExit>)> = JoinSet::new();
         let mut failure: Option<anyhow::Error> = None;
@@ -69,8 +62,7 @@ impl Coordinator {
             match self.api.describe_stream().await {
                 Ok(desc) => {
                     discovery_errors = 0;
-                    let present: HashSet<&str> =
-                        desc.shards.iter().map(|s| s.shard_id.as_str()).collect();
+                    let present: HashSet<&str> = desc.shards.iter().map(|s| s.shard_id.as_str()).collect();
                     for shard in &desc.shards {
                         let id = &shard.shard_id;
                         if finished.contains(id) || running.contains(id) {
@@ -84,24 +76,17 @@ impl Coordinator {
                             continue;
                         }
                         let start = match saved.get(id) {
-                            Some(Checkpoint::After(seq)) => {
-                                IteratorPosition::AfterSequence(seq.clone())
-                            }
+                            Some(Checkpoint::After(seq)) => IteratorPosition::AfterSequence(seq.clone()),
                             Some(Checkpoint::ShardEnd) => continue,
-                            None => {
-                                match self.initial_position(shard, first_start && first_discovery) {
-                                    Some(p) => p,
-                                    None => {
-                                        tracing::info!(
-                                            shard = id,
-                                            "skipping closed shard older than the start position"
-                                        );
-                                        self.checkpoints.save(id, &Checkpoint::ShardEnd).await?;
-                                        finished.insert(id.clone());
-                                        continue;
-                                    }
+                            None => match self.initial_position(shard, first_start && first_discovery) {
+                                Some(p) => p,
+                                None => {
+                                    tracing::info!(shard = id, "skipping closed shard older than the start position");
+                                    self.checkpoints.save(id, &Checkpoint::ShardEnd).await?;
+                                    finished.insert(id.clone());
+                                    continue;
                                 }
-                            }
+                            },
                         };
                         running.insert(id.clone());
                         let reader = ShardReader {
@@ -117,6 +102,10 @@ impl Coordinator {
                         readers.spawn(async move { (id, reader.run().await) });
                     }
                     first_discovery = false;
+                    if desc.ended && desc.shards.iter().all(|s| finished.contains(&s.shard_id)) {
+                        tracing::info!("the stream has ended and every shard is drained");
+                        break;
+                    }
                 }
                 Err(StreamsError::Fatal(message)) => {
                     failure = Some(anyhow::anyhow!("DescribeStream failed: {message}"));
@@ -126,9 +115,7 @@ impl Coordinator {
                 Err(e) => {
                     discovery_errors += 1;
                     if discovery_errors >= self.settings.max_consecutive_errors {
-                        failure = Some(anyhow::anyhow!(
-                            "DescribeStream failed {discovery_errors} times in a row: {e}"
-                        ));
+                        failure = Some(anyhow::anyhow!("DescribeStream failed {discovery_errors} times in a row: {e}"));
                         self.stop_handle.stop();
                         break;
                     }
@@ -186,15 +173,11 @@ impl Coordinator {
                     .starting_sequence_number
                     .as_deref()
                     .is_none_or(|s| StreamRecord::sequence_cmp(s, seq).is_le());
-                let before_end = shard
-                    .ending_sequence_number
-                    .as_deref()
-                    .is_none_or(|e| StreamRecord::sequence_cmp(seq, e).is_le());
+                let before_end =
+                    shard.ending_sequence_number.as_deref().is_none_or(|e| StreamRecord::sequence_cmp(seq, e).is_le());
                 if after_start && before_end {
                     Some(match &self.start {
-                        StartPosition::AfterSequence(_) => {
-                            IteratorPosition::AfterSequence(seq.clone())
-                        }
+                        StartPosition::AfterSequence(_) => IteratorPosition::AfterSequence(seq.clone()),
                         _ => IteratorPosition::AtSequence(seq.clone()),
                     })
                 } else if !before_end {

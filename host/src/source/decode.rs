@@ -1,9 +1,7 @@
 //! SDK stream records → [`ChangeRecord`]s in Lambda's shape.
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue as Sdk, OperationType, Record};
-use eddy_sink_api::{
-    AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType, UserIdentity,
-};
+use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType, UserIdentity};
 use std::collections::HashMap;
 
 use super::Undecodable;
@@ -24,10 +22,7 @@ pub fn view_type(name: &str) -> Option<StreamViewType> {
 /// # Errors
 /// An [`Undecodable`] naming the missing or unknown field; the record goes to the dead letter.
 pub fn decode_record(record: Record, stream_arn: &str) -> Result<ChangeRecord, Undecodable> {
-    let seq = record
-        .dynamodb
-        .as_ref()
-        .and_then(|d| d.sequence_number.clone());
+    let seq = record.dynamodb.as_ref().and_then(|d| d.sequence_number.clone());
     let fail = |reason: String, record: &Record| Undecodable {
         sequence_number: seq.clone(),
         reason,
@@ -45,31 +40,17 @@ pub fn decode_record(record: Record, stream_arn: &str) -> Result<ChangeRecord, U
     let Some(sequence_number) = stream.sequence_number.clone() else {
         return Err(fail("record has no SequenceNumber".into(), &record));
     };
-    let stream_view_type = match stream
-        .stream_view_type
-        .as_ref()
-        .map(|v| v.as_str())
-        .and_then(view_type)
-    {
+    let stream_view_type = match stream.stream_view_type.as_ref().map(|v| v.as_str()).and_then(view_type) {
         Some(v) => v,
-        None => {
-            return Err(fail(
-                format!("unknown StreamViewType {:?}", stream.stream_view_type),
-                &record,
-            ))
-        }
+        None => return Err(fail(format!("unknown StreamViewType {:?}", stream.stream_view_type), &record)),
     };
-    let convert = |m: &Option<HashMap<String, Sdk>>| -> Result<Option<Item>, String> {
-        m.as_ref().map(item).transpose()
-    };
-    let (keys, new_image, old_image) = match (
-        convert(&stream.keys),
-        convert(&stream.new_image),
-        convert(&stream.old_image),
-    ) {
-        (Ok(k), Ok(n), Ok(o)) => (k.unwrap_or_default(), n, o),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(fail(e, &record)),
-    };
+    let convert =
+        |m: &Option<HashMap<String, Sdk>>| -> Result<Option<Item>, String> { m.as_ref().map(item).transpose() };
+    let (keys, new_image, old_image) =
+        match (convert(&stream.keys), convert(&stream.new_image), convert(&stream.old_image)) {
+            (Ok(k), Ok(n), Ok(o)) => (k.unwrap_or_default(), n, o),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(fail(e, &record)),
+        };
     let dynamodb = StreamRecord {
         approximate_creation_date_time: stream.approximate_creation_date_time.map(|t| t.secs()),
         keys,
@@ -125,27 +106,12 @@ mod tests {
     fn every_attribute_type_decodes_exactly() {
         let image: HashMap<String, Sdk> = [
             ("s".to_owned(), Sdk::S("x".into())),
-            (
-                "n".to_owned(),
-                Sdk::N("-12345678901234567890123456789012345678".into()),
-            ),
+            ("n".to_owned(), Sdk::N("-12345678901234567890123456789012345678".into())),
             ("b".to_owned(), Sdk::B(Blob::new(vec![0u8, 255]))),
             ("ss".to_owned(), Sdk::Ss(vec!["a".into(), "b".into()])),
             ("ns".to_owned(), Sdk::Ns(vec!["1".into(), "1.5E+3".into()])),
-            (
-                "bs".to_owned(),
-                Sdk::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])]),
-            ),
-            (
-                "m".to_owned(),
-                Sdk::M(
-                    [(
-                        "deep".to_owned(),
-                        Sdk::L(vec![Sdk::Null(true), Sdk::Bool(false)]),
-                    )]
-                    .into(),
-                ),
-            ),
+            ("bs".to_owned(), Sdk::Bs(vec![Blob::new(vec![1u8]), Blob::new(vec![2u8])])),
+            ("m".to_owned(), Sdk::M([("deep".to_owned(), Sdk::L(vec![Sdk::Null(true), Sdk::Bool(false)]))].into())),
             ("null".to_owned(), Sdk::Null(true)),
             ("bool".to_owned(), Sdk::Bool(true)),
         ]
@@ -161,9 +127,7 @@ mod tests {
                     .set_new_image(Some(image))
                     .sequence_number("100")
                     .size_bytes(42)
-                    .stream_view_type(
-                        aws_sdk_dynamodbstreams::types::StreamViewType::NewAndOldImages,
-                    )
+                    .stream_view_type(aws_sdk_dynamodbstreams::types::StreamViewType::NewAndOldImages)
                     .build(),
             )
             .build();
@@ -171,28 +135,19 @@ mod tests {
         let json = serde_json::to_value(&rec).unwrap();
         assert_eq!(json["eventName"], "INSERT");
         assert_eq!(json["eventSourceARN"], "arn:stream");
-        assert_eq!(
-            json["dynamodb"]["ApproximateCreationDateTime"],
-            1_700_000_000
-        );
+        assert_eq!(json["dynamodb"]["ApproximateCreationDateTime"], 1_700_000_000);
         let img = &json["dynamodb"]["NewImage"];
         assert_eq!(img["n"]["N"], "-12345678901234567890123456789012345678");
         assert_eq!(img["b"]["B"], "AP8=");
         assert_eq!(img["bs"]["BS"], serde_json::json!(["AQ==", "Ag=="]));
         assert_eq!(img["ns"]["NS"], serde_json::json!(["1", "1.5E+3"]));
-        assert_eq!(
-            img["m"]["M"]["deep"]["L"],
-            serde_json::json!([{"NULL": true}, {"BOOL": false}])
-        );
+        assert_eq!(img["m"]["M"]["deep"]["L"], serde_json::json!([{"NULL": true}, {"BOOL": false}]));
         assert_eq!(img["bool"]["BOOL"], true);
     }
 
     #[test]
     fn a_record_without_sequence_number_is_undecodable() {
-        let record = Record::builder()
-            .event_name(OperationType::Remove)
-            .dynamodb(SdkStream::builder().build())
-            .build();
+        let record = Record::builder().event_name(OperationType::Remove).dynamodb(SdkStream::builder().build()).build();
         let err = decode_record(record, "arn").unwrap_err();
         assert!(err.reason.contains("no SequenceNumber"), "{}", err.reason);
     }

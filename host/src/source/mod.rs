@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod coordinator;
 mod decode;
+pub mod file;
 pub mod shard;
 
 use async_trait::async_trait;
@@ -35,9 +36,12 @@ pub struct StreamDescription {
     pub stream_arn: String,
     /// Which images its records carry.
     pub view_type: Option<StreamViewType>,
-    /// Every shard still in the stream (the last 24 hours), parents before children is not
+    /// Every shard still in the stream (the last 24 hours); parents before children is not
     /// guaranteed.
     pub shards: Vec<ShardInfo>,
+    /// No shard will ever be added (a disabled stream, a file): once every shard is drained, the
+    /// run is complete.
+    pub ended: bool,
 }
 
 /// Where a shard iterator starts (GetShardIterator's `ShardIteratorType`).
@@ -100,11 +104,7 @@ pub trait StreamsApi: Send + Sync {
     async fn describe_stream(&self) -> Result<StreamDescription, StreamsError>;
 
     /// GetShardIterator for `shard_id` at `position`.
-    async fn get_shard_iterator(
-        &self,
-        shard_id: &str,
-        position: &IteratorPosition,
-    ) -> Result<String, StreamsError>;
+    async fn get_shard_iterator(&self, shard_id: &str, position: &IteratorPosition) -> Result<String, StreamsError>;
 
     /// GetRecords with `Limit` = `limit` (1..=1000).
     async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, StreamsError>;

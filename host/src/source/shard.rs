@@ -90,15 +90,7 @@ impl ShardReader {
                         continue;
                     }
                     Err(e) => {
-                        backoff(
-                            &shard,
-                            &self.settings,
-                            &self.stop,
-                            &mut errors,
-                            "GetShardIterator",
-                            e,
-                        )
-                        .await?;
+                        backoff(&shard, &self.settings, &self.stop, &mut errors, "GetShardIterator", e).await?;
                         continue;
                     }
                 },
@@ -110,10 +102,7 @@ impl ShardReader {
             let page = match page {
                 Ok(p) => p,
                 Err(StreamsError::ExpiredIterator) => {
-                    tracing::debug!(
-                        shard,
-                        "iterator expired; fetching a new one after the checkpoint"
-                    );
+                    tracing::debug!(shard, "iterator expired; fetching a new one after the checkpoint");
                     continue;
                 }
                 Err(StreamsError::Trimmed(detail)) => {
@@ -122,15 +111,7 @@ impl ShardReader {
                 }
                 Err(e) => {
                     iterator = Some(it);
-                    backoff(
-                        &shard,
-                        &self.settings,
-                        &self.stop,
-                        &mut errors,
-                        "GetRecords",
-                        e,
-                    )
-                    .await?;
+                    backoff(&shard, &self.settings, &self.stop, &mut errors, "GetRecords", e).await?;
                     continue;
                 }
             };
@@ -139,33 +120,19 @@ impl ShardReader {
                 .records
                 .iter()
                 .map(|r| r.dynamodb.sequence_number.as_str())
-                .chain(
-                    page.undecodable
-                        .iter()
-                        .filter_map(|u| u.sequence_number.as_deref()),
-                )
+                .chain(page.undecodable.iter().filter_map(|u| u.sequence_number.as_deref()))
                 .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
                 .map(str::to_owned);
             if let Some(last) = &last {
-                match self
-                    .worker
-                    .process(&shard, &page.records, &page.undecodable, &self.stop)
-                    .await
-                {
+                match self.worker.process(&shard, &page.records, &page.undecodable, &self.stop).await {
                     Ok(()) => {}
                     Err(PipelineError::Interrupted { sink }) => {
-                        tracing::info!(
-                            shard,
-                            sink,
-                            "stopping with a batch unacknowledged; it will be read again"
-                        );
+                        tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
                         return Ok(ReaderExit::Stopped);
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
                 }
-                self.checkpoints
-                    .save(&shard, &Checkpoint::After(last.clone()))
-                    .await?;
+                self.checkpoints.save(&shard, &Checkpoint::After(last.clone())).await?;
                 resume = IteratorPosition::AfterSequence(last.clone());
             }
             match page.next_iterator {
@@ -224,11 +191,7 @@ async fn backoff(
         bail!("shard {shard}: {call} failed {errors} times in a row (source.max_consecutive_errors); last error: {e}");
     }
     let wait = Backoff::DEFAULT.wait(*errors - 1);
-    tracing::warn!(
-        shard,
-        attempt = *errors,
-        "{call} failed, retrying in {wait:?}: {e}"
-    );
+    tracing::warn!(shard, attempt = *errors, "{call} failed, retrying in {wait:?}: {e}");
     stop.sleep(wait).await;
     Ok(())
 }

@@ -16,30 +16,15 @@ pub struct GuestBatch<'a> {
 
 /// Prepares `records` for the guest.
 pub fn to_guest_batch<'a>(records: &'a [&'a ChangeRecord]) -> GuestBatch<'a> {
-    let json = |i: &Option<Item>| {
-        i.as_ref()
-            .map(|i| serde_json::to_string(i).expect("an item always serializes"))
-    };
+    let json = |i: &Option<Item>| i.as_ref().map(|i| serde_json::to_string(i).expect("an item always serializes"));
     GuestBatch {
         records,
         keys: records
             .iter()
-            .map(|r| {
-                r.dynamodb
-                    .keys
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.as_str(), key_param(v)?)))
-                    .collect()
-            })
+            .map(|r| r.dynamodb.keys.iter().filter_map(|(k, v)| Some((k.as_str(), key_param(v)?))).collect())
             .collect(),
-        new_images: records
-            .iter()
-            .map(|r| json(&r.dynamodb.new_image))
-            .collect(),
-        old_images: records
-            .iter()
-            .map(|r| json(&r.dynamodb.old_image))
-            .collect(),
+        new_images: records.iter().map(|r| json(&r.dynamodb.new_image)).collect(),
+        old_images: records.iter().map(|r| json(&r.dynamodb.old_image)).collect(),
     }
 }
 
@@ -136,9 +121,8 @@ impl From<wit::Verdict> for Verdict {
 pub fn to_record(change: GuestChange, original: &ChangeRecord) -> Result<ChangeRecord, String> {
     let image = |text: Option<String>, which: &str| -> Result<Option<Item>, String> {
         text.map(|t| {
-            serde_json::from_str(&t).map_err(|e| {
-                format!("the {which} the processor returned is not DynamoDB JSON: {e}")
-            })
+            serde_json::from_str(&t)
+                .map_err(|e| format!("the {which} the processor returned is not DynamoDB JSON: {e}"))
         })
         .transpose()
     };

@@ -61,10 +61,7 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -93,10 +90,7 @@ impl Runtime {
                 }
             })
             .context("cannot start the Wasm epoch thread")?;
-        Ok(Self {
-            engine,
-            linker: Arc::new(linker),
-        })
+        Ok(Self { engine, linker: Arc::new(linker) })
     }
 
     /// Compiles the component of processor `name` once and resolves its imports.
@@ -108,21 +102,16 @@ impl Runtime {
         let component = wasmtime::component::Component::from_file(&self.engine, &config.wasm)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("processor {name}: cannot load {}", config.wasm.display()))?;
-        check_contract_version(&self.engine, &component, &config.wasm)
-            .with_context(|| format!("processor {name}"))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "processor {name}: {} does not fit the eddy:processor world",
-                    config.wasm.display()
-                )
-            })?;
-        let pre = ProcessorPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("processor {name}: {} does not export the eddy:processor@{CONTRACT_VERSION} functions", config.wasm.display()))?;
+        check_contract_version(&self.engine, &component, &config.wasm).with_context(|| format!("processor {name}"))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+            format!("processor {name}: {} does not fit the eddy:processor world", config.wasm.display())
+        })?;
+        let pre = ProcessorPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+            format!(
+                "processor {name}: {} does not export the eddy:processor@{CONTRACT_VERSION} functions",
+                config.wasm.display()
+            )
+        })?;
         let component = Arc::new(Component {
             name: Arc::from(name),
             engine: self.engine.clone(),
@@ -196,16 +185,8 @@ impl Component {
             .memory_size(usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX))
             .trap_on_grow_failure(true)
             .build();
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .build();
-        let state = HostState {
-            processor: Arc::clone(&self.name),
-            wasi,
-            table: ResourceTable::new(),
-            limits,
-        };
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).build();
+        let state = HostState { processor: Arc::clone(&self.name), wasi, table: ResourceTable::new(), limits };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks());
@@ -220,17 +201,9 @@ impl Component {
             Ok(Err(message)) => {
                 anyhow::bail!("processor {} rejected its config: {message}", self.name)
             }
-            Err(trap) => {
-                return Err(anyhow::Error::from(trap)
-                    .context(format!("processor {}: init failed", self.name)))
-            }
+            Err(trap) => return Err(anyhow::Error::from(trap).context(format!("processor {}: init failed", self.name))),
         }
-        Ok(Instance {
-            component: Arc::clone(self),
-            store,
-            bindings,
-            calls: 0,
-        })
+        Ok(Instance { component: Arc::clone(self), store, bindings, calls: 0 })
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -252,20 +225,13 @@ pub struct Instance {
 pub enum CallError {
     /// The call ran past `limits.timeout`.
     #[error("processor {processor}: timed out after {timeout:?}")]
-    Timeout {
-        processor: String,
-        timeout: Duration,
-    },
+    Timeout { processor: String, timeout: Duration },
     /// The guest trapped (a panic, an out-of-bounds access, a memory limit refusal, ...).
     #[error("processor {processor}: trapped: {message}")]
     Trap { processor: String, message: String },
     /// The guest returned a verdict list of the wrong length.
     #[error("processor {processor}: returned {got} verdicts for {expected} records")]
-    WrongLength {
-        processor: String,
-        got: usize,
-        expected: usize,
-    },
+    WrongLength { processor: String, got: usize, expected: usize },
 }
 
 impl Instance {
@@ -282,30 +248,21 @@ impl Instance {
     pub fn process(&mut self, batch: &GuestBatch<'_>) -> Result<Vec<Verdict>, CallError> {
         let processor = || self.component.name.to_string();
         self.calls += 1;
-        self.store
-            .set_epoch_deadline(self.component.deadline_ticks());
+        self.store.set_epoch_deadline(self.component.deadline_ticks());
         let params = batch.params();
         let verdicts = match self.bindings.call_process(&mut self.store, &params) {
             Ok(v) => v,
             Err(e) => {
                 return Err(match e.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) => CallError::Timeout {
-                        processor: processor(),
-                        timeout: self.component.limits.timeout,
-                    },
-                    _ => CallError::Trap {
-                        processor: processor(),
-                        message: format!("{e:#}"),
-                    },
+                    Some(wasmtime::Trap::Interrupt) => {
+                        CallError::Timeout { processor: processor(), timeout: self.component.limits.timeout }
+                    }
+                    _ => CallError::Trap { processor: processor(), message: format!("{e:#}") },
                 })
             }
         };
         if verdicts.len() != params.len() {
-            return Err(CallError::WrongLength {
-                processor: processor(),
-                got: verdicts.len(),
-                expected: params.len(),
-            });
+            return Err(CallError::WrongLength { processor: processor(), got: verdicts.len(), expected: params.len() });
         }
         Ok(verdicts.into_iter().map(Verdict::from).collect())
     }

@@ -44,11 +44,7 @@ impl AlternatorSink {
 
     /// A sink on an existing client.
     pub fn with_client(client: Client, config: &AlternatorConfig) -> Self {
-        Self {
-            client,
-            table: config.table.clone(),
-            concurrency: config.concurrency.max(1),
-        }
+        Self { client, table: config.table.clone(), concurrency: config.concurrency.max(1) }
     }
 
     /// One write request per key (the last change of each key wins), with the batch index of the
@@ -67,9 +63,7 @@ impl AlternatorSink {
                 EventName::Insert | EventName::Modify => match &record.dynamodb.new_image {
                     Some(image) => {
                         let put = PutRequest::builder().set_item(Some(to_sdk(image))).build();
-                        WriteRequest::builder()
-                            .put_request(put.expect("item is set"))
-                            .build()
+                        WriteRequest::builder().put_request(put.expect("item is set")).build()
                     }
                     None => {
                         rejected.push(Rejected {
@@ -84,12 +78,8 @@ impl AlternatorSink {
                     }
                 },
                 EventName::Remove => {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(to_sdk(&record.dynamodb.keys)))
-                        .build();
-                    WriteRequest::builder()
-                        .delete_request(delete.expect("key is set"))
-                        .build()
+                    let delete = DeleteRequest::builder().set_key(Some(to_sdk(&record.dynamodb.keys))).build();
+                    WriteRequest::builder().delete_request(delete.expect("key is set")).build()
                 }
             };
             out.push((i, request));
@@ -98,25 +88,14 @@ impl AlternatorSink {
     }
 
     /// Sends one `BatchWriteItem` and retries its unprocessed items until none are left.
-    async fn write_chunk(
-        &self,
-        chunk: Vec<(usize, WriteRequest)>,
-    ) -> Result<Vec<Rejected>, SinkError> {
+    async fn write_chunk(&self, chunk: Vec<(usize, WriteRequest)>) -> Result<Vec<Rejected>, SinkError> {
         let requests: Vec<WriteRequest> = chunk.iter().map(|(_, r)| r.clone()).collect();
         let mut pending = requests;
         for attempt in 0..UNPROCESSED_ATTEMPTS {
-            let result = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, pending.clone())
-                .send()
-                .await;
+            let result = self.client.batch_write_item().request_items(&self.table, pending.clone()).send().await;
             match result {
                 Ok(out) => {
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(&self.table))
-                        .unwrap_or_default();
+                    pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
                     if pending.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -137,10 +116,7 @@ impl AlternatorSink {
     }
 
     /// Writes each request on its own; requests the table refuses for good are rejected.
-    async fn write_singly(
-        &self,
-        chunk: Vec<(usize, WriteRequest)>,
-    ) -> Result<Vec<Rejected>, SinkError> {
+    async fn write_singly(&self, chunk: Vec<(usize, WriteRequest)>) -> Result<Vec<Rejected>, SinkError> {
         let mut rejected = Vec::new();
         for (index, request) in chunk {
             let result = if let Some(put) = request.put_request {
@@ -168,17 +144,10 @@ impl AlternatorSink {
                 if meta.code() == Some("ValidationException") {
                     rejected.push(Rejected {
                         index,
-                        reason: format!(
-                            "table {}: {}",
-                            self.table,
-                            meta.message().unwrap_or("ValidationException")
-                        ),
+                        reason: format!("table {}: {}", self.table, meta.message().unwrap_or("ValidationException")),
                     });
                 } else {
-                    return Err(SinkError::Retryable(format!(
-                        "table {}: {}",
-                        self.table, meta
-                    )));
+                    return Err(SinkError::Retryable(format!("table {}: {}", self.table, meta)));
                 }
             }
         }
@@ -196,11 +165,10 @@ impl Sink for AlternatorSink {
         while it.peek().is_some() {
             chunks.push(it.by_ref().take(MAX_BATCH).collect::<Vec<_>>());
         }
-        let refused: Vec<Vec<Rejected>> =
-            stream::iter(chunks.into_iter().map(|c| self.write_chunk(c)))
-                .buffer_unordered(self.concurrency)
-                .try_collect()
-                .await?;
+        let refused: Vec<Vec<Rejected>> = stream::iter(chunks.into_iter().map(|c| self.write_chunk(c)))
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
         rejected.extend(refused.into_iter().flatten());
         rejected.sort_by_key(|r| r.index);
         Ok(WriteOutcome { rejected })
@@ -210,9 +178,7 @@ impl Sink for AlternatorSink {
 /// Full-jitter backoff: a random wait in [0, min(cap, base · 2^attempt)] (AWS Architecture Blog,
 /// "Exponential Backoff And Jitter").
 fn full_jitter(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(25)
-        .saturating_mul(1 << attempt.min(10))
-        .min(Duration::from_secs(2));
+    let ceiling = Duration::from_millis(25).saturating_mul(1 << attempt.min(10)).min(Duration::from_secs(2));
     ceiling.mul_f64(rand::rng().random::<f64>())
 }
 
@@ -222,18 +188,12 @@ fn is_validation<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 
 /// Missing tables and refused credentials are fatal; everything else (throttling, 5xx, network,
 /// timeouts) is worth retrying.
-fn classify<
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
->(
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
     table: &str,
     e: SdkError<E, R>,
 ) -> SinkError {
     let code = e.code().map(str::to_owned);
-    let message = format!(
-        "table {table}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-    );
+    let message = format!("table {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
     match code.as_deref() {
         Some(
             "ResourceNotFoundException"
@@ -298,11 +258,7 @@ mod tests {
         let mut rejected = Vec::new();
         assert!(AlternatorSink::plan(&batch, &mut rejected).is_empty());
         assert_eq!(rejected.len(), 1);
-        assert!(
-            rejected[0].reason.contains("needs NEW_IMAGE"),
-            "{}",
-            rejected[0].reason
-        );
+        assert!(rejected[0].reason.contains("needs NEW_IMAGE"), "{}", rejected[0].reason);
     }
 
     #[test]

@@ -42,10 +42,7 @@ impl FileSink {
             .append(true)
             .open(path)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        Ok(Self {
-            path: path.to_owned(),
-            file: Arc::new(Mutex::new(file)),
-        })
+        Ok(Self { path: path.to_owned(), file: Arc::new(Mutex::new(file)) })
     }
 }
 
@@ -76,9 +73,7 @@ impl Sink for StdoutSink {
     async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
         let bytes = to_jsonl(batch)?;
         let mut out = std::io::stdout().lock();
-        out.write_all(&bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| SinkError::Fatal(format!("stdout: {e}")))?;
+        out.write_all(&bytes).and_then(|()| out.flush()).map_err(|e| SinkError::Fatal(format!("stdout: {e}")))?;
         Ok(WriteOutcome::default())
     }
 }

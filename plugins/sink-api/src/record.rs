@@ -77,11 +77,7 @@ pub struct ChangeRecord {
     /// The change itself.
     pub dynamodb: StreamRecord,
     /// The stream's ARN; Lambda adds it to every record. Empty when unknown.
-    #[serde(
-        rename = "eventSourceARN",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
+    #[serde(rename = "eventSourceARN", default, skip_serializing_if = "String::is_empty")]
     pub event_source_arn: String,
     /// Set for TTL deletes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,11 +89,7 @@ pub struct ChangeRecord {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct StreamRecord {
     /// When the change was made, in whole epoch seconds (a number, as Lambda gives it to filters).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "epoch_seconds"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "epoch_seconds")]
     pub approximate_creation_date_time: Option<i64>,
     /// The key attributes of the changed item (always present).
     pub keys: Item,
@@ -149,10 +141,7 @@ mod tests {
         let text = r#"{"eventID":"c4ca4238a0b923820dcc509a6f75849b","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1","dynamodb":{"ApproximateCreationDateTime":1479499740,"Keys":{"Id":{"N":"101"}},"NewImage":{"Id":{"N":"101"},"Message":{"S":"New item!"}},"SequenceNumber":"111","SizeBytes":26,"StreamViewType":"NEW_AND_OLD_IMAGES"},"eventSourceARN":"arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2015-06-27T00:48:05.899"}"#;
         let rec: ChangeRecord = serde_json::from_str(text).unwrap();
         assert_eq!(rec.event_name, EventName::Insert);
-        assert_eq!(
-            rec.dynamodb.approximate_creation_date_time,
-            Some(1479499740)
-        );
+        assert_eq!(rec.dynamodb.approximate_creation_date_time, Some(1479499740));
         assert_eq!(serde_json::to_string(&rec).unwrap(), text);
     }
 

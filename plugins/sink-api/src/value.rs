@@ -151,9 +151,7 @@ impl<'de> Visitor<'de> for AttributeValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttributeValue, A::Error> {
         let Some(tag) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
-            return Err(de::Error::custom(
-                "empty DynamoDB JSON value: expected one type key",
-            ));
+            return Err(de::Error::custom("empty DynamoDB JSON value: expected one type key"));
         };
         let value = match tag.as_ref() {
             "S" => AttributeValue::S(map.next_value()?),
@@ -161,9 +159,7 @@ impl<'de> Visitor<'de> for AttributeValueVisitor {
             "B" => AttributeValue::B(map.next_value::<Base64Bytes>()?.0),
             "SS" => AttributeValue::Ss(map.next_value()?),
             "NS" => AttributeValue::Ns(map.next_value()?),
-            "BS" => AttributeValue::Bs(
-                map.next_value::<Vec<Base64Bytes>>()?.into_iter().map(|b| b.0).collect(),
-            ),
+            "BS" => AttributeValue::Bs(map.next_value::<Vec<Base64Bytes>>()?.into_iter().map(|b| b.0).collect()),
             "M" => AttributeValue::M(map.next_value()?),
             "L" => AttributeValue::L(map.next_value()?),
             "NULL" => {
@@ -178,9 +174,7 @@ impl<'de> Visitor<'de> for AttributeValueVisitor {
             }
         };
         if map.next_key::<de::IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom(
-                "a DynamoDB JSON value has exactly one type key",
-            ));
+            return Err(de::Error::custom("a DynamoDB JSON value has exactly one type key"));
         }
         Ok(value)
     }
@@ -202,10 +196,7 @@ mod tests {
     #[test]
     fn malformed_values_are_rejected_with_the_reason() {
         let err = serde_json::from_str::<AttributeValue>(r#"{"X":"1"}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("unknown DynamoDB type \"X\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("unknown DynamoDB type \"X\""), "{err}");
         let err = serde_json::from_str::<AttributeValue>(r#"{"S":"a","N":"1"}"#).unwrap_err();
         assert!(err.to_string().contains("exactly one type key"), "{err}");
         let err = serde_json::from_str::<AttributeValue>(r#"{"B":"***"}"#).unwrap_err();
