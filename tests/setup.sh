@@ -12,4 +12,6 @@ if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import moto.server'
   python3 -m pip install --quiet 'moto[server]'
 fi
 command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
-(cd "$repo/examples/plugins" && cargo build --quiet --release --target wasm32-wasip2)
+for ws in examples/plugins tests/plugins; do
+  (cd "$repo/$ws" && cargo build --quiet --release --target wasm32-wasip2)
+done

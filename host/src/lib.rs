@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod pattern;
 pub mod pipeline;
+pub mod plugin_test;
 pub mod source;
 pub mod stop;
 pub mod wasm;

@@ -1,6 +1,6 @@
 //! The `eddy` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +28,11 @@ enum Command {
         /// The pipeline file (YAML).
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Work on a processor component.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
     },
     /// Test an event pattern (Lambda FilterCriteria syntax) against an event, with the same engine
     /// routes use: exit 0 when the pattern matches, 1 when it does not, 2 when the pattern is
@@ -60,6 +65,33 @@ enum PatternCommand {
         /// The event: a JSON file, e.g. a DynamoDB stream record as Lambda receives it.
         #[arg(long)]
         event: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run a component on records from a JSONL file (one stream record per line, in Lambda's
+    /// shape) and print each record's verdict and output as one JSON line. Traps, timeouts and
+    /// memory refusals are handled as in a pipeline: retried, bisected, reported per record.
+    Test {
+        /// The component (.wasm).
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The processor's config, as JSON (what `config:` holds in the YAML).
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// The records (JSONL).
+        #[arg(long)]
+        input: PathBuf,
+        /// Records per `process` call.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Memory limit per instance, e.g. 64MiB.
+        #[arg(long, default_value = "64MiB")]
+        memory: String,
+        /// Time limit per call, e.g. 1s.
+        #[arg(long, default_value = "1s")]
+        timeout: String,
     },
 }
 
@@ -103,6 +135,33 @@ fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode 
     }
 }
 
+fn plugin_test(wasm: &Path, config: &str, input: &Path, batch_size: usize, memory: &str, timeout: &str) -> ExitCode {
+    let limits = match (eddy::config::parse_size(memory), humantime::parse_duration(timeout)) {
+        (Ok(memory_bytes), Ok(timeout)) => eddy::config::Limits { memory_bytes, timeout },
+        (Err(e), _) => return usage(&format!("--memory: {e}")),
+        (_, Err(e)) => return usage(&format!("--timeout: {e}")),
+    };
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(config) {
+        return usage(&format!("--config is not JSON: {e}"));
+    }
+    // WASI's stdout/stderr plumbing expects a Tokio runtime around the calls.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let _guard = runtime.enter();
+    let mut out = std::io::stdout().lock();
+    match eddy::plugin_test::run(wasm, config, limits, input, batch_size, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|errors| {
         eprintln!("{errors}");
@@ -119,8 +178,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Plugin { command: PluginCommand::Test { wasm, config, input, batch_size, memory, timeout } } => {
+            plugin_test(&wasm, &config, &input, batch_size, &memory, &timeout)
+        }
         Command::Pattern { command: PatternCommand::Test { pattern, event } } => pattern_test(&pattern, &event),
         Command::Bench { command: BenchCommand::Filter { records } } => {
             println!("{}", eddy::bench::filter(records));

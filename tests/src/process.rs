@@ -28,18 +28,30 @@ pub fn eddy_bin() -> &'static Path {
     })
 }
 
-/// The example component `name` (e.g. `only_dogs`), built for wasm32-wasip2 once per process.
+/// The example component `name` (e.g. `only_dogs`) from `examples/plugins`.
 pub fn example_component(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let dir = repo_root().join("examples/plugins");
-    BUILT.get_or_init(|| {
+    component("examples/plugins", name)
+}
+
+/// The test-only component `name` (e.g. `hostile`) from `tests/plugins`.
+pub fn test_component(name: &str) -> PathBuf {
+    component("tests/plugins", name)
+}
+
+/// Component `name` of the guest workspace `workspace`, built for wasm32-wasip2 once per process.
+fn component(workspace: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = repo_root().join(workspace);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|w| w == workspace) {
         let status = Command::new(cargo())
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
             .current_dir(&dir)
             .status()
-            .expect("cargo build of the example components");
-        assert!(status.success(), "building the example components failed (is the wasm32-wasip2 target installed?)");
-    });
+            .expect("cargo build of guest components");
+        assert!(status.success(), "building {workspace} failed (is the wasm32-wasip2 target installed?)");
+        built.push(workspace.to_owned());
+    }
     let path = dir.join(format!("target/wasm32-wasip2/release/{name}.wasm"));
     assert!(path.exists(), "{} is missing", path.display());
     path
@@ -86,6 +98,22 @@ impl Eddy {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!("eddy did not exit within 30s of SIGINT; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("eddy did not exit within {timeout:?}; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -63,7 +63,9 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
 #[test]
 fn start_positions_parse() {
     let with = |start: &str| parse(&GOOD.replace("start: latest", start));
-    let SourceConfig::Dynamodb(s) = with("start: {after_sequence: \"42\"}").unwrap().source else { panic!("a dynamodb source") };
+    let SourceConfig::Dynamodb(s) = with("start: {after_sequence: \"42\"}").unwrap().source else {
+        panic!("a dynamodb source")
+    };
     assert_eq!(s.start, StartPosition::AfterSequence("42".into()));
     let SourceConfig::Dynamodb(s) = with("start: trim_horizon").unwrap().source else { panic!("a dynamodb source") };
     assert_eq!(s.start, StartPosition::TrimHorizon);

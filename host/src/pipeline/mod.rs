@@ -10,7 +10,7 @@
 
 pub mod backoff;
 pub mod dead_letter;
-mod isolate;
+pub(crate) mod isolate;
 mod route;
 pub mod stats;
 

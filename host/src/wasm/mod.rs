@@ -12,6 +12,7 @@
 //! components built for `wasm32-wasip2` load, but every capability is denied.
 
 mod convert;
+mod guest_output;
 mod host;
 
 use std::path::Path;
@@ -185,7 +186,12 @@ impl Component {
             .memory_size(usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX))
             .trap_on_grow_failure(true)
             .build();
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).build();
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .stdout(guest_output::GuestOutput::new(Arc::clone(&self.name), "stdout"))
+            .stderr(guest_output::GuestOutput::new(Arc::clone(&self.name), "stderr"))
+            .build();
         let state = HostState { processor: Arc::clone(&self.name), wasi, table: ResourceTable::new(), limits };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -1,0 +1,252 @@
+//! Hostile processors cannot hurt the stream: for each kind of misbehaviour, eddy keeps running,
+//! other routes keep flowing, the other records of the guarded route go through in order, and
+//! the poison records land in the dead letter with the reason.
+
+use std::path::Path;
+use std::time::Duration;
+
+use eddy_e2e::process::{eddy, example_component, test_component, Eddy};
+use serde_json::{json, Value};
+
+const RECORDS: usize = 120;
+const POISON: [usize; 2] = [17, 64];
+
+/// A record in Lambda's shape; the poison ones have `pk` = "poison".
+fn record(i: usize) -> Value {
+    let pk = if POISON.contains(&i) { "poison".to_owned() } else { format!("pet-{i}") };
+    let species = ["dog", "cat"][i % 2];
+    json!({
+        "eventID": format!("e{i}"), "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"pk": {"S": pk}},
+            "NewImage": {"pk": {"S": pk}, "species": {"S": species}, "email": {"S": format!("owner{i}@example.com")}},
+            "SequenceNumber": format!("{}", 1000 + i), "SizeBytes": 64, "StreamViewType": "NEW_AND_OLD_IMAGES"
+        }
+    })
+}
+
+fn write_input(dir: &Path) {
+    let lines: Vec<String> = (0..RECORDS).map(|i| record(i).to_string()).collect();
+    std::fs::write(dir.join("in.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn seqs(records: &[Value]) -> Vec<usize> {
+    records.iter().map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap().parse::<usize>().unwrap() - 1000).collect()
+}
+
+/// Runs the hostile component in `mode` on the input and checks the outcome; returns eddy's log.
+fn survive(mode: &str, memory: &str, expected_error: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path());
+    let config = format!(
+        "source: {{type: file, path: in.jsonl, max_records_per_poll: 50}}
+processors:
+  hostile:
+    wasm: {wasm}
+    config: {{mode: {mode}, poison: poison}}
+    limits: {{memory: {memory}, timeout: 100ms}}
+sinks:
+  kept: {{type: file, path: kept.jsonl}}
+  all: {{type: file, path: all.jsonl}}
+routes:
+  - {{name: guarded, processors: [hostile], sinks: [kept]}}
+  - {{name: plain, sinks: [all]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+        wasm = test_component("hostile").display()
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut eddy = Eddy::start(&path);
+    let status = eddy.wait(Duration::from_secs(120));
+    let log = eddy.log();
+    assert!(status.success(), "{mode}: eddy exited with {status}; log:\n{log}");
+    assert_eq!(
+        seqs(&lines(&dir.path().join("all.jsonl"))),
+        (0..RECORDS).collect::<Vec<_>>(),
+        "{mode}: the plain route must get every record"
+    );
+    let kept: Vec<usize> = (0..RECORDS).filter(|i| !POISON.contains(i)).collect();
+    assert_eq!(
+        seqs(&lines(&dir.path().join("kept.jsonl"))),
+        kept,
+        "{mode}: the guarded route must keep every other record, in order"
+    );
+    let dead = lines(&dir.path().join("dead.jsonl"));
+    let dead_seqs: Vec<usize> =
+        dead.iter().map(|d| d["sequence_number"].as_str().unwrap().parse::<usize>().unwrap() - 1000).collect();
+    assert_eq!(dead_seqs, POISON.to_vec(), "{mode}: the dead letter must hold exactly the poison records");
+    for d in &dead {
+        assert_eq!(d["route"], "guarded", "{mode}: {d}");
+        assert_eq!(d["stage"], "processor", "{mode}: {d}");
+        assert_eq!(d["name"], "hostile", "{mode}: {d}");
+        assert_eq!(d["record"]["dynamodb"]["Keys"]["pk"]["S"], "poison", "{mode}: the full record is kept");
+        let error = d["error"].as_str().unwrap();
+        assert!(error.contains(expected_error), "{mode}: error {error:?} should mention {expected_error:?}");
+    }
+    log
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_the_timeout() {
+    survive("loop", "32MiB", "timed out after 100ms");
+}
+
+#[test]
+fn a_memory_bomb_is_refused_by_the_limit() {
+    survive("oom", "16MiB", "trapped");
+}
+
+#[test]
+fn a_panic_is_contained() {
+    survive("panic", "32MiB", "trapped");
+}
+
+#[test]
+fn a_wrong_number_of_verdicts_fails_only_the_poison() {
+    survive("short", "32MiB", "returned 0 verdicts for 1 records");
+}
+
+#[test]
+fn a_route_to_an_undeclared_sink_goes_to_the_dead_letter() {
+    survive("route-unknown", "32MiB", "route verdict names sink \"nowhere\", which route guarded does not have");
+}
+
+#[test]
+fn a_fail_verdict_goes_to_the_dead_letter_with_its_message() {
+    survive("fail", "32MiB", "fail verdict: this record is poison");
+}
+
+#[test]
+fn an_enormous_output_is_refused_by_the_memory_limit() {
+    survive("huge", "64MiB", "trapped");
+}
+
+#[test]
+fn guest_output_goes_to_the_log_tagged_with_the_processor() {
+    let log = survive_log_mode();
+    assert!(log.contains("processor=\"hostile\"") || log.contains("processor=hostile"), "{log}");
+    assert!(log.contains("stream=\"stderr\"") || log.contains("stream=stderr"), "{log}");
+    assert!(log.contains("warning about 1000"), "{log}");
+}
+
+fn survive_log_mode() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path());
+    let config = format!(
+        "source: {{type: file, path: in.jsonl}}
+processors:
+  hostile: {{wasm: {wasm}, config: {{mode: log, poison: nothing}}}}
+sinks:
+  kept: {{type: \"null\"}}
+routes:
+  - {{name: guarded, processors: [hostile], sinks: [kept]}}
+",
+        wasm = test_component("hostile").display()
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut eddy = Eddy::start(&path);
+    assert!(eddy.wait(Duration::from_secs(60)).success(), "{}", eddy.log());
+    eddy.log()
+}
+
+fn pipeline_with(dir: &Path, wasm: &Path, config: &str) -> String {
+    write_input(dir);
+    let text = format!(
+        "source: {{type: file, path: in.jsonl}}
+processors:
+  p: {{wasm: {}, config: {config}}}
+sinks:
+  out: {{type: \"null\"}}
+routes:
+  - {{name: r, processors: [p], sinks: [out]}}
+",
+        wasm.display()
+    );
+    let path = dir.join("pipeline.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_component_of_another_contract_version_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = pipeline_with(dir.path(), &test_component("wrong_version"), "{}");
+    let (code, _, err) = eddy(&["run", "--config", &path]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("eddy:processor@0.2.0") && err.contains("eddy:processor@0.1.0"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm but not really").unwrap();
+    let path = pipeline_with(dir.path(), &bogus, "{}");
+    let (code, _, err) = eddy(&["run", "--config", &path]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("processor p: cannot load"), "{err}");
+}
+
+#[test]
+fn a_component_that_rejects_its_config_stops_eddy_at_start_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = pipeline_with(dir.path(), &test_component("hostile"), "{mode: reject}");
+    let (code, _, err) = eddy(&["run", "--config", &path]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("processor p rejected its config: this config is refused on purpose"), "{err}");
+    // A well-behaved component with a bad config value is refused the same way.
+    let path = pipeline_with(dir.path(), &example_component("only_dogs"), "{species: 5}");
+    let (code, _, err) = eddy(&["run", "--config", &path]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`species` must be a string"), "{err}");
+}
+
+#[test]
+fn plugin_test_prints_each_records_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path());
+    let input = dir.path().join("in.jsonl");
+    let (code, out, err) = eddy(&[
+        "plugin",
+        "test",
+        "--wasm",
+        test_component("hostile").to_str().unwrap(),
+        "--config",
+        r#"{"mode": "panic", "poison": "poison"}"#,
+        "--input",
+        input.to_str().unwrap(),
+        "--timeout",
+        "100ms",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), RECORDS);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["line"], i + 1);
+        let expected = if POISON.contains(&i) { "error" } else { "pass" };
+        assert_eq!(row["verdict"], expected, "{row}");
+    }
+    let (code, out, _) = eddy(&[
+        "plugin",
+        "test",
+        "--wasm",
+        example_component("only_dogs").to_str().unwrap(),
+        "--config",
+        r#"{"species": "cat"}"#,
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let verdicts: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["verdict"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(verdicts.iter().filter(|v| *v == "pass").count(), RECORDS / 2);
+    assert_eq!(verdicts.iter().filter(|v| *v == "drop").count(), RECORDS / 2);
+}
