@@ -106,6 +106,81 @@ pub fn filter(n: usize) -> String {
     )
 }
 
+/// One pipeline benchmark case: a route with `processor` (a component file and its config, or
+/// none) into the null sink.
+pub struct Case {
+    /// What the table calls it.
+    pub name: String,
+    /// The component and its config JSON; `None` for a route without processors.
+    pub processor: Option<(std::path::PathBuf, String)>,
+}
+
+/// Runs every case at every batch size through a one-route pipeline into the null sink on one
+/// worker thread, for about `seconds` each, and returns a table of records/s.
+///
+/// # Errors
+/// When a component does not load.
+pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64) -> anyhow::Result<String> {
+    use std::sync::Arc;
+
+    use crate::config::{Limits, ProcessorConfig};
+    use crate::pipeline::dead_letter::DeadLetter;
+    use crate::pipeline::stats::Stats;
+    use crate::pipeline::{Pipeline, RouteSpec};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let dir = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let records: Vec<ChangeRecord> = (0..1000).map(sample_record).collect();
+    let size = serde_json::to_vec(&records[0])?.len();
+    let wasm = crate::wasm::Runtime::new()?;
+    let mut out = format!("pipeline: records/s on one worker, {size}-byte records, into the null sink\n\n");
+    out.push_str(&format!(
+        "| processor | {} |\n",
+        batch_sizes.iter().map(|b| format!("batch {b}")).collect::<Vec<_>>().join(" | ")
+    ));
+    out.push_str(&format!("| --- |{}\n", " ---: |".repeat(batch_sizes.len())));
+    let stop = crate::stop::channel().1;
+    for case in cases {
+        let processors = match &case.processor {
+            None => Vec::new(),
+            Some((path, config)) => {
+                let config =
+                    ProcessorConfig { wasm: path.clone(), config_json: config.clone(), limits: Limits::default() };
+                vec![wasm.load(&case.name, &config)?]
+            }
+        };
+        let null: Arc<dyn eddy_sink_api::Sink> = Arc::new(eddy_sink_basic::NullSink::default());
+        let route =
+            Arc::new(RouteSpec { name: "bench".into(), filter: None, processors, sinks: vec![("null".into(), null)] });
+        let stats = Arc::new(Stats::new(&[], &[]));
+        let pipeline = Arc::new(Pipeline::new(vec![route], DeadLetter::open(&dir.join("dead.jsonl"))?, stats, 1));
+        let mut worker = pipeline.worker();
+        let mut row = format!("| {} |", case.name);
+        for &batch in batch_sizes {
+            let rate = runtime.block_on(async {
+                // Warm up: instantiate and run once.
+                worker.process("bench", &records[..batch], &[], &stop).await?;
+                let started = Instant::now();
+                let mut done = 0usize;
+                let mut offset = 0usize;
+                while started.elapsed().as_secs_f64() < seconds {
+                    let end = (offset + batch).min(records.len());
+                    worker.process("bench", &records[offset..end], &[], &stop).await?;
+                    done += end - offset;
+                    offset = if end == records.len() { 0 } else { end };
+                }
+                anyhow::Ok(done as f64 / started.elapsed().as_secs_f64())
+            })?;
+            row.push_str(&format!(" {rate:.0} |"));
+        }
+        out.push_str(&row);
+        out.push('\n');
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

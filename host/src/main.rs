@@ -97,6 +97,20 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Records/s through one route into the null sink: no processor, then each example component
+    /// (passthrough, only-dogs, mask-email), at several batch sizes, on one worker.
+    Pipeline {
+        /// Where the example components are (`cargo build --release --target wasm32-wasip2` in
+        /// examples/plugins puts them there).
+        #[arg(long, default_value = "examples/plugins/target/wasm32-wasip2/release")]
+        plugins: PathBuf,
+        /// Batch sizes (records per processor call).
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        batch_sizes: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// Matches/s of a five-pattern filter on typical DynamoDB stream records, on one core.
     Filter {
         /// How many records to match.
@@ -188,6 +202,28 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Filter { records } } => {
             println!("{}", eddy::bench::filter(records));
             ExitCode::SUCCESS
+        }
+        Command::Bench { command: BenchCommand::Pipeline { plugins, batch_sizes, seconds } } => {
+            let case = |name: &str, file: &str, config: &str| eddy::bench::Case {
+                name: name.to_owned(),
+                processor: Some((plugins.join(file), config.to_owned())),
+            };
+            let cases = [
+                eddy::bench::Case { name: "no processor".into(), processor: None },
+                case("passthrough", "passthrough.wasm", "{}"),
+                case("only-dogs", "only_dogs.wasm", r#"{"species": "dog"}"#),
+                case("mask-email", "mask_email.wasm", r#"{"attributes": ["email"]}"#),
+            ];
+            match eddy::bench::pipeline(&cases, &batch_sizes, seconds) {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Validate { config } => match load(&config) {
             Ok(_) => {
