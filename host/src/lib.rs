@@ -16,6 +16,7 @@ pub mod config;
 pub mod pattern;
 pub mod pipeline;
 pub mod plugin_test;
+pub mod preview;
 pub mod source;
 pub mod stop;
 pub mod wasm;

@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Inspect what a sink would write.
+    Sink {
+        #[command(subcommand)]
+        command: SinkCommand,
+    },
     /// Test an event pattern (Lambda FilterCriteria syntax) against an event, with the same engine
     /// routes use: exit 0 when the pattern matches, 1 when it does not, 2 when the pattern is
     /// invalid (the reason on stderr).
@@ -65,6 +70,24 @@ enum PatternCommand {
         /// The event: a JSON file, e.g. a DynamoDB stream record as Lambda receives it.
         #[arg(long)]
         event: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SinkCommand {
+    /// Print, for each input record, one JSON line of what sink NAME of the pipeline would write
+    /// (for cratedb: op, row, statement and arguments; for alternator: the write request), without
+    /// connecting to anything.
+    Preview {
+        /// The pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The sink's name in the pipeline.
+        #[arg(long)]
+        sink: String,
+        /// The records (JSONL, one stream record per line in Lambda's shape).
+        #[arg(long)]
+        input: PathBuf,
     },
 }
 
@@ -171,6 +194,34 @@ fn plugin_test(wasm: &Path, config: &str, input: &Path, batch_size: usize, memor
     }
 }
 
+fn sink_preview(config: &Path, sink: &str, input: &Path) -> ExitCode {
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(sink_config) = config.sinks.get(sink) else {
+        let names: Vec<&str> = config.sinks.keys().map(String::as_str).collect();
+        return usage(&format!("no sink {sink:?} in the pipeline (its sinks: {})", names.join(", ")));
+    };
+    let text = match std::fs::read_to_string(input) {
+        Ok(t) => t,
+        Err(e) => return usage(&format!("{}: {e}", input.display())),
+    };
+    let mut out = std::io::stdout().lock();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let value = match serde_json::from_str::<eddy_sink_api::ChangeRecord>(line) {
+            Ok(record) => eddy::preview::preview(sink_config, &record),
+            Err(e) => {
+                serde_json::json!({"line": i + 1, "op": "invalid", "reason": format!("not a change record: {e}")})
+            }
+        };
+        if std::io::Write::write_all(&mut out, format!("{value}\n").as_bytes()).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn usage(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
@@ -195,6 +246,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Sink { command: SinkCommand::Preview { config, sink, input } } => sink_preview(&config, &sink, &input),
         Command::Plugin { command: PluginCommand::Test { wasm, config, input, batch_size, memory, timeout } } => {
             plugin_test(&wasm, &config, &input, batch_size, &memory, &timeout)
         }

@@ -5,6 +5,7 @@
 //! Needs `moto_server` on PATH (`pip install 'moto[server]'`) and, for processor tests, the
 //! example components built for `wasm32-wasip2` (`.ci/run` does both).
 
+pub mod fakes;
 pub mod moto;
 pub mod ops;
 pub mod process;

@@ -103,6 +103,13 @@ impl Eddy {
         }
     }
 
+    /// Kills the process with SIGKILL (no chance to checkpoint) and waits for it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Waits up to `timeout` for the process to exit by itself.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

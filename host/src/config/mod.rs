@@ -195,6 +195,8 @@ impl Default for Limits {
 pub enum SinkConfig {
     /// `type: alternator`: the DynamoDB API (ScyllaDB Alternator, or DynamoDB itself).
     Alternator(eddy_sink_alternator::AlternatorConfig),
+    /// `type: cratedb`: CrateDB over HTTP, in commons-codec's table layout.
+    CrateDb(eddy_sink_cratedb::CrateDbConfig),
     /// `type: file`: JSONL, one change record per line.
     File {
         /// The file, created if missing and appended to.
@@ -541,13 +543,22 @@ impl Config {
                 Some("alternator") => {
                     c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).map(SinkConfig::Alternator)
                 }
+                Some("cratedb") => c.typed::<eddy_sink_cratedb::CrateDbConfig>(&at, v).and_then(|s| {
+                    match eddy_sink_cratedb::CrateDbSink::new(&s) {
+                        Ok(_) => Some(SinkConfig::CrateDb(s)),
+                        Err(e) => {
+                            c.error(&[k("sinks"), k(&name), k("url")], e);
+                            None
+                        }
+                    }
+                }),
                 Some("file") => c.typed::<FileSection>(&at, v).map(|f| SinkConfig::File { path: resolve(f.path) }),
                 Some("stdout") => c.typed::<NoOptions>(&at, v).map(|_| SinkConfig::Stdout),
                 Some("null") => c.typed::<NoOptions>(&at, v).map(|_| SinkConfig::Null),
                 other => {
                     c.error(
                         &[k("sinks"), k(&name), k("type")],
-                        type_message(other, &["alternator", "file", "stdout", "null"]),
+                        type_message(other, &["alternator", "cratedb", "file", "stdout", "null"]),
                     );
                     None
                 }

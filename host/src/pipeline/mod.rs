@@ -67,6 +67,7 @@ pub enum PipelineError {
 pub async fn build_sink(config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
     Ok(match config {
         SinkConfig::Alternator(c) => Arc::new(eddy_sink_alternator::AlternatorSink::connect(c).await),
+        SinkConfig::CrateDb(c) => Arc::new(eddy_sink_cratedb::CrateDbSink::new(c).map_err(anyhow::Error::msg)?),
         SinkConfig::File { path } => Arc::new(eddy_sink_basic::FileSink::open(path)?),
         SinkConfig::Stdout => Arc::new(eddy_sink_basic::StdoutSink),
         SinkConfig::Null => Arc::new(eddy_sink_basic::NullSink::default()),

@@ -1,0 +1,300 @@
+//! The HTTP exchange with CrateDB.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eddy_sink_api::{ChangeRecord, Rejected, Sink, SinkError, WriteOutcome};
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use crate::translate::{self, Op, Row};
+use crate::CrateDbConfig;
+
+/// How often one request is tried before the write is reported as retryable (the host then
+/// retries the whole write after its own backoff).
+const REQUEST_ATTEMPTS: u32 = 8;
+
+/// Writes changes into one CrateDB table.
+pub struct CrateDbSink {
+    client: reqwest::Client,
+    endpoint: String,
+    auth: Option<(String, Option<String>)>,
+    statements: Statements,
+    batch_size: usize,
+    create_table: bool,
+    created: OnceCell<()>,
+}
+
+/// The SQL eddy sends for one table.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    table: String,
+}
+
+/// Quotes a possibly schema-qualified name: `doc.pets` → `"doc"."pets"`.
+fn quote_table(name: &str) -> String {
+    name.split('.').map(|part| format!("\"{}\"", part.replace('"', "\"\""))).collect::<Vec<_>>().join(".")
+}
+
+fn quote_key(name: &str) -> String {
+    format!("pk['{}']", name.replace('\'', "''"))
+}
+
+impl Statements {
+    /// Statements for `table` (schema-qualified).
+    pub fn new(table: &str) -> Self {
+        Self { table: quote_table(table) }
+    }
+
+    /// Insert-or-replace, keyed by the `pk` sub-columns `keys`:
+    /// `INSERT INTO t (pk, data, aux) VALUES (?, ?, ?) ON CONFLICT (pk['id']) DO UPDATE SET ...`.
+    pub fn upsert(&self, keys: &[&str]) -> String {
+        let target: Vec<String> = keys.iter().map(|k| quote_key(k)).collect();
+        format!(
+            "INSERT INTO {} (pk, data, aux) VALUES (?, ?, ?) ON CONFLICT ({}) DO UPDATE SET data = excluded.data, aux = excluded.aux",
+            self.table,
+            target.join(", ")
+        )
+    }
+
+    /// `DELETE FROM t WHERE pk = ?`.
+    pub fn delete(&self) -> String {
+        format!("DELETE FROM {} WHERE pk = ?", self.table)
+    }
+
+    /// commons-codec's DDL, with the key columns typed from `record`'s keys.
+    pub fn create(&self, record: &ChangeRecord) -> String {
+        let columns: Vec<String> = record
+            .dynamodb
+            .keys
+            .iter()
+            .map(|(name, value)| {
+                format!("\"{}\" {} PRIMARY KEY", name.replace('"', "\"\""), translate::key_type(value))
+            })
+            .collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (pk OBJECT(STRICT) AS ({}), data OBJECT(DYNAMIC), aux OBJECT(IGNORED))",
+            self.table,
+            columns.join(", ")
+        )
+    }
+
+    /// The statement and arguments one row is written with (for `eddy sink preview`).
+    pub fn for_row(&self, row: &Row) -> (String, Vec<Value>) {
+        match row.op {
+            Op::Upsert => {
+                let keys: Vec<&str> = row.pk.keys().map(String::as_str).collect();
+                (
+                    self.upsert(&keys),
+                    vec![
+                        Value::Object(row.pk.clone()),
+                        Value::Object(row.data.clone()),
+                        Value::Object(row.aux.clone()),
+                    ],
+                )
+            }
+            Op::Delete => (self.delete(), vec![Value::Object(row.pk.clone())]),
+        }
+    }
+}
+
+/// How a request went.
+enum Failure {
+    Retryable(String),
+    Fatal(String),
+}
+
+impl CrateDbSink {
+    /// A sink for `config`. Credentials: `CRATEDB_USERNAME`/`CRATEDB_PASSWORD` if set, else the
+    /// URL's user info.
+    ///
+    /// # Errors
+    /// When the URL is not http(s).
+    pub fn new(config: &CrateDbConfig) -> Result<Self, String> {
+        let mut url = reqwest::Url::parse(&config.url).map_err(|e| format!("url {:?}: {e}", config.url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("url {:?}: use http:// or https://", config.url));
+        }
+        let from_url =
+            (!url.username().is_empty()).then(|| (url.username().to_owned(), url.password().map(str::to_owned)));
+        let from_env = std::env::var("CRATEDB_USERNAME").ok().map(|u| (u, std::env::var("CRATEDB_PASSWORD").ok()));
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let endpoint = url.join("_sql").map_err(|e| e.to_string())?.to_string();
+        let client = reqwest::Client::builder().timeout(config.timeout).build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            endpoint,
+            auth: from_env.or(from_url),
+            statements: Statements::new(&config.table),
+            batch_size: config.batch_size.max(1),
+            create_table: config.create_table,
+            created: OnceCell::new(),
+        })
+    }
+
+    /// The `_sql` endpoint, without credentials.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends one request; returns the per-row results of a bulk request.
+    async fn send(&self, body: Value) -> Result<Vec<Value>, Failure> {
+        let mut request = self.client.post(&self.endpoint).json(&body);
+        if let Some((user, password)) = &self.auth {
+            request = request.basic_auth(user, password.as_deref());
+        }
+        let response = request.send().await.map_err(|e| Failure::Retryable(format!("{}: {e}", self.endpoint)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| Failure::Retryable(format!("{}: {e}", self.endpoint)))?;
+        let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(error) = parsed.get("error") {
+            let code = error["code"].as_i64().unwrap_or(0);
+            let message = format!("CrateDB error {code}: {}", error["message"].as_str().unwrap_or(&text));
+            return Err(if code >= 5000 || status.is_server_error() {
+                Failure::Retryable(message)
+            } else {
+                Failure::Fatal(message)
+            });
+        }
+        if status.is_server_error() {
+            return Err(Failure::Retryable(format!("{}: HTTP {status}", self.endpoint)));
+        }
+        if !status.is_success() {
+            return Err(Failure::Fatal(format!("{}: HTTP {status}: {text}", self.endpoint)));
+        }
+        Ok(parsed.get("results").and_then(Value::as_array).cloned().unwrap_or_default())
+    }
+
+    /// Sends one request, retrying transient failures (HTTP 5xx, 5xxx codes, connection errors)
+    /// with full-jitter backoff, so one flaky request does not restart the whole write.
+    async fn send_with_retry(&self, body: Value) -> Result<Vec<Value>, SinkError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.send(body.clone()).await {
+                Ok(results) => return Ok(results),
+                Err(Failure::Fatal(m)) => return Err(SinkError::Fatal(m)),
+                Err(Failure::Retryable(m)) if attempt + 1 >= REQUEST_ATTEMPTS => return Err(SinkError::Retryable(m)),
+                Err(Failure::Retryable(m)) => {
+                    let ceiling =
+                        Duration::from_millis(25).saturating_mul(1 << attempt.min(8)).min(Duration::from_secs(2));
+                    let wait = ceiling.mul_f64(rand::random::<f64>());
+                    tracing::debug!(attempt, "CrateDB request failed, retrying in {wait:?}: {m}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Writes `rows` (index in the batch, row) with one bulk request per chunk; rows CrateDB
+    /// refuses for good are returned.
+    async fn bulk(
+        &self,
+        stmt: &str,
+        rows: &[(usize, &Row)],
+        args: impl Fn(&Row) -> Value,
+    ) -> Result<Vec<Rejected>, SinkError> {
+        let mut rejected = Vec::new();
+        for chunk in rows.chunks(self.batch_size) {
+            let bulk_args: Vec<Value> = chunk.iter().map(|(_, r)| args(r)).collect();
+            let results = self.send_with_retry(json!({"stmt": stmt, "bulk_args": bulk_args})).await?;
+            if results.len() != chunk.len() {
+                return Err(SinkError::Retryable(format!(
+                    "CrateDB returned {} results for {} rows",
+                    results.len(),
+                    chunk.len()
+                )));
+            }
+            for ((index, _), result) in chunk.iter().zip(results) {
+                if result["rowcount"].as_i64() != Some(-2) {
+                    continue;
+                }
+                let code = result["error"]["code"].as_i64().unwrap_or(0);
+                let message =
+                    result["error"]["message"].as_str().or(result["error_message"].as_str()).unwrap_or("row failed");
+                if code >= 5000 {
+                    // Transient: the whole write is retried (upserts and deletes are idempotent).
+                    return Err(SinkError::Retryable(format!("CrateDB error {code}: {message}")));
+                }
+                rejected.push(Rejected { index: *index, reason: format!("CrateDB error {code}: {message}") });
+            }
+        }
+        Ok(rejected)
+    }
+}
+
+#[async_trait]
+impl Sink for CrateDbSink {
+    async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
+        let mut rejected = Vec::new();
+        // The last change per key wins: one operation per row, so upserts and deletes can go in
+        // separate requests without reordering two changes of one key.
+        let mut last: HashMap<String, (usize, Row)> = HashMap::with_capacity(batch.len());
+        for (index, record) in batch.iter().enumerate() {
+            match translate::row(record) {
+                Ok(row) => {
+                    last.insert(Value::Object(row.pk.clone()).to_string(), (index, row));
+                }
+                Err(reason) => rejected.push(Rejected { index, reason }),
+            }
+        }
+        let mut rows: Vec<(usize, Row)> = last.into_values().collect();
+        rows.sort_by_key(|(i, _)| *i);
+        if self.create_table {
+            if let Some(first) = batch.first() {
+                let stmt = self.statements.create(first);
+                self.created
+                    .get_or_try_init(|| async {
+                        self.send_with_retry(json!({"stmt": stmt})).await.map(|_| ()).map_err(|e| match e {
+                            SinkError::Fatal(m) => SinkError::Fatal(format!("cannot create the table: {m}")),
+                            other => other,
+                        })
+                    })
+                    .await?;
+            }
+        }
+        let mut upserts: HashMap<Vec<&str>, Vec<(usize, &Row)>> = HashMap::new();
+        let mut deletes: Vec<(usize, &Row)> = Vec::new();
+        for (index, row) in &rows {
+            match row.op {
+                Op::Upsert => {
+                    upserts.entry(row.pk.keys().map(String::as_str).collect()).or_default().push((*index, row))
+                }
+                Op::Delete => deletes.push((*index, row)),
+            }
+        }
+        for (keys, group) in &upserts {
+            let stmt = self.statements.upsert(keys);
+            let refused = self
+                .bulk(&stmt, group, |r| {
+                    json!([Value::Object(r.pk.clone()), Value::Object(r.data.clone()), Value::Object(r.aux.clone())])
+                })
+                .await?;
+            rejected.extend(refused);
+        }
+        if !deletes.is_empty() {
+            rejected.extend(
+                self.bulk(&self.statements.delete(), &deletes, |r| json!([Value::Object(r.pk.clone())])).await?,
+            );
+        }
+        rejected.sort_by_key(|r| r.index);
+        Ok(WriteOutcome { rejected })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_quote_names() {
+        let s = Statements::new("doc.pets");
+        assert_eq!(s.delete(), "DELETE FROM \"doc\".\"pets\" WHERE pk = ?");
+        assert_eq!(
+            s.upsert(&["pk", "sk"]),
+            "INSERT INTO \"doc\".\"pets\" (pk, data, aux) VALUES (?, ?, ?) ON CONFLICT (pk['pk'], pk['sk']) DO UPDATE SET data = excluded.data, aux = excluded.aux"
+        );
+    }
+}

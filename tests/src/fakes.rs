@@ -1,0 +1,49 @@
+//! Test-only servers that stand in for systems that cannot be installed here.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::repo_root;
+
+/// The fake CrateDB `/_sql` endpoint of `tests/fakes/cratedb.py`, stopped when dropped.
+pub struct FakeCrateDb {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl FakeCrateDb {
+    /// Starts it with extra arguments (`--fail-rate 0.3`, `--user crate --password x`, ...).
+    pub async fn start(args: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .arg(repo_root().join("tests/fakes/cratedb.py"))
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let fake = FakeCrateDb { child, url: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while reqwest::get(format!("{}/_state", fake.url)).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the fake CrateDB did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        fake
+    }
+
+    /// The table, the operation log and counters.
+    pub async fn state(&self) -> Value {
+        reqwest::get(format!("{}/_state", self.url)).await.unwrap().json().await.unwrap()
+    }
+}
+
+impl Drop for FakeCrateDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
