@@ -106,6 +106,35 @@ pub fn filter(n: usize) -> String {
     )
 }
 
+/// Translates `records` to CrateDB rows (commons-codec's layout) and serializes them as the
+/// `bulk_args` of upsert and delete requests, as the cratedb sink does, without a network; reports
+/// rows/s.
+pub fn cratedb(records: &[ChangeRecord], rounds: usize) -> String {
+    use eddy_sink_cratedb::translate::{row, Op};
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for _ in 0..rounds {
+        let mut upserts = Vec::with_capacity(records.len());
+        let mut deletes = Vec::new();
+        for record in records {
+            match row(black_box(record)) {
+                Ok(r) if r.op == Op::Delete => deletes.push(json!([r.pk])),
+                Ok(r) => upserts.push(json!([r.pk, r.data, r.aux])),
+                Err(_) => {}
+            }
+        }
+        bytes += serde_json::to_vec(&json!({"stmt": "upsert", "bulk_args": upserts})).map(|b| b.len()).unwrap_or(0);
+        bytes += serde_json::to_vec(&json!({"stmt": "delete", "bulk_args": deletes})).map(|b| b.len()).unwrap_or(0);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rows = records.len() * rounds;
+    format!(
+        "cratedb: {rows} records translated and serialized in {secs:.3}s on one core: {:.0} rows/s ({} bytes of bulk_args per round)",
+        rows as f64 / secs,
+        bytes / rounds.max(1)
+    )
+}
+
 /// One pipeline benchmark case: a route with `processor` (a component file and its config, or
 /// none) into the null sink.
 pub struct Case {

@@ -120,6 +120,21 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Rows/s translated to CrateDB rows and serialized as bulk_args (no network), on one core.
+    Cratedb {
+        /// The records (JSONL); e.g. the commons-codec vectors' records, or `eddy bench sample`.
+        #[arg(long)]
+        input: PathBuf,
+        /// How many times to translate the whole input.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
+    /// Print N typical 1 KB PetTracker change records as JSONL (benchmark input).
+    Sample {
+        /// How many.
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+    },
     /// Records/s through one route into the null sink: no processor, then each example component
     /// (passthrough, only-dogs, mask-email), at several batch sizes, on one worker.
     Pipeline {
@@ -251,6 +266,31 @@ fn main() -> ExitCode {
             plugin_test(&wasm, &config, &input, batch_size, &memory, &timeout)
         }
         Command::Pattern { command: PatternCommand::Test { pattern, event } } => pattern_test(&pattern, &event),
+        Command::Bench { command: BenchCommand::Cratedb { input, rounds } } => {
+            let text = match std::fs::read_to_string(&input) {
+                Ok(t) => t,
+                Err(e) => return usage(&format!("{}: {e}", input.display())),
+            };
+            let records: Result<Vec<eddy_sink_api::ChangeRecord>, _> =
+                text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect();
+            match records {
+                Ok(records) => {
+                    println!("{}", eddy::bench::cratedb(&records, rounds));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage(&format!("{}: not change records: {e}", input.display())),
+            }
+        }
+        Command::Bench { command: BenchCommand::Sample { records } } => {
+            let mut out = std::io::stdout().lock();
+            for i in 0..records {
+                let line = serde_json::to_string(&eddy::bench::sample_record(i)).expect("records serialize");
+                if std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes()).is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Bench { command: BenchCommand::Filter { records } } => {
             println!("{}", eddy::bench::filter(records));
             ExitCode::SUCCESS
