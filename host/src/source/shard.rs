@@ -133,6 +133,12 @@ impl ShardReader {
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
                 }
                 self.checkpoints.save(&shard, &Checkpoint::After(last.clone())).await?;
+                tracing::debug!(
+                    shard,
+                    records = page.records.len(),
+                    checkpoint = last.as_str(),
+                    "batch acknowledged and checkpointed"
+                );
                 resume = IteratorPosition::AfterSequence(last.clone());
             }
             match page.next_iterator {
