@@ -250,3 +250,55 @@ fn plugin_test_prints_each_records_verdict() {
     assert_eq!(verdicts.iter().filter(|v| *v == "pass").count(), RECORDS / 2);
     assert_eq!(verdicts.iter().filter(|v| *v == "drop").count(), RECORDS / 2);
 }
+
+/// `replace` (mask-email) and `route` (router) verdicts end to end: the transform reaches the
+/// sink, the routed records reach only their sink, in order.
+#[test]
+fn replace_and_route_verdicts_reach_the_right_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input: Vec<String> = (0..60)
+        .map(|i| {
+            let kind = ["PET", "ACTIVITY", "OWNER"][i % 3];
+            json!({
+                "eventID": format!("e{i}"), "eventName": "INSERT",
+                "dynamodb": {"Keys": {"pk": {"S": format!("k{i}")}},
+                             "NewImage": {"pk": {"S": format!("k{i}")}, "type": {"S": kind}, "email": {"S": format!("owner{i}@example.com")}},
+                             "SequenceNumber": format!("{}", 1000 + i), "SizeBytes": 64, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), input.join("\n") + "\n").unwrap();
+    let config = format!(
+        "source: {{type: file, path: in.jsonl}}
+processors:
+  mask: {{wasm: {mask}, config: {{attributes: [email]}}}}
+  router: {{wasm: {router}, config: {{by: type, sinks: {{PET: pets, ACTIVITY: activities}}}}}}
+sinks:
+  pets: {{type: file, path: pets.jsonl}}
+  activities: {{type: file, path: activities.jsonl}}
+routes:
+  - {{name: split, processors: [mask, router], sinks: [pets, activities]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+        mask = example_component("mask_email").display(),
+        router = example_component("router").display()
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut eddy = Eddy::start(&path);
+    assert!(eddy.wait(Duration::from_secs(60)).success(), "{}", eddy.log());
+    let pets = lines(&dir.path().join("pets.jsonl"));
+    let activities = lines(&dir.path().join("activities.jsonl"));
+    assert_eq!(seqs(&pets), (0..60).filter(|i| i % 3 == 0).collect::<Vec<_>>(), "PET records, in order, only in pets");
+    assert_eq!(
+        seqs(&activities),
+        (0..60).filter(|i| i % 3 == 1).collect::<Vec<_>>(),
+        "ACTIVITY records only in activities"
+    );
+    for r in pets.iter().chain(&activities) {
+        let email = r["dynamodb"]["NewImage"]["email"]["S"].as_str().unwrap();
+        assert!(email.len() == 64 && email.chars().all(|c| c.is_ascii_hexdigit()), "email not masked: {email}");
+    }
+    assert!(lines(&dir.path().join("dead.jsonl")).is_empty(), "OWNER records are dropped, not dead-lettered");
+}
