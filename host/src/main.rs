@@ -10,6 +10,8 @@ use eddy::config::Config;
 /// WebAssembly processors to sinks such as ScyllaDB Alternator, at least once and in shard order.
 ///
 /// Logs go to standard error; set EDDY_LOG (e.g. `info`, `eddy=debug`) to choose what is shown.
+/// Compiled processors are cached in EDDY_CACHE_DIR (default ~/.cache/eddy/components; `off`
+/// disables the cache).
 /// AWS credentials come from the usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 /// instance roles); they never appear in the config file.
 #[derive(Parser)]

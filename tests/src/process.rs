@@ -143,7 +143,12 @@ impl Drop for Eddy {
 
 /// Runs `eddy <args>` to completion; returns (exit code, stdout, stderr).
 pub fn eddy(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(eddy_bin()).args(args).output().expect("run eddy");
+    eddy_with_env(args, &[])
+}
+
+/// Runs `eddy <args>` with extra environment variables to completion.
+pub fn eddy_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(eddy_bin()).args(args).envs(env.iter().copied()).output().expect("run eddy");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),

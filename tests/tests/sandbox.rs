@@ -302,3 +302,34 @@ dead_letter: {{type: file, path: dead.jsonl}}
     }
     assert!(lines(&dir.path().join("dead.jsonl")).is_empty(), "OWNER records are dropped, not dead-lettered");
 }
+
+/// Compiled components are cached on disk by content hash and wasmtime version; a damaged cache
+/// entry is replaced, never trusted.
+#[test]
+fn compiled_components_are_cached_and_a_damaged_entry_is_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path());
+    let cache = dir.path().join("cache");
+    let input = dir.path().join("in.jsonl");
+    let wasm = example_component("only_dogs");
+    let args = ["plugin", "test", "--wasm", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()];
+    let env = [("EDDY_CACHE_DIR", cache.to_str().unwrap()), ("EDDY_LOG", "debug")];
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
+    };
+    let (code, first, err) = eddy_e2e::process::eddy_with_env(&args, &env);
+    assert_eq!(code, 0, "{err}");
+    let cached = entries();
+    assert_eq!(cached.len(), 1, "one compiled component: {cached:?}");
+    assert!(cached[0].to_string_lossy().ends_with("-wasmtime-48.0.8.cwasm"), "{cached:?}");
+    let (code, second, err) = eddy_e2e::process::eddy_with_env(&args, &env);
+    assert_eq!(code, 0);
+    assert_eq!(first, second, "the cached component must behave the same");
+    assert!(err.contains("loaded from the cache"), "{err}");
+    std::fs::write(&cached[0], b"damaged").unwrap();
+    let (code, third, err) = eddy_e2e::process::eddy_with_env(&args, &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(first, third);
+    assert!(err.contains("ignoring a cached component"), "{err}");
+    assert!(std::fs::metadata(&cached[0]).unwrap().len() > 1000, "the damaged entry is replaced");
+}

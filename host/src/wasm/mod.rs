@@ -45,11 +45,28 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// cannot grow without bound.
 pub const RECYCLE_AFTER_CALLS: u64 = 100_000;
 
+/// The wasmtime this host is built with; part of the compiled-component cache key.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 /// The process-wide Wasm engine.
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    cache_dir: Option<std::path::PathBuf>,
+}
+
+/// Where compiled components are cached: `EDDY_CACHE_DIR`, else `$XDG_CACHE_HOME/eddy/components`,
+/// else `~/.cache/eddy/components`; `EDDY_CACHE_DIR=off` disables the cache.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("EDDY_CACHE_DIR") {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(v.into()),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+            .map(|base| base.join("eddy").join("components")),
+    }
 }
 
 /// What a store holds for one instance.
@@ -91,7 +108,7 @@ impl Runtime {
                 }
             })
             .context("cannot start the Wasm epoch thread")?;
-        Ok(Self { engine, linker: Arc::new(linker) })
+        Ok(Self { engine, linker: Arc::new(linker), cache_dir: default_cache_dir() })
     }
 
     /// Compiles the component of processor `name` once and resolves its imports.
@@ -100,8 +117,8 @@ impl Runtime {
     /// When the file cannot be read, is not a component, targets another contract version
     /// (the message names both versions), or imports something the host does not provide.
     pub fn load(&self, name: &str, config: &ProcessorConfig) -> anyhow::Result<Arc<Component>> {
-        let component = wasmtime::component::Component::from_file(&self.engine, &config.wasm)
-            .map_err(anyhow::Error::from)
+        let component = self
+            .compile(&config.wasm)
             .with_context(|| format!("processor {name}: cannot load {}", config.wasm.display()))?;
         check_contract_version(&self.engine, &component, &config.wasm).with_context(|| format!("processor {name}"))?;
         let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
@@ -122,6 +139,46 @@ impl Runtime {
         });
         // Instantiate once now, so a component that rejects its config stops eddy at start.
         component.instantiate()?;
+        Ok(component)
+    }
+}
+
+impl Runtime {
+    /// Compiles the component at `path`, or loads its compiled form from the cache, which is keyed
+    /// by the SHA-256 of the file and the wasmtime version. A cached artifact wasmtime refuses
+    /// (another engine configuration, a damaged file) is replaced by a fresh compilation.
+    fn compile(&self, path: &Path) -> anyhow::Result<wasmtime::component::Component> {
+        let bytes = std::fs::read(path)?;
+        let Some(dir) = &self.cache_dir else {
+            return Ok(wasmtime::component::Component::new(&self.engine, &bytes)?);
+        };
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let cached = dir.join(format!("{hash}-wasmtime-{WASMTIME_VERSION}.cwasm"));
+        if cached.exists() {
+            // SAFETY: wasmtime requires that the file was produced by `Component::serialize` of a
+            // compatible engine and not tampered with. eddy writes this folder itself, and wasmtime
+            // checks the engine configuration and version before using it; keep the folder writable
+            // by eddy's user only.
+            match unsafe { wasmtime::component::Component::deserialize_file(&self.engine, &cached) } {
+                Ok(component) => {
+                    tracing::debug!(path = %path.display(), cache = %cached.display(), "compiled component loaded from the cache");
+                    return Ok(component);
+                }
+                Err(e) => tracing::warn!(cache = %cached.display(), "ignoring a cached component: {e}"),
+            }
+        }
+        let component = wasmtime::component::Component::new(&self.engine, &bytes)?;
+        let store = || -> anyhow::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
+            std::fs::write(&tmp, component.serialize()?)?;
+            std::fs::rename(&tmp, &cached)?;
+            Ok(())
+        };
+        if let Err(e) = store() {
+            tracing::warn!(cache = %dir.display(), "cannot cache the compiled component: {e:#}");
+        }
         Ok(component)
     }
 }
