@@ -29,21 +29,6 @@ pub fn to_guest_batch<'a>(records: &'a [&'a ChangeRecord]) -> GuestBatch<'a> {
 }
 
 impl<'a> GuestBatch<'a> {
-    /// How many records.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether the batch is empty.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// The records, as given.
-    pub fn records(&self) -> &'a [&'a ChangeRecord] {
-        self.records
-    }
-
     /// The call's argument.
     pub(super) fn params(&self) -> Vec<wit::ChangeParam<'_>> {
         self.records

@@ -298,11 +298,6 @@ pub enum CallError {
 }
 
 impl Instance {
-    /// The component this is an instance of.
-    pub fn component(&self) -> &Arc<Component> {
-        &self.component
-    }
-
     /// Calls `process` on `batch` (converted with [`to_guest_batch`]) and returns one verdict per
     /// record, index-aligned.
     ///

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use eddy_sink_api::{ChangeRecord, EventName, ItemKey, Rejected, Sink, SinkError, WriteOutcome};
+use eddy_sink_api::{ChangeRecord, EventName, Item, Rejected, Sink, SinkError, WriteOutcome};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rand::Rng;
 
@@ -50,9 +50,9 @@ impl AlternatorSink {
     /// One write request per key (the last change of each key wins), with the batch index of the
     /// change it came from, in batch order. Changes that cannot be written are rejected.
     fn plan(batch: &[&ChangeRecord], rejected: &mut Vec<Rejected>) -> Vec<(usize, WriteRequest)> {
-        let mut last: HashMap<ItemKey, usize> = HashMap::with_capacity(batch.len());
+        let mut last: HashMap<&Item, usize> = HashMap::with_capacity(batch.len());
         for (i, record) in batch.iter().enumerate() {
-            last.insert(ItemKey::of(&record.dynamodb.keys), i);
+            last.insert(&record.dynamodb.keys, i);
         }
         let mut keep: Vec<usize> = last.into_values().collect();
         keep.sort_unstable();

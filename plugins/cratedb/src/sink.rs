@@ -231,11 +231,11 @@ impl Sink for CrateDbSink {
         let mut rejected = Vec::new();
         // The last change per key wins: one operation per row, so upserts and deletes can go in
         // separate requests without reordering two changes of one key.
-        let mut last: HashMap<String, (usize, Row)> = HashMap::with_capacity(batch.len());
+        let mut last: HashMap<&eddy_sink_api::Item, (usize, Row)> = HashMap::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
             match translate::row(record) {
                 Ok(row) => {
-                    last.insert(Value::Object(row.pk.clone()).to_string(), (index, row));
+                    last.insert(&record.dynamodb.keys, (index, row));
                 }
                 Err(reason) => rejected.push(Rejected { index, reason }),
             }

@@ -12,4 +12,4 @@ mod value;
 
 pub use record::{ChangeRecord, EventName, StreamRecord, StreamViewType, UserIdentity};
 pub use sink::{Rejected, Sink, SinkError, WriteOutcome};
-pub use value::{AttributeValue, Item, ItemKey};
+pub use value::{AttributeValue, Item};

@@ -69,18 +69,6 @@ impl AttributeValue {
     }
 }
 
-/// A key's canonical identity, for "is this the same item?" comparisons (sinks use it to keep
-/// one operation per key in a batch). Two keys are equal exactly when their attributes are.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ItemKey(Vec<(String, AttributeValue)>);
-
-impl ItemKey {
-    /// The identity of `keys` (a record's `Keys` map).
-    pub fn of(keys: &Item) -> Self {
-        Self(keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-    }
-}
-
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
