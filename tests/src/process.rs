@@ -7,8 +7,19 @@ use std::time::{Duration, Instant};
 
 use crate::repo_root;
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+/// A `cargo` command without the variables cargo sets for the test process itself
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...): some build scripts (ring's) rerun when those
+/// change, which would rebuild half the tree on every test run.
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"];
+        if per_package.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&*name);
+        }
+    }
+    command
 }
 
 /// The `eddy` binary, built once per test process (a no-op when it is up to date). It builds
@@ -16,7 +27,7 @@ fn cargo() -> String {
 pub fn eddy_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let status = Command::new(cargo())
+        let status = cargo()
             .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(repo_root())
             .status()
@@ -44,7 +55,7 @@ fn component(workspace: &str, name: &str) -> PathBuf {
     let dir = repo_root().join(workspace);
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if !built.iter().any(|w| w == workspace) {
-        let status = Command::new(cargo())
+        let status = cargo()
             .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
             .current_dir(&dir)
             .status()
