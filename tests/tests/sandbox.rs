@@ -127,6 +127,34 @@ fn an_enormous_output_is_refused_by_the_memory_limit() {
 }
 
 #[test]
+fn an_image_kept_past_its_call_traps_instead_of_reading_another_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path());
+    let config = format!(
+        "source: {{type: file, path: in.jsonl, max_records_per_poll: 50}}
+processors:
+  hostile: {{wasm: {wasm}, config: {{mode: stale-image, poison: poison}}}}
+sinks:
+  out: {{type: file, path: out.jsonl}}
+routes:
+  - {{name: r, processors: [hostile], sinks: [out]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+        wasm = test_component("hostile").display()
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut eddy = Eddy::start(&path);
+    let status = eddy.wait(Duration::from_secs(60));
+    let log = eddy.log();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("an image was used after the process call that passed it"), "{log}");
+    // The failed call is retried on a fresh instance, which has nothing kept: nothing is lost.
+    assert_eq!(seqs(&lines(&dir.path().join("out.jsonl"))), (0..RECORDS).collect::<Vec<_>>());
+    assert!(lines(&dir.path().join("dead.jsonl")).is_empty());
+}
+
+#[test]
 fn guest_output_goes_to_the_log_tagged_with_the_processor() {
     let log = survive_log_mode();
     assert!(log.contains("processor=\"hostile\"") || log.contains("processor=hostile"), "{log}");

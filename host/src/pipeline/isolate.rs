@@ -5,7 +5,7 @@
 
 use eddy_sink_api::ChangeRecord;
 
-use crate::wasm::{to_guest_batch, Instance, Verdict};
+use crate::wasm::{Instance, Verdict};
 
 /// A record's outcome: its verdict, or why it failed and how many calls it took part in.
 pub type Outcome = Result<Verdict, (String, u32)>;
@@ -49,8 +49,7 @@ fn bisect(instance: &mut Instance, records: &[&ChangeRecord], attempts: u32) -> 
 
 /// One call; on failure the instance is recycled before returning the error.
 fn call(instance: &mut Instance, records: &[&ChangeRecord]) -> Result<Vec<Outcome>, String> {
-    let batch = to_guest_batch(records);
-    match instance.process(&batch) {
+    match instance.process(records) {
         Ok(verdicts) => Ok(verdicts.into_iter().map(Ok).collect()),
         Err(e) => {
             let message = e.to_string();

@@ -1,51 +1,47 @@
-//! Change records across the Wasm boundary: host records → the guest's `change` (images as
-//! DynamoDB JSON text, borrowed where possible), and the guest's verdicts back.
+//! Change records across the Wasm boundary: host records → the guest's `change` (everything
+//! borrowed from the records; images lent as `image` handles), and the guest's verdicts back.
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item};
+use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord};
 
 use super::bindings::eddy::processor::types as wit;
+use super::HostState;
 
-/// A batch prepared for one `process` call: the images serialized once, everything else
-/// borrowed from the records.
-pub struct GuestBatch<'a> {
-    records: &'a [&'a ChangeRecord],
-    keys: Vec<Vec<(&'a str, wit::KeyValueParam<'a>)>>,
-    new_images: Vec<Option<String>>,
-    old_images: Vec<Option<String>>,
+/// The keys of a batch, borrowed from its records, ready to lower.
+pub(super) fn keys<'a>(records: &[&'a ChangeRecord]) -> Vec<Vec<(&'a str, wit::KeyValueParam<'a>)>> {
+    records
+        .iter()
+        .map(|r| r.dynamodb.keys.iter().filter_map(|(k, v)| Some((k.as_str(), key_param(v)?))).collect())
+        .collect()
 }
 
-/// Prepares `records` for the guest.
-pub fn to_guest_batch<'a>(records: &'a [&'a ChangeRecord]) -> GuestBatch<'a> {
-    let json = |i: &Option<Item>| i.as_ref().map(|i| serde_json::to_string(i).expect("an item always serializes"));
-    GuestBatch {
-        records,
-        keys: records
-            .iter()
-            .map(|r| r.dynamodb.keys.iter().filter_map(|(k, v)| Some((k.as_str(), key_param(v)?))).collect())
-            .collect(),
-        new_images: records.iter().map(|r| json(&r.dynamodb.new_image)).collect(),
-        old_images: records.iter().map(|r| json(&r.dynamodb.old_image)).collect(),
-    }
-}
-
-impl<'a> GuestBatch<'a> {
-    /// The call's argument.
-    pub(super) fn params(&self) -> Vec<wit::ChangeParam<'_>> {
-        self.records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| wit::ChangeParam {
+/// The `process` argument for `records`; `keys` from [`keys`]. Makes the image handles in
+/// `state`'s table, for the call about to start.
+///
+/// # Errors
+/// When the resource table is full.
+pub(super) fn params<'a>(
+    records: &[&'a ChangeRecord],
+    keys: &'a [Vec<(&'a str, wit::KeyValueParam<'a>)>],
+    state: &mut HostState,
+) -> wasmtime::Result<Vec<wit::Change<'a>>> {
+    let mut image = |i: usize, image: &Option<Item>, old: bool| image.as_ref().map(|_| state.image_handle(i, old)).transpose();
+    records
+        .iter()
+        .zip(keys)
+        .enumerate()
+        .map(|(i, (r, keys))| {
+            Ok(wit::Change {
                 event_id: &r.event_id,
                 event_name: event_name(r.event_name),
                 sequence_number: &r.dynamodb.sequence_number,
                 approximate_creation_time: r.dynamodb.approximate_creation_date_time,
                 size_bytes: r.dynamodb.size_bytes,
-                keys: &self.keys[i],
-                new_image: self.new_images[i].as_deref(),
-                old_image: self.old_images[i].as_deref(),
+                keys,
+                new_image: image(i, &r.dynamodb.new_image, false)?,
+                old_image: image(i, &r.dynamodb.old_image, true)?,
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 fn event_name(e: EventName) -> wit::EventName {
@@ -66,7 +62,7 @@ fn key_param(v: &AttributeValue) -> Option<wit::KeyValueParam<'_>> {
 }
 
 /// A change the guest built (`replace`, `fan-out`).
-pub type GuestChange = wit::ChangeResult;
+pub type GuestChange = wit::Replacement;
 
 /// A processor's decision about one record.
 #[derive(Debug)]
@@ -111,17 +107,7 @@ pub fn to_record(change: GuestChange, original: &ChangeRecord) -> Result<ChangeR
         })
         .transpose()
     };
-    let mut record = original.clone();
-    record.event_id = change.event_id;
-    record.event_name = match change.event_name {
-        wit::EventName::Insert => EventName::Insert,
-        wit::EventName::Modify => EventName::Modify,
-        wit::EventName::Remove => EventName::Remove,
-    };
-    record.dynamodb.sequence_number = change.sequence_number;
-    record.dynamodb.approximate_creation_date_time = change.approximate_creation_time;
-    record.dynamodb.size_bytes = change.size_bytes;
-    record.dynamodb.keys = change
+    let keys = change
         .keys
         .into_iter()
         .map(|(k, v)| {
@@ -133,7 +119,26 @@ pub fn to_record(change: GuestChange, original: &ChangeRecord) -> Result<ChangeR
             (k, v)
         })
         .collect();
-    record.dynamodb.new_image = image(change.new_image, "NewImage")?;
-    record.dynamodb.old_image = image(change.old_image, "OldImage")?;
-    Ok(record)
+    Ok(ChangeRecord {
+        event_id: change.event_id,
+        event_name: match change.event_name {
+            wit::EventName::Insert => EventName::Insert,
+            wit::EventName::Modify => EventName::Modify,
+            wit::EventName::Remove => EventName::Remove,
+        },
+        event_version: original.event_version.clone(),
+        event_source: original.event_source.clone(),
+        aws_region: original.aws_region.clone(),
+        dynamodb: StreamRecord {
+            approximate_creation_date_time: change.approximate_creation_time,
+            keys,
+            new_image: image(change.new_image, "NewImage")?,
+            old_image: image(change.old_image, "OldImage")?,
+            sequence_number: change.sequence_number,
+            size_bytes: change.size_bytes,
+            stream_view_type: original.dynamodb.stream_view_type,
+        },
+        event_source_arn: original.event_source_arn.clone(),
+        user_identity: original.user_identity.clone(),
+    })
 }

@@ -14,6 +14,7 @@
 mod convert;
 mod guest_output;
 mod host;
+mod images;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,8 +25,11 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use eddy_sink_api::ChangeRecord;
+
 use crate::config::{Limits, ProcessorConfig};
-pub use convert::{to_guest_batch, to_record, GuestBatch, GuestChange, Verdict};
+pub use convert::{to_record, GuestChange, Verdict};
+use images::{LentRecords, MAX_UNDROPPED_IMAGES};
 
 /// Bindings generated from `wit/` (the `eddy:processor` world).
 mod bindings {
@@ -33,12 +37,18 @@ mod bindings {
         world: "processor",
         path: "../wit",
         ownership: Borrowing { duplicate_if_necessary: true },
+        with: { "eddy:processor/types.image": super::images::ImageRef },
+        imports: {
+            "eddy:processor/types.[method]image.get": trappable,
+            "eddy:processor/types.[method]image.names": trappable,
+            "eddy:processor/types.[method]image.to-json": trappable,
+        },
     });
 }
 use bindings::{Processor, ProcessorPre};
 
 /// The contract version this host implements (the `wit/` package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 /// How often the epoch advances; call timeouts are rounded up to a multiple of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// An instance is replaced by a fresh one after this many calls, so that a slow leak in a guest
@@ -75,6 +85,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    lent: LentRecords,
 }
 
 impl WasiView for HostState {
@@ -249,7 +260,7 @@ impl Component {
             .stdout(guest_output::GuestOutput::new(Arc::clone(&self.name), "stdout"))
             .stderr(guest_output::GuestOutput::new(Arc::clone(&self.name), "stderr"))
             .build();
-        let state = HostState { processor: Arc::clone(&self.name), wasi, table: ResourceTable::new(), limits };
+        let state = HostState { processor: Arc::clone(&self.name), wasi, table: ResourceTable::new(), limits, lent: LentRecords::default() };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks());
@@ -298,17 +309,29 @@ pub enum CallError {
 }
 
 impl Instance {
-    /// Calls `process` on `batch` (converted with [`to_guest_batch`]) and returns one verdict per
-    /// record, index-aligned.
+    /// Calls `process` on `records` and returns one verdict per record, index-aligned. The
+    /// records' keys and fields are lowered from borrows; their images are lent as `image`
+    /// handles for the call.
     ///
     /// # Errors
     /// A [`CallError`]; the instance must then be recycled before the next call.
-    pub fn process(&mut self, batch: &GuestBatch<'_>) -> Result<Vec<Verdict>, CallError> {
+    pub fn process(&mut self, records: &[&ChangeRecord]) -> Result<Vec<Verdict>, CallError> {
         let processor = || self.component.name.to_string();
         self.calls += 1;
         self.store.set_epoch_deadline(self.component.deadline_ticks());
-        let params = batch.params();
-        let verdicts = match self.bindings.call_process(&mut self.store, &params) {
+        let keys = convert::keys(records);
+        let state = self.store.data_mut();
+        state.lent.next_call();
+        let params = convert::params(records, &keys, state)
+            .map_err(|e| CallError::Trap { processor: processor(), message: format!("{e:#}") })?;
+        let bindings = &self.bindings;
+        let result = LentRecords::lend(&mut self.store, records, |store| bindings.call_process(store, &params));
+        let undropped = self.store.data().lent.undropped;
+        if undropped > MAX_UNDROPPED_IMAGES {
+            tracing::warn!(processor = %self.component.name, undropped, "the processor keeps images it does not drop; recycling its instance");
+            self.calls = RECYCLE_AFTER_CALLS;
+        }
+        let verdicts = match result {
             Ok(v) => v,
             Err(e) => {
                 return Err(match e.downcast_ref::<wasmtime::Trap>() {

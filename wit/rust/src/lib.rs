@@ -8,7 +8,7 @@
 //! impl Guest for OnlyDogs {
 //!     fn init(_config: String) -> Result<(), String> { Ok(()) }
 //!     fn process(batch: Vec<Change>) -> Vec<Verdict> {
-//!         batch.iter().map(|c| match c.new_image_s("species") {
+//!         batch.iter().map(|c| match c.new_image_s("species").as_deref() {
 //!             Some("dog") => Verdict::Pass,
 //!             _ => Verdict::Drop,
 //!         }).collect()
@@ -20,6 +20,9 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component eddy loads.
+//!
+//! Images are handed over with the call and read on demand: [`Change::new_image_s`] and
+//! [`Image::get`] fetch one attribute; [`Image::to_json`] fetches the whole image.
 
 /// The generated bindings of the `eddy:processor` world.
 pub mod bindings {
@@ -33,35 +36,55 @@ pub mod bindings {
 }
 
 pub use bindings::eddy::processor::host::log;
-pub use bindings::eddy::processor::types::{Change, EventName, KeyValue, Level, Verdict};
+pub use bindings::eddy::processor::types::{
+    Attribute, Change, EventName, Image, KeyValue, Level, Replacement, Verdict,
+};
 pub use bindings::{export, Guest};
 
 impl Change {
-    /// The value of the top-level `S` attribute `name` in the new image, without parsing the
-    /// rest of the image. `None` when there is no new image, no such attribute, or it is not `S`.
+    /// The top-level `S` attribute `name` of the new image. `None` when there is no new image,
+    /// no such attribute, or it is not `S`. Only this attribute crosses the boundary.
     pub fn new_image_s(&self, name: &str) -> Option<String> {
-        image_s(self.new_image.as_deref()?, name)
+        string(self.new_image.as_ref()?.get(name)?)
     }
 
     /// The same for the old image.
     pub fn old_image_s(&self, name: &str) -> Option<String> {
-        image_s(self.old_image.as_deref()?, name)
+        string(self.old_image.as_ref()?.get(name)?)
+    }
+
+    /// The top-level `N` attribute `name` of the new image, as its exact decimal text.
+    pub fn new_image_n(&self, name: &str) -> Option<String> {
+        match self.new_image.as_ref()?.get(name)? {
+            Attribute::N(n) => Some(n),
+            _ => None,
+        }
     }
 
     /// The key attribute `name`, if the record has it.
     pub fn key(&self, name: &str) -> Option<&KeyValue> {
         self.keys.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
+
+    /// A replacement equal to this change (the images fetched whole, as DynamoDB JSON text), to
+    /// modify and return in [`Verdict::Replace`] or [`Verdict::FanOut`].
+    pub fn to_replacement(&self) -> Replacement {
+        Replacement {
+            event_id: self.event_id.clone(),
+            event_name: self.event_name,
+            sequence_number: self.sequence_number.clone(),
+            approximate_creation_time: self.approximate_creation_time,
+            size_bytes: self.size_bytes,
+            keys: self.keys.clone(),
+            new_image: self.new_image.as_ref().map(Image::to_json),
+            old_image: self.old_image.as_ref().map(Image::to_json),
+        }
+    }
 }
 
-/// Looks up a top-level `{"S": ...}` attribute in a DynamoDB JSON image.
-fn image_s(image: &str, name: &str) -> Option<String> {
-    use serde_json::value::RawValue;
-    let attrs: std::collections::HashMap<&str, &RawValue> = serde_json::from_str(image).ok()?;
-    let typed: std::collections::HashMap<&str, serde_json::Value> =
-        serde_json::from_str(attrs.get(name)?.get()).ok()?;
-    match typed.get("S")? {
-        serde_json::Value::String(s) => Some(s.clone()),
+fn string(attribute: Attribute) -> Option<String> {
+    match attribute {
+        Attribute::S(s) => Some(s),
         _ => None,
     }
 }

@@ -1,11 +1,11 @@
 //! Replaces string attributes that hold personal data with their SHA-256 (hex), in the new and
 //! the old image, so downstream systems can still join on them without seeing them.
 //! `config: {attributes: [email, phone]}`; default `[email]`. Records without those attributes
-//! pass unchanged (and are not copied back to the host).
+//! pass unchanged: only those attributes are read, and nothing is copied back to the host.
 
 use std::sync::OnceLock;
 
-use eddy_guest::{Change, Guest, Verdict};
+use eddy_guest::{Attribute, Change, Guest, Image, Verdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -17,23 +17,23 @@ fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Masks the configured attributes of one image; returns the new text if anything changed.
-fn mask(image: &str, attributes: &[String]) -> Result<Option<String>, String> {
-    if !attributes.iter().any(|a| image.contains(a.as_str())) {
-        return Ok(None);
-    }
+/// Whether `image` has one of `attributes` as a string (asks for those attributes only).
+fn has_any(image: Option<&Image>, attributes: &[String]) -> bool {
+    image.is_some_and(|i| attributes.iter().any(|a| matches!(i.get(a), Some(Attribute::S(_)))))
+}
+
+/// Masks the configured attributes of one image's DynamoDB JSON text.
+fn mask(image: &str, attributes: &[String]) -> Result<String, String> {
     let mut item: serde_json::Map<String, Value> = eddy_guest::parse_image(image)?;
-    let mut changed = false;
     for name in attributes {
         if let Some(Value::Object(typed)) = item.get_mut(name) {
             if let Some(Value::String(s)) = typed.get("S") {
                 let masked = sha256_hex(s);
                 typed.insert("S".into(), Value::String(masked));
-                changed = true;
             }
         }
     }
-    Ok(changed.then(|| Value::Object(item).to_string()))
+    Ok(Value::Object(item).to_string())
 }
 
 impl Guest for MaskEmail {
@@ -54,22 +54,17 @@ impl Guest for MaskEmail {
         let attributes = ATTRIBUTES.get().expect("init ran");
         batch
             .into_iter()
-            .map(|mut change| {
-                let new = change.new_image.as_deref().map(|i| mask(i, attributes)).transpose();
-                let old = change.old_image.as_deref().map(|i| mask(i, attributes)).transpose();
-                match (new, old) {
+            .map(|change| {
+                if !has_any(change.new_image.as_ref(), attributes) && !has_any(change.old_image.as_ref(), attributes) {
+                    return Verdict::Pass;
+                }
+                let mut replacement = change.to_replacement();
+                let masked = |image: Option<String>| image.map(|i| mask(&i, attributes)).transpose();
+                match (masked(replacement.new_image.take()), masked(replacement.old_image.take())) {
                     (Ok(new), Ok(old)) => {
-                        let (new, old) = (new.flatten(), old.flatten());
-                        if new.is_none() && old.is_none() {
-                            return Verdict::Pass;
-                        }
-                        if new.is_some() {
-                            change.new_image = new;
-                        }
-                        if old.is_some() {
-                            change.old_image = old;
-                        }
-                        Verdict::Replace(change)
+                        replacement.new_image = new;
+                        replacement.old_image = old;
+                        Verdict::Replace(replacement)
                     }
                     (Err(e), _) | (_, Err(e)) => Verdict::Fail(format!("cannot read the image: {e}")),
                 }

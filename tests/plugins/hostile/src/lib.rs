@@ -2,7 +2,8 @@
 //! passes every other record. Modes: `loop` (never returns), `oom` (allocates without bound),
 //! `panic` (traps), `short` (returns no verdicts), `route-unknown` (routes to an undeclared
 //! sink), `fail` (the fail verdict), `huge` (replaces the record with a 200 MB image), `log`
-//! (prints to stdout and stderr, then passes).
+//! (prints to stdout and stderr, then passes), `stale-image` (keeps an image past its call and,
+//! in a batch with a poison record, reads it again).
 
 use std::sync::OnceLock;
 
@@ -14,6 +15,11 @@ struct Config {
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
+
+thread_local! {
+    /// `stale-image` mode: an image kept from an earlier call.
+    static KEPT: std::cell::RefCell<Option<eddy_guest::Image>> = const { std::cell::RefCell::new(None) };
+}
 
 struct Hostile;
 
@@ -50,6 +56,15 @@ impl Guest for Hostile {
                 }
             }
             "panic" if poisoned => panic!("poison record"),
+            "stale-image" => {
+                if poisoned {
+                    KEPT.with(|kept| kept.borrow().as_ref().map(|image| image.get("pk")));
+                }
+                let mut batch = batch;
+                let first = batch.first_mut().and_then(|c| c.new_image.take());
+                KEPT.with(|kept| *kept.borrow_mut() = first);
+                return batch.iter().map(|_| Verdict::Pass).collect();
+            }
             "short" if poisoned => return Vec::new(),
             _ => {}
         }
@@ -67,9 +82,9 @@ impl Guest for Hostile {
                     "route-unknown" => Verdict::Route(vec!["nowhere".into()]),
                     "fail" => Verdict::Fail("this record is poison".into()),
                     "huge" => {
-                        let mut c = c;
-                        c.new_image = Some(format!("{{\"blob\": {{\"S\": \"{}\"}}}}", "x".repeat(200 << 20)));
-                        Verdict::Replace(c)
+                        let mut r = c.to_replacement();
+                        r.new_image = Some(format!("{{\"blob\": {{\"S\": \"{}\"}}}}", "x".repeat(200 << 20)));
+                        Verdict::Replace(r)
                     }
                     _ => Verdict::Pass,
                 }

@@ -1,4 +1,5 @@
-//! A passthrough for a future contract version: eddy must refuse to load it, naming both versions.
+//! A passthrough built for an older contract version (eddy:processor@0.1.0): eddy must refuse to
+//! load it, naming both versions.
 
 wit_bindgen::generate!({ path: "wit", world: "processor" });
 

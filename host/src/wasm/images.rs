@@ -1,0 +1,128 @@
+//! The `image` resource: a record's `NewImage` or `OldImage`, handed to the guest with its
+//! `process` call and read on demand, so that only the attributes a processor asks for are
+//! converted.
+//!
+//! Each handle is an entry in the store's [`ResourceTable`] naming the call, the record and the
+//! side. The records themselves are lent by [`LentRecords::lend`] for the duration of the call;
+//! a handle used in a later call traps instead of reading another batch.
+
+use std::ptr::NonNull;
+
+use eddy_sink_api::{AttributeValue, ChangeRecord, Item};
+use wasmtime::component::{Resource, ResourceTable};
+
+use super::bindings::eddy::processor::types::{self as wit, Attribute};
+use super::HostState;
+
+/// Above this many images handed out and not dropped, the instance is recycled: a guest that
+/// never drops its images would otherwise grow the handle tables without bound.
+pub(super) const MAX_UNDROPPED_IMAGES: usize = 100_000;
+
+/// What an `image` handle names.
+pub struct ImageRef {
+    call: u64,
+    index: u32,
+    old: bool,
+}
+
+/// The records of the `process` call in progress, for the `image` methods.
+///
+/// Holds pointers rather than references because a [`wasmtime::Store`]'s data must be `'static`.
+/// [`LentRecords::lend`] sets them for exactly the duration of one call and clears them after,
+/// also when the call unwinds.
+#[derive(Default)]
+pub(super) struct LentRecords {
+    records: Vec<NonNull<ChangeRecord>>,
+    /// Counts calls; a handle from another call is refused.
+    call: u64,
+    /// Images handed out and not yet dropped.
+    pub(super) undropped: usize,
+}
+
+// SAFETY: the pointers are only dereferenced by image methods, which wasmtime runs inside
+// `lend`'s `call`, on its thread, while the `&[&ChangeRecord]` they came from is borrowed.
+unsafe impl Send for LentRecords {}
+
+impl LentRecords {
+    /// Starts the next call: handles made from now on belong to it.
+    pub(super) fn next_call(&mut self) {
+        self.call += 1;
+    }
+
+    /// Lends `records` to the guest while `call` runs.
+    pub(super) fn lend<R>(
+        store: &mut wasmtime::Store<HostState>,
+        records: &[&ChangeRecord],
+        call: impl FnOnce(&mut wasmtime::Store<HostState>) -> R,
+    ) -> R {
+        struct Clear<'s>(&'s mut wasmtime::Store<HostState>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.data_mut().lent.records.clear();
+            }
+        }
+        let lent = &mut store.data_mut().lent;
+        lent.records.clear();
+        lent.records.extend(records.iter().map(|r| NonNull::from(*r)));
+        let guard = Clear(store);
+        call(guard.0)
+    }
+
+    fn image(&self, table: &ResourceTable, handle: &Resource<ImageRef>) -> wasmtime::Result<&Item> {
+        let image = table.get(handle)?;
+        let record = match self.records.get(image.index as usize) {
+            Some(record) if image.call == self.call => record,
+            _ => wasmtime::bail!("an image was used after the process call that passed it"),
+        };
+        // SAFETY: see `LentRecords`: `lend` is on the stack, so the records are borrowed.
+        let record = unsafe { record.as_ref() };
+        let image = if image.old { &record.dynamodb.old_image } else { &record.dynamodb.new_image };
+        Ok(image.as_ref().expect("handles are made only for images the record has"))
+    }
+}
+
+impl HostState {
+    /// A handle for record `index`'s new or `old` image, for the call about to start (after
+    /// [`LentRecords::next_call`]).
+    pub(super) fn image_handle(&mut self, index: usize, old: bool) -> wasmtime::Result<Resource<ImageRef>> {
+        let index = u32::try_from(index)?;
+        self.lent.undropped += 1;
+        Ok(self.table.push(ImageRef { call: self.lent.call, index, old })?)
+    }
+}
+
+impl wit::HostImage for HostState {
+    fn get(&mut self, image: Resource<ImageRef>, name: String) -> wasmtime::Result<Option<Attribute>> {
+        Ok(self.lent.image(&self.table, &image)?.get(&name).map(attribute))
+    }
+
+    fn names(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.lent.image(&self.table, &image)?.keys().cloned().collect())
+    }
+
+    fn to_json(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<String> {
+        Ok(serde_json::to_string(self.lent.image(&self.table, &image)?)?)
+    }
+
+    fn drop(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<()> {
+        self.table.delete(image)?;
+        self.lent.undropped = self.lent.undropped.saturating_sub(1);
+        Ok(())
+    }
+}
+
+/// One attribute as the contract types it; `M` and `L` as DynamoDB JSON text.
+fn attribute(value: &AttributeValue) -> Attribute {
+    match value {
+        AttributeValue::S(s) => Attribute::S(s.clone()),
+        AttributeValue::N(n) => Attribute::N(n.clone()),
+        AttributeValue::B(b) => Attribute::B(b.clone()),
+        AttributeValue::Bool(b) => Attribute::Boolean(*b),
+        AttributeValue::Null => Attribute::Null,
+        AttributeValue::Ss(v) => Attribute::Ss(v.clone()),
+        AttributeValue::Ns(v) => Attribute::Ns(v.clone()),
+        AttributeValue::Bs(v) => Attribute::Bs(v.clone()),
+        AttributeValue::M(m) => Attribute::M(serde_json::to_string(m).expect("an item always serializes")),
+        AttributeValue::L(l) => Attribute::L(serde_json::to_string(l).expect("a list always serializes")),
+    }
+}
