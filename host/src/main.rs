@@ -138,7 +138,9 @@ enum BenchCommand {
         records: usize,
     },
     /// Records/s through one route into the null sink: no processor, then each example component
-    /// (passthrough, only-dogs, mask-email), at several batch sizes, on one worker.
+    /// (passthrough, only-dogs, mask-email), at several batch sizes, on one worker. Prints two
+    /// tables: the pipeline alone (records decoded up front), and records decoded from their
+    /// Lambda JSON lines in each batch, as `eddy run` with a file source does.
     Pipeline {
         /// Where the example components are (`cargo build --release --target wasm32-wasip2` in
         /// examples/plugins puts them there).
@@ -308,9 +310,11 @@ fn main() -> ExitCode {
                 case("only-dogs", "only_dogs.wasm", r#"{"species": "dog"}"#),
                 case("mask-email", "mask_email.wasm", r#"{"attributes": ["email"]}"#),
             ];
-            match eddy::bench::pipeline(&cases, &batch_sizes, seconds) {
-                Ok(table) => {
-                    println!("{table}");
+            let tables = eddy::bench::pipeline(&cases, &batch_sizes, seconds, false)
+                .and_then(|alone| Ok((alone, eddy::bench::pipeline(&cases, &batch_sizes, seconds, true)?)));
+            match tables {
+                Ok((alone, decoded)) => {
+                    println!("{alone}\n{decoded}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
