@@ -167,7 +167,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
     let records: Vec<ChangeRecord> = (0..1000).map(sample_record).collect();
     let lines: Vec<String> = records.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
     let size = lines[0].len();
-    let wasm = crate::wasm::Runtime::new()?;
+    let wasm = crate::wasm::Runtime::new(Limits::default().memory_bytes)?;
     let what = if decode { "decoded from JSON lines, then through the pipeline" } else { "the pipeline alone" };
     let mut out = format!("records/s on one worker, {size}-byte records, {what}, into the null sink\n\n");
     out.push_str(&format!(

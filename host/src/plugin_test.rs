@@ -35,7 +35,7 @@ pub fn run(
     batch_size: usize,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let runtime = wasm::Runtime::new()?;
+    let runtime = wasm::Runtime::new(limits.memory_bytes)?;
     let config = ProcessorConfig { wasm: wasm.to_owned(), config_json: config_json.to_owned(), limits };
     let component = runtime.load("test", &config)?;
     let mut instance = component.instantiate()?;

@@ -235,6 +235,43 @@ fn a_component_that_rejects_its_config_stops_eddy_at_start_with_its_message() {
     assert!(err.contains("`species` must be a string"), "{err}");
 }
 
+/// Runs `eddy plugin test` with only-dogs on the usual input under `shell` (e.g. a `ulimit`),
+/// with `EDDY_LOG=eddy=debug`; returns the pass/drop verdicts and the log.
+fn only_dogs_under(shell_prefix: &str) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path());
+    let script = format!("{shell_prefix} exec \"$0\" plugin test --wasm \"$1\" --input \"$2\"",);
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .arg(eddy_e2e::process::eddy_bin())
+        .arg(example_component("only_dogs"))
+        .arg(dir.path().join("in.jsonl"))
+        .env("EDDY_LOG", "eddy=debug")
+        .env("EDDY_CACHE_DIR", "off")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let verdicts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["verdict"].as_str().unwrap().to_owned())
+        .collect();
+    (verdicts, log)
+}
+
+#[test]
+fn instances_come_from_the_pool_and_on_demand_when_the_address_space_is_too_small() {
+    let expected: Vec<String> = (0..RECORDS).map(|i| ["pass", "drop"][i % 2].to_owned()).collect();
+    let (verdicts, log) = only_dogs_under("");
+    assert!(log.contains("Wasm instances come from the pooling allocator"), "{log}");
+    assert_eq!(verdicts, expected);
+    // 8 GB of address space cannot hold the pool's reservation; eddy says so and carries on.
+    let (verdicts, log) = only_dogs_under("ulimit -v 8000000;");
+    assert!(log.contains("the Wasm instance pool cannot be reserved"), "{log}");
+    assert!(log.contains("allocating instances on demand"), "{log}");
+    assert_eq!(verdicts, expected);
+}
+
 #[test]
 fn plugin_test_prints_each_records_verdict() {
     let dir = tempfile::tempdir().unwrap();

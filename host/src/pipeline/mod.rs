@@ -82,7 +82,8 @@ impl Pipeline {
     /// When a component does not load or rejects its config, a sink cannot be built, or the dead
     /// letter cannot be opened.
     pub async fn build(config: &Config, max_attempts: u32) -> anyhow::Result<Self> {
-        let runtime = if config.processors.is_empty() { None } else { Some(wasm::Runtime::new()?) };
+        let max_memory = config.processors.values().map(|p| p.limits.memory_bytes).max();
+        let runtime = max_memory.map(wasm::Runtime::new).transpose()?;
         let mut components = BTreeMap::new();
         for (name, p) in &config.processors {
             let runtime = runtime.as_ref().expect("created when there are processors");

@@ -24,7 +24,8 @@ pub(super) fn params<'a>(
     keys: &'a [Vec<(&'a str, wit::KeyValueParam<'a>)>],
     state: &mut HostState,
 ) -> wasmtime::Result<Vec<wit::Change<'a>>> {
-    let mut image = |i: usize, image: &Option<Item>, old: bool| image.as_ref().map(|_| state.image_handle(i, old)).transpose();
+    let mut image =
+        |i: usize, image: &Option<Item>, old: bool| image.as_ref().map(|_| state.image_handle(i, old)).transpose();
     records
         .iter()
         .zip(keys)

@@ -55,6 +55,25 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// cannot grow without bound.
 pub const RECYCLE_AFTER_CALLS: u64 = 100_000;
 
+/// How many component instances the pooling allocator holds: far more than the warm instances
+/// (processors × shard readers) a process keeps at once.
+pub const POOL_INSTANCES: u32 = 1_000;
+
+/// The pooling allocator's configuration: [`POOL_INSTANCES`] component instances, each with room
+/// for the core instances, memories and tables that Rust, JavaScript and Python components use.
+fn pool(max_memory_bytes: u64) -> wasmtime::InstanceAllocationStrategy {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 20)
+        .max_core_instances_per_component(50)
+        .total_memories(POOL_INSTANCES * 2)
+        .max_memories_per_component(4)
+        .total_tables(POOL_INSTANCES * 20)
+        .max_tables_per_component(50)
+        .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX));
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
+}
+
 /// The wasmtime this host is built with; part of the compiled-component cache key.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
@@ -96,15 +115,32 @@ impl WasiView for HostState {
 
 impl Runtime {
     /// Creates the engine (component model, epoch interruption) and starts the epoch thread,
-    /// which ends when the last clone of the runtime is dropped.
+    /// which ends when the last clone of the runtime is dropped. `max_memory_bytes` is the
+    /// largest `limits.memory` of any processor.
+    ///
+    /// Instances come from wasmtime's pooling allocator, which reserves address space for
+    /// [`POOL_INSTANCES`] instances up front and makes instantiation and recycling cheap. Where that
+    /// reservation is refused (for example under `ulimit -v`), or with `EDDY_WASM_POOL=off`,
+    /// instances are allocated on demand instead; the log says which.
     ///
     /// # Errors
     /// When wasmtime cannot be configured on this machine.
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(max_memory_bytes: u64) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        let pooling = std::env::var_os("EDDY_WASM_POOL").is_none_or(|v| v != "off");
+        let engine = match pooling.then(|| Engine::new(config.clone().allocation_strategy(pool(max_memory_bytes)))) {
+            Some(Ok(engine)) => {
+                tracing::debug!(instances = POOL_INSTANCES, "Wasm instances come from the pooling allocator");
+                engine
+            }
+            Some(Err(e)) => {
+                tracing::info!("the Wasm instance pool cannot be reserved ({e:#}); allocating instances on demand");
+                Engine::new(&config)?
+            }
+            None => Engine::new(&config)?,
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
@@ -260,7 +296,13 @@ impl Component {
             .stdout(guest_output::GuestOutput::new(Arc::clone(&self.name), "stdout"))
             .stderr(guest_output::GuestOutput::new(Arc::clone(&self.name), "stderr"))
             .build();
-        let state = HostState { processor: Arc::clone(&self.name), wasi, table: ResourceTable::new(), limits, lent: LentRecords::default() };
+        let state = HostState {
+            processor: Arc::clone(&self.name),
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            lent: LentRecords::default(),
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks());
