@@ -74,6 +74,7 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
         SourceConfig::File(_) => 20,
     };
     let pipeline = Arc::new(Pipeline::build(&config, max_attempts).await?);
+    tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
     let coordinator = Coordinator {
         api: source.api,
         checkpoints,

@@ -182,7 +182,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
             Some((path, config)) => {
                 let config =
                     ProcessorConfig { wasm: path.clone(), config_json: config.clone(), limits: Limits::default() };
-                vec![wasm.load(&case.name, &config)?]
+                vec![crate::wasm::Processor::load(&wasm, &case.name, &config)?]
             }
         };
         let null: Arc<dyn eddy_sink_api::Sink> = Arc::new(eddy_sink_basic::NullSink::default());

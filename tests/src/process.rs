@@ -114,6 +114,13 @@ impl Eddy {
         }
     }
 
+    /// Sends SIGHUP (reload the processors).
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("running");
+        let status = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
     /// Kills the process with SIGKILL (no chance to checkpoint) and waits for it.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");

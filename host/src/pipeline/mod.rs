@@ -87,7 +87,7 @@ impl Pipeline {
         let mut components = BTreeMap::new();
         for (name, p) in &config.processors {
             let runtime = runtime.as_ref().expect("created when there are processors");
-            components.insert(name.clone(), runtime.load(name, p)?);
+            components.insert(name.clone(), wasm::Processor::load(runtime, name, p)?);
         }
         let mut sinks = BTreeMap::new();
         for (name, s) in &config.sinks {
@@ -122,6 +122,17 @@ impl Pipeline {
     /// The counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Every processor used by a route, once each (for hot reload).
+    pub fn processors(&self) -> Vec<Arc<wasm::Processor>> {
+        let mut all: Vec<Arc<wasm::Processor>> = Vec::new();
+        for p in self.routes.iter().flat_map(|r| &r.processors) {
+            if !all.iter().any(|q| Arc::ptr_eq(p, q)) {
+                all.push(Arc::clone(p));
+            }
+        }
+        all
     }
 
     /// A worker for one shard reader.

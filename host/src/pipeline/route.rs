@@ -12,7 +12,7 @@ use super::isolate;
 use super::stats::Stats;
 use super::PipelineError;
 use crate::stop::Stop;
-use crate::wasm::{self, Component, Instance, Verdict};
+use crate::wasm::{self, Component, Instance, Processor, Verdict};
 
 /// A route as loaded: its processors (compiled) and sinks (connected).
 pub struct RouteSpec {
@@ -21,15 +21,16 @@ pub struct RouteSpec {
     /// Which records the route takes; `None`: all.
     pub filter: Option<crate::pattern::Filter>,
     /// Processors, in order.
-    pub processors: Vec<Arc<Component>>,
+    pub processors: Vec<Arc<Processor>>,
     /// Sinks with their names.
     pub sinks: Vec<(String, Arc<dyn Sink>)>,
 }
 
-/// A route with one worker's instances (created on first use).
+/// A route with one worker's instances (created on first use, and again when their processor is
+/// reloaded), each with the processor generation it was made from.
 pub(super) struct RouteWorker {
     spec: Arc<RouteSpec>,
-    instances: Vec<Option<Instance>>,
+    instances: Vec<Option<(u64, Instance)>>,
 }
 
 /// A record on its way through a route.
@@ -94,14 +95,21 @@ impl RouteWorker {
         dead: &mut Vec<Entry>,
     ) -> Vec<InFlight<'a>> {
         let spec = Arc::clone(&self.spec);
-        for (p, component) in spec.processors.iter().enumerate() {
+        for (p, processor) in spec.processors.iter().enumerate() {
             if items.is_empty() {
                 break;
             }
+            // Between batches, an instance of an older build gives way to the reloaded one.
+            let generation = processor.generation();
+            if self.instances[p].as_ref().is_some_and(|(g, _)| *g != generation) {
+                self.instances[p] = None;
+            }
+            let component = processor.current();
+            let component = &component;
             let instance = match &mut self.instances[p] {
-                Some(i) => i,
+                Some((_, i)) => i,
                 slot => match component.instantiate() {
-                    Ok(i) => slot.insert(i),
+                    Ok(i) => &mut slot.insert((generation, i)).1,
                     Err(e) => {
                         let message = format!("{e:#}");
                         for item in items.drain(..) {

@@ -15,6 +15,7 @@ mod convert;
 mod guest_output;
 mod host;
 mod images;
+pub mod reload;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use eddy_sink_api::ChangeRecord;
 use crate::config::{Limits, ProcessorConfig};
 pub use convert::{to_record, GuestChange, Verdict};
 use images::{LentRecords, MAX_UNDROPPED_IMAGES};
+pub use reload::Processor;
 
 /// Bindings generated from `wit/` (the `eddy:processor` world).
 mod bindings {
@@ -45,7 +47,7 @@ mod bindings {
         },
     });
 }
-use bindings::{Processor, ProcessorPre};
+use bindings::{Processor as ProcessorBindings, ProcessorPre};
 
 /// The contract version this host implements (the `wit/` package version).
 pub const CONTRACT_VERSION: &str = "0.2.0";
@@ -143,7 +145,7 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        ProcessorBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("eddy-wasm-epoch".into())
@@ -164,7 +166,7 @@ impl Runtime {
     /// When the file cannot be read, is not a component, targets another contract version
     /// (the message names both versions), or imports something the host does not provide.
     pub fn load(&self, name: &str, config: &ProcessorConfig) -> anyhow::Result<Arc<Component>> {
-        let component = self
+        let (component, digest) = self
             .compile(&config.wasm)
             .with_context(|| format!("processor {name}: cannot load {}", config.wasm.display()))?;
         check_contract_version(&self.engine, &component, &config.wasm).with_context(|| format!("processor {name}"))?;
@@ -181,6 +183,7 @@ impl Runtime {
             name: Arc::from(name),
             engine: self.engine.clone(),
             pre,
+            digest,
             config_json: config.config_json.clone(),
             limits: config.limits,
         });
@@ -193,14 +196,14 @@ impl Runtime {
 impl Runtime {
     /// Compiles the component at `path`, or loads its compiled form from the cache, which is keyed
     /// by the SHA-256 of the file and the wasmtime version. A cached artifact wasmtime refuses
-    /// (another engine configuration, a damaged file) is replaced by a fresh compilation.
-    fn compile(&self, path: &Path) -> anyhow::Result<wasmtime::component::Component> {
+    /// (another engine configuration, a damaged file) is replaced by a fresh compilation. Returns
+    /// the component and the file's SHA-256 (hex).
+    fn compile(&self, path: &Path) -> anyhow::Result<(wasmtime::component::Component, String)> {
         let bytes = std::fs::read(path)?;
+        let hash = digest(&bytes);
         let Some(dir) = &self.cache_dir else {
-            return Ok(wasmtime::component::Component::new(&self.engine, &bytes)?);
+            return Ok((wasmtime::component::Component::new(&self.engine, &bytes)?, hash));
         };
-        use sha2::Digest;
-        let hash: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         let cached = dir.join(format!("{hash}-wasmtime-{WASMTIME_VERSION}.cwasm"));
         if cached.exists() {
             // SAFETY: wasmtime requires that the file was produced by `Component::serialize` of a
@@ -210,7 +213,7 @@ impl Runtime {
             match unsafe { wasmtime::component::Component::deserialize_file(&self.engine, &cached) } {
                 Ok(component) => {
                     tracing::debug!(path = %path.display(), cache = %cached.display(), "compiled component loaded from the cache");
-                    return Ok(component);
+                    return Ok((component, hash));
                 }
                 Err(e) => tracing::warn!(cache = %cached.display(), "ignoring a cached component: {e}"),
             }
@@ -226,8 +229,19 @@ impl Runtime {
         if let Err(e) = store() {
             tracing::warn!(cache = %dir.display(), "cannot cache the compiled component: {e:#}");
         }
-        Ok(component)
+        Ok((component, hash))
     }
+}
+
+/// The SHA-256 of `bytes`, as lowercase hex.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of the file at `path`, as lowercase hex.
+fn file_digest(path: &Path) -> std::io::Result<String> {
+    Ok(digest(&std::fs::read(path)?))
 }
 
 /// Refuses components built against another version of `eddy:processor`.
@@ -271,6 +285,8 @@ pub struct Component {
     name: Arc<str>,
     engine: Engine,
     pre: ProcessorPre<HostState>,
+    /// The SHA-256 of the file it was compiled from.
+    digest: String,
     config_json: String,
     limits: Limits,
 }
@@ -332,7 +348,7 @@ impl Component {
 pub struct Instance {
     component: Arc<Component>,
     store: Store<HostState>,
-    bindings: Processor,
+    bindings: ProcessorBindings,
     calls: u64,
 }
 

@@ -1,0 +1,5 @@
+//! Routes every record to the sink `b` (see `../../route_to.rs`).
+
+const SINK: &str = "b";
+
+include!("../../route_to.rs");
