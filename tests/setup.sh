@@ -2,6 +2,7 @@
 # Installs what eddy's tests and demo need, if missing, and builds the example components:
 #   - the wasm32-wasip2 Rust target (the example processors are built for it)
 #   - moto[server] from PyPI (a DynamoDB + DynamoDB Streams API on loopback)
+#   - componentize-py from PyPI (builds the Python example processor)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -12,6 +13,10 @@ if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import moto.server'
   python3 -m pip install --quiet 'moto[server]'
 fi
 command -v moto_server >/dev/null 2>&1 || { echo "moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
+if ! command -v componentize-py >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'componentize-py==0.25.1'
+fi
+command -v componentize-py >/dev/null 2>&1 || { echo "componentize-py is not on PATH after installing it" >&2; exit 1; }
 for ws in examples/plugins tests/plugins; do
   (cd "$repo/$ws" && cargo build --quiet --release --target wasm32-wasip2)
 done

@@ -49,6 +49,27 @@ pub fn test_component(name: &str) -> PathBuf {
     component("tests/plugins", name)
 }
 
+/// The Python example `examples/python/<folder>` (its `app.py`), built with componentize-py
+/// (installed by `tests/setup.sh`) into `target/python/<folder>.wasm`, once per process.
+pub fn python_component(folder: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = repo_root().join("examples/python").join(folder);
+    let out = repo_root().join("target/python").join(format!("{folder}.wasm"));
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|f| f == folder) {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let output = Command::new("componentize-py")
+            .args(["-d", "../../../wit", "-w", "processor", "componentize", "app", "-o"])
+            .arg(&out)
+            .current_dir(&dir)
+            .output()
+            .expect("componentize-py (pip install componentize-py; tests/setup.sh does)");
+        assert!(output.status.success(), "componentize-py failed: {}", String::from_utf8_lossy(&output.stderr));
+        built.push(folder.to_owned());
+    }
+    out
+}
+
 /// Component `name` of the guest workspace `workspace`, built for wasm32-wasip2 once per process.
 fn component(workspace: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
