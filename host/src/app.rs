@@ -9,7 +9,7 @@ use crate::pipeline::Pipeline;
 use crate::source::aws::AwsStreams;
 use crate::source::coordinator::Coordinator;
 use crate::source::file::FileStreams;
-use crate::source::shard::ReaderSettings;
+use crate::source::shard::{ReaderSettings, RecordBudget};
 use crate::source::StreamsApi;
 use crate::stop::{Stop, StopHandle};
 
@@ -36,6 +36,7 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
                     max_records_per_poll: s.max_records_per_poll,
                     max_consecutive_errors: s.max_consecutive_errors,
                     on_trimmed: s.on_trimmed,
+                    budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
                 },
             }
         }
@@ -51,6 +52,7 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
                     max_records_per_poll: f.max_records_per_poll,
                     max_consecutive_errors: 3,
                     on_trimmed: OnTrimmed::Fail,
+                    budget: None,
                 },
             }
         }
@@ -73,6 +75,9 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
         SourceConfig::Dynamodb(s) => s.max_consecutive_errors,
         SourceConfig::File(_) => 20,
     };
+    if let Some(m) = &config.metrics {
+        crate::metrics::serve(m.listen, crate::metrics::install()?, stop.clone()).await?;
+    }
     let pipeline = Arc::new(Pipeline::build(&config, max_attempts).await?);
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
     let coordinator = Coordinator {

@@ -35,6 +35,16 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Where records that cannot be delivered go.
     pub dead_letter: DeadLetterConfig,
+    /// `metrics:` — where to serve Prometheus metrics; `None`: not served.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `metrics: {listen: ADDR}`: serve `/metrics` (Prometheus text format) and `/health` over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `IP:port` to listen on, e.g. `0.0.0.0:9100` or `127.0.0.1:9100`.
+    pub listen: std::net::SocketAddr,
 }
 
 /// `source:` — the stream to read.
@@ -97,6 +107,10 @@ pub struct DynamodbSource {
     /// error instead of retrying forever. Default 20.
     #[serde(default = "defaults::max_consecutive_errors")]
     pub max_consecutive_errors: u32,
+    /// The most records per second this process reads, across all its shards (a budget that
+    /// keeps a backfill from flooding the sinks). Default: no limit.
+    #[serde(default)]
+    pub max_records_per_second: Option<std::num::NonZeroU32>,
 }
 
 /// `source.start`: where a shard without a checkpoint starts.
@@ -315,6 +329,8 @@ struct RawConfig {
     routes: Vec<RawRoute>,
     #[serde(default)]
     dead_letter: Option<serde_norway::Value>,
+    #[serde(default)]
+    metrics: Option<serde_norway::Value>,
 }
 
 #[derive(Deserialize)]
@@ -624,6 +640,11 @@ impl Config {
             },
         };
 
+        let metrics = match raw.metrics {
+            None => Some(None),
+            Some(v) => c.typed::<MetricsConfig>(&[k("metrics")], v).map(Some),
+        };
+
         if !c.errors.is_empty() {
             c.errors.sort_by_key(|e| e.line.unwrap_or(0));
             return Err(ConfigErrors(c.errors));
@@ -644,6 +665,7 @@ impl Config {
                 })
                 .collect(),
             dead_letter: dead_letter.expect("checked"),
+            metrics: metrics.expect("checked"),
         })
     }
 }

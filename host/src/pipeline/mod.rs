@@ -140,6 +140,7 @@ impl Pipeline {
         Worker {
             pipeline: Arc::clone(self),
             routes: self.routes.iter().map(|r| route::RouteWorker::new(Arc::clone(r))).collect(),
+            records_in: metrics::counter!(crate::metrics::RECORDS_IN),
         }
     }
 }
@@ -148,6 +149,7 @@ impl Pipeline {
 pub struct Worker {
     pipeline: Arc<Pipeline>,
     routes: Vec<route::RouteWorker>,
+    records_in: metrics::Counter,
 }
 
 impl Worker {
@@ -165,7 +167,9 @@ impl Worker {
         stop: &Stop,
     ) -> Result<(), PipelineError> {
         let p = &self.pipeline;
-        p.stats.read.fetch_add((batch.len() + undecodable.len()) as u64, std::sync::atomic::Ordering::Relaxed);
+        let n = (batch.len() + undecodable.len()) as u64;
+        p.stats.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.records_in.increment(n);
         let mut dead: Vec<Entry> = undecodable
             .iter()
             .map(|u| {
@@ -180,6 +184,14 @@ impl Worker {
         }
         if !dead.is_empty() {
             for e in &dead {
+                let stage = match e.stage {
+                    Stage::Decode => "decode",
+                    Stage::Processor => "processor",
+                    Stage::Sink => "sink",
+                };
+                let route = e.route.clone().unwrap_or_default();
+                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "route" => route, "stage" => stage)
+                    .increment(1);
                 tracing::warn!(shard = shard_id, route = e.route.as_deref(), stage = ?e.stage, name = e.name.as_deref(), sequence = e.sequence_number.as_deref(), "dead letter: {}", e.error);
             }
             p.dead_letter.write(&dead).await?;

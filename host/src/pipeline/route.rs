@@ -11,6 +11,7 @@ use super::dead_letter::{Entry, Stage};
 use super::isolate;
 use super::stats::Stats;
 use super::PipelineError;
+use crate::metrics::RouteMetrics;
 use crate::stop::Stop;
 use crate::wasm::{self, Component, Instance, Processor, Verdict};
 
@@ -31,6 +32,7 @@ pub struct RouteSpec {
 pub(super) struct RouteWorker {
     spec: Arc<RouteSpec>,
     instances: Vec<Option<(u64, Instance)>>,
+    metrics: RouteMetrics,
 }
 
 /// A record on its way through a route.
@@ -43,7 +45,8 @@ struct InFlight<'a> {
 impl RouteWorker {
     pub(super) fn new(spec: Arc<RouteSpec>) -> Self {
         let instances = spec.processors.iter().map(|_| None).collect();
-        Self { spec, instances }
+        let metrics = RouteMetrics::new(&spec.name, spec.sinks.iter().map(|(s, _)| s.as_str()));
+        Self { spec, instances, metrics }
     }
 
     pub(super) async fn process(
@@ -60,7 +63,9 @@ impl RouteWorker {
             .filter(|r| self.spec.filter.as_ref().is_none_or(|f| f.matches_record(r)))
             .map(|r| InFlight { record: Cow::Borrowed(r), sinks: None })
             .collect();
-        stats.add_filtered(&self.spec.name, (batch.len() - items.len()) as u64);
+        let filtered = (batch.len() - items.len()) as u64;
+        stats.add_filtered(&self.spec.name, filtered);
+        self.metrics.filtered.increment(filtered);
         if !self.spec.processors.is_empty() {
             // Wasm calls are CPU work: keep them off the async scheduler's toes.
             items = tokio::task::block_in_place(|| self.run_processors(shard_id, items, stats, dead));
@@ -74,9 +79,10 @@ impl RouteWorker {
                 .collect();
             write_with_retry(name, sink.as_ref(), records, max_attempts, stop)
         });
-        for (result, (name, _)) in join_all(writes).await.into_iter().zip(&spec.sinks) {
+        for (s, (result, (name, _))) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
             let (written, rejected) = result?;
             stats.add_written(name, written as u64);
+            self.metrics.out[s].increment(written as u64);
             for (record, reason) in rejected {
                 let mut e = Entry::new(shard_id, Stage::Sink, reason).with_record(record);
                 e.route = Some(spec.name.clone());
@@ -129,6 +135,7 @@ impl RouteWorker {
                     Ok(Verdict::Pass) => next.push(item),
                     Ok(Verdict::Drop) => {
                         stats.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.metrics.dropped.increment(1);
                     }
                     Ok(Verdict::Replace(change)) => match wasm::to_record(change, &item.record) {
                         Ok(r) => next.push(InFlight { record: Cow::Owned(r), sinks: item.sinks }),
@@ -217,7 +224,10 @@ async fn write_with_retry<'a>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match sink.write(&records).await {
+        let started = std::time::Instant::now();
+        let outcome = sink.write(&records).await;
+        crate::metrics::sink_write(name, started.elapsed());
+        match outcome {
             Ok(outcome) => {
                 let rejected: Vec<_> = outcome.rejected.into_iter().map(|r| (records[r.index], r.reason)).collect();
                 return Ok((records.len() - rejected.len(), rejected));

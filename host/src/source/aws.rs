@@ -71,6 +71,17 @@ where
 {
     let code = e.code().map(str::to_owned);
     let text = aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string();
+    if matches!(
+        code.as_deref(),
+        Some(
+            "LimitExceededException"
+                | "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+        )
+    ) {
+        metrics::counter!(crate::metrics::THROTTLED, "api" => "dynamodbstreams").increment(1);
+    }
     match code.as_deref() {
         Some("ExpiredIteratorException") => StreamsError::ExpiredIterator,
         Some("TrimmedDataAccessException") => StreamsError::Trimmed(text),

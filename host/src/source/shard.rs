@@ -35,6 +35,35 @@ pub struct ReaderSettings {
     pub max_consecutive_errors: u32,
     /// Policy for trimmed data.
     pub on_trimmed: OnTrimmed,
+    /// The records-per-second budget shared by every reader of the process, if any.
+    pub budget: Option<Arc<RecordBudget>>,
+}
+
+/// `source.max_records_per_second`: a token bucket (governor) shared by all shard readers. A
+/// reader takes one token per record before its batch enters the pipeline, so the rate holds
+/// across shards; the bucket holds one second's worth, so a burst never exceeds that.
+#[derive(Debug)]
+pub struct RecordBudget {
+    limiter: governor::DefaultDirectRateLimiter,
+    per_second: std::num::NonZeroU32,
+}
+
+impl RecordBudget {
+    /// A budget of `per_second` records per second.
+    pub fn new(per_second: std::num::NonZeroU32) -> Self {
+        Self { limiter: governor::RateLimiter::direct(governor::Quota::per_second(per_second)), per_second }
+    }
+
+    /// Waits until `n` records may go.
+    pub async fn take(&self, mut n: u32) {
+        while n > 0 {
+            let chunk = n.min(self.per_second.get());
+            let chunk_nz = std::num::NonZeroU32::new(chunk).expect("chunk > 0");
+            // Never more than the bucket's capacity, so this cannot fail.
+            let _ = self.limiter.until_n_ready(chunk_nz).await;
+            n -= chunk;
+        }
+    }
 }
 
 /// How a reader ended without error.
@@ -77,6 +106,7 @@ impl ShardReader {
         let mut iterator: Option<String> = None;
         let mut errors = 0u32;
         tracing::info!(shard, start = ?resume, "reading shard");
+        let _lease = LeaseGauge::held();
         loop {
             if self.stop.is_set() {
                 return Ok(ReaderExit::Stopped);
@@ -95,10 +125,14 @@ impl ShardReader {
                     }
                 },
             };
+            let polled = std::time::Instant::now();
             let page = tokio::select! {
                 page = self.api.get_records(&it, self.settings.max_records_per_poll) => page,
                 _ = self.stop.wait() => return Ok(ReaderExit::Stopped),
             };
+            if let Ok(page) = &page {
+                crate::metrics::poll(&shard, polled.elapsed(), iterator_age(page));
+            }
             let page = match page {
                 Ok(p) => p,
                 Err(StreamsError::ExpiredIterator) => {
@@ -124,6 +158,13 @@ impl ShardReader {
                 .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
                 .map(str::to_owned);
             if let Some(last) = &last {
+                if let Some(budget) = &self.settings.budget {
+                    let n = (page.records.len() + page.undecodable.len()) as u32;
+                    tokio::select! {
+                        () = budget.take(n) => {}
+                        () = self.stop.wait() => return Ok(ReaderExit::Stopped),
+                    }
+                }
                 match self.worker.process(&shard, &page.records, &page.undecodable, &self.stop).await {
                     Ok(()) => {}
                     Err(PipelineError::Interrupted { sink }) => {
@@ -156,6 +197,33 @@ impl ShardReader {
     }
 }
 
+/// Counts this reader in [`crate::metrics::LEASES_HELD`] while it lives.
+struct LeaseGauge;
+
+impl LeaseGauge {
+    fn held() -> Self {
+        metrics::gauge!(crate::metrics::LEASES_HELD).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for LeaseGauge {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::LEASES_HELD).decrement(1.0);
+    }
+}
+
+/// How old the newest record of `page` is (by `ApproximateCreationDateTime`); zero for an empty
+/// page, which means the reader has caught up.
+fn iterator_age(page: &crate::source::RecordsPage) -> std::time::Duration {
+    let newest = page.records.iter().filter_map(|r| r.dynamodb.approximate_creation_date_time).max();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    match newest {
+        Some(secs) => now.saturating_sub(std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0))),
+        None => std::time::Duration::ZERO,
+    }
+}
+
 /// Applies `on_trimmed` when `position` is no longer in the stream.
 fn trimmed(
     shard: &str,
@@ -174,6 +242,7 @@ fn trimmed(
                  those changes are lost. Set `source.on_trimmed: skip` to continue from the oldest record still there. ({detail})"
             ),
             OnTrimmed::Skip => {
+                metrics::counter!(crate::metrics::TRIMMED_SKIPS, "shard" => shard.to_owned()).increment(1);
                 tracing::error!(shard, "{gap} were trimmed before eddy read them; continuing from the trim horizon (on_trimmed: skip)");
                 Ok(IteratorPosition::TrimHorizon)
             }

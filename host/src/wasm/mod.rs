@@ -183,6 +183,7 @@ impl Runtime {
             name: Arc::from(name),
             engine: self.engine.clone(),
             pre,
+            call_duration: metrics::histogram!(crate::metrics::WASM_CALL_DURATION, "processor" => name.to_owned()),
             digest,
             config_json: config.config_json.clone(),
             limits: config.limits,
@@ -285,6 +286,8 @@ pub struct Component {
     name: Arc<str>,
     engine: Engine,
     pre: ProcessorPre<HostState>,
+    /// [`crate::metrics::WASM_CALL_DURATION`] for this processor.
+    call_duration: metrics::Histogram,
     /// The SHA-256 of the file it was compiled from.
     digest: String,
     config_json: String,
@@ -383,7 +386,9 @@ impl Instance {
         let params = convert::params(records, &keys, state)
             .map_err(|e| CallError::Trap { processor: processor(), message: format!("{e:#}") })?;
         let bindings = &self.bindings;
+        let started = std::time::Instant::now();
         let result = LentRecords::lend(&mut self.store, records, |store| bindings.call_process(store, &params));
+        self.component.call_duration.record(started.elapsed().as_secs_f64());
         let undropped = self.store.data().lent.undropped;
         if undropped > MAX_UNDROPPED_IMAGES {
             tracing::warn!(processor = %self.component.name, undropped, "the processor keeps images it does not drop; recycling its instance");

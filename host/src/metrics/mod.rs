@@ -1,0 +1,102 @@
+//! Prometheus metrics (`metrics: {listen: ADDR}` serves them on `/metrics`, with `/health` for
+//! liveness). Without that key no recorder is installed and every update below is a no-op.
+//!
+//! Names follow Prometheus conventions: counters end in `_total`, durations are histograms in
+//! seconds. Hot paths take handles registered once ([`RouteMetrics`]), not labels per call.
+
+mod server;
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub use server::serve;
+
+/// Records read from the stream (decoded or not).
+pub const RECORDS_IN: &str = "eddy_records_in_total";
+/// Records a sink acknowledged, by `route` and `sink`.
+pub const RECORDS_OUT: &str = "eddy_records_out_total";
+/// Records a route's filter left out, by `route`.
+pub const RECORDS_FILTERED: &str = "eddy_records_filtered_total";
+/// Records a processor dropped, by `route`.
+pub const RECORDS_DROPPED: &str = "eddy_records_dropped_total";
+/// Records sent to the dead letter, by `stage` (decode, processor, sink).
+pub const RECORDS_DEAD_LETTERED: &str = "eddy_records_dead_lettered_total";
+/// Seconds between now and the `ApproximateCreationDateTime` of the last record read, by `shard`;
+/// 0 when a poll finds the shard caught up.
+pub const ITERATOR_AGE: &str = "eddy_iterator_age_seconds";
+/// Shards this process holds a lease on (reads and checkpoints).
+pub const LEASES_HELD: &str = "eddy_leases_held";
+/// GetRecords latency.
+pub const POLL_DURATION: &str = "eddy_poll_duration_seconds";
+/// One sink write attempt, by `sink`.
+pub const SINK_WRITE_DURATION: &str = "eddy_sink_write_duration_seconds";
+/// Throttling errors from an AWS API, by `api`.
+pub const THROTTLED: &str = "eddy_throttled_total";
+/// One `process` call into a Wasm processor, by `processor`.
+pub const WASM_CALL_DURATION: &str = "eddy_wasm_call_duration_seconds";
+/// Times records were trimmed from a shard before eddy read them and `on_trimmed: skip` went on.
+pub const TRIMMED_SKIPS: &str = "eddy_trimmed_skips_total";
+
+/// Histogram buckets, in seconds: 100 µs to 30 s.
+const BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Installs the Prometheus recorder for this process and describes every metric.
+///
+/// # Errors
+/// When a recorder is already installed.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?
+        .install_recorder()?;
+    describe_counter!(RECORDS_IN, "Records read from the stream.");
+    describe_counter!(RECORDS_OUT, "Records a sink acknowledged, by route and sink.");
+    describe_counter!(RECORDS_FILTERED, "Records a route's filter left out, by route.");
+    describe_counter!(RECORDS_DROPPED, "Records a processor dropped, by route.");
+    describe_counter!(RECORDS_DEAD_LETTERED, "Records sent to the dead letter, by stage.");
+    describe_gauge!(ITERATOR_AGE, Unit::Seconds, "Age of the last record read, by shard (0: caught up).");
+    describe_gauge!(LEASES_HELD, "Shards this process holds a lease on.");
+    describe_histogram!(POLL_DURATION, Unit::Seconds, "GetRecords latency.");
+    describe_histogram!(SINK_WRITE_DURATION, Unit::Seconds, "One sink write attempt, by sink.");
+    describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
+    describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
+    describe_counter!(TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");
+    Ok(handle)
+}
+
+/// Counter handles for one route, registered once.
+pub struct RouteMetrics {
+    /// [`RECORDS_FILTERED`]
+    pub filtered: Counter,
+    /// [`RECORDS_DROPPED`]
+    pub dropped: Counter,
+    /// [`RECORDS_OUT`], one per sink of the route, in the route's order.
+    pub out: Vec<Counter>,
+}
+
+impl RouteMetrics {
+    /// Handles for route `route` with these sinks.
+    pub fn new<'a>(route: &str, sinks: impl IntoIterator<Item = &'a str>) -> Self {
+        let route = route.to_owned();
+        Self {
+            filtered: counter!(RECORDS_FILTERED, "route" => route.clone()),
+            dropped: counter!(RECORDS_DROPPED, "route" => route.clone()),
+            out: sinks
+                .into_iter()
+                .map(|s| counter!(RECORDS_OUT, "route" => route.clone(), "sink" => s.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// Records one sink write attempt's duration.
+pub fn sink_write(sink: &str, took: Duration) {
+    histogram!(SINK_WRITE_DURATION, "sink" => sink.to_owned()).record(took.as_secs_f64());
+}
+
+/// Records one GetRecords call and the shard's iterator age after it.
+pub fn poll(shard: &str, took: Duration, age: Duration) {
+    histogram!(POLL_DURATION).record(took.as_secs_f64());
+    gauge!(ITERATOR_AGE, "shard" => shard.to_owned()).set(age.as_secs_f64());
+}
