@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::checkpoint::{local::LocalStore, CheckpointStore};
 use crate::config::{CheckpointConfig, Config, OnTrimmed, SourceConfig, StartPosition};
+use crate::lease::table::LeaseTable;
+use crate::lease::{Leases, LocalLeases};
 use crate::pipeline::Pipeline;
 use crate::source::aws::AwsStreams;
 use crate::source::coordinator::Coordinator;
@@ -68,8 +70,12 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
 pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow::Result<String> {
     let source = connect(&config.source).await?;
     tracing::info!(stream = source.stream_arn, "connected");
-    let checkpoints: Arc<dyn CheckpointStore> = match &config.checkpoints {
-        CheckpointConfig::Local { path } => Arc::new(LocalStore::open(path, &source.stream_arn)?),
+    let leases: Arc<dyn Leases> = match &config.checkpoints {
+        CheckpointConfig::Local { path } => {
+            let store: Arc<dyn CheckpointStore> = Arc::new(LocalStore::open(path, &source.stream_arn)?);
+            Arc::new(LocalLeases::new(store))
+        }
+        CheckpointConfig::Dynamodb(table) => Arc::new(Arc::new(LeaseTable::open(table, &source.stream_arn).await?)),
     };
     let max_attempts = match &config.source {
         SourceConfig::Dynamodb(s) => s.max_consecutive_errors,
@@ -82,7 +88,7 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
     let coordinator = Coordinator {
         api: source.api,
-        checkpoints,
+        leases,
         pipeline: Arc::clone(&pipeline),
         start: source.start,
         discovery_interval: source.discovery_interval,

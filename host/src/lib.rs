@@ -13,6 +13,7 @@ pub mod app;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod lease;
 pub mod metrics;
 pub mod pattern;
 pub mod pipeline;

@@ -176,6 +176,28 @@ pub enum CheckpointConfig {
         /// The directory (default `.eddy/state`, next to the config file).
         path: PathBuf,
     },
+    /// `type: dynamodb`: a lease table shared by every eddy process reading the stream.
+    Dynamodb(LeaseTableConfig),
+}
+
+/// `checkpoints: {type: dynamodb, table, lease_duration, endpoint?, region?}`: one row per shard
+/// with its owner, lease counter, checkpoint and parent, in a DynamoDB table (created with
+/// on-demand billing if missing). `endpoint` and `region` default to the source's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseTableConfig {
+    /// The lease table's name.
+    pub table: String,
+    /// How long a lease whose counter does not move stays its owner's, as seen by another worker.
+    /// Owners renew every third of it. Default 10s.
+    #[serde(default = "defaults::lease_duration", deserialize_with = "units::duration")]
+    pub lease_duration: Duration,
+    /// A DynamoDB-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// `processors.NAME`: a WebAssembly component.
@@ -269,6 +291,9 @@ mod defaults {
     }
     pub fn max_consecutive_errors() -> u32 {
         20
+    }
+    pub fn lease_duration() -> Duration {
+        Duration::from_secs(10)
     }
 }
 
@@ -530,8 +555,15 @@ impl Config {
                 Some("local") => c
                     .typed::<LocalCheckpoints>(&[k("checkpoints")], v)
                     .map(|l| CheckpointConfig::Local { path: resolve(l.path.unwrap_or_else(|| ".eddy/state".into())) }),
+                Some("dynamodb") => c.typed::<LeaseTableConfig>(&[k("checkpoints")], v).map(|mut t| {
+                    if let Some(SourceConfig::Dynamodb(s)) = &source {
+                        t.endpoint = t.endpoint.or_else(|| s.endpoint.clone());
+                        t.region = t.region.or_else(|| s.region.clone());
+                    }
+                    CheckpointConfig::Dynamodb(t)
+                }),
                 other => {
-                    c.error(&[k("checkpoints"), k("type")], type_message(other, &["local"]));
+                    c.error(&[k("checkpoints"), k("type")], type_message(other, &["local", "dynamodb"]));
                     None
                 }
             },

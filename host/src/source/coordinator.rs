@@ -6,9 +6,9 @@
 //! the stream. Records of one key stay in order across a split because a child starts only after
 //! its parent has been read to the end.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use eddy_sink_api::StreamRecord;
@@ -16,8 +16,9 @@ use tokio::task::JoinSet;
 
 use super::shard::{ReaderExit, ReaderSettings, ShardReader};
 use super::{IteratorPosition, ShardInfo, StreamsApi, StreamsError};
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::checkpoint::Checkpoint;
 use crate::config::StartPosition;
+use crate::lease::Leases;
 use crate::pipeline::Pipeline;
 use crate::stop::{Stop, StopHandle};
 
@@ -25,8 +26,8 @@ use crate::stop::{Stop, StopHandle};
 pub struct Coordinator {
     /// The streams API.
     pub api: Arc<dyn StreamsApi>,
-    /// Checkpoints.
-    pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Which shards this process reads, and where it checkpoints.
+    pub leases: Arc<dyn Leases>,
     /// The pipeline every reader feeds.
     pub pipeline: Arc<Pipeline>,
     /// Where shards without a checkpoint start.
@@ -43,87 +44,116 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// Reads the stream until stopping is asked or a reader fails; then waits for every reader
-    /// to finish its batch in flight and checkpoint.
+    /// to finish its batch in flight and checkpoint, and releases the leases.
     ///
     /// # Errors
     /// The first reader failure, or a fatal DescribeStream error.
     pub async fn run(self) -> anyhow::Result<()> {
-        let saved = self.checkpoints.load().await.context("cannot load checkpoints")?;
-        let first_start = saved.is_empty();
-        let mut finished: HashSet<String> =
-            saved.iter().filter(|(_, c)| **c == Checkpoint::ShardEnd).map(|(s, _)| s.clone()).collect();
-        let mut running: HashSet<String> = HashSet::new();
+        let checkpoints = self.leases.checkpoints();
+        let first_start = checkpoints.load().await.context("cannot load checkpoints")?.is_empty();
+        let mut finished: HashSet<String> = HashSet::new();
+        // Running readers, each with the handle that stops it.
+        let mut running: HashMap<String, StopHandle> = HashMap::new();
         let mut readers: JoinSet<(String, anyhow::Result<ReaderExit>)> = JoinSet::new();
         let mut failure: Option<anyhow::Error> = None;
-        let mut discovery_errors = 0u32;
+        let mut errors = 0u32;
         let mut first_discovery = true;
+        let mut shards: Vec<ShardInfo> = Vec::new();
+        let mut ended = false;
+        let mut described: Option<Instant> = None;
+        let tick = self.leases.tick().map_or(self.discovery_interval, |t| t.min(self.discovery_interval));
 
         while !self.stop.is_set() {
-            match self.api.describe_stream().await {
-                Ok(desc) => {
-                    discovery_errors = 0;
-                    let present: HashSet<&str> = desc.shards.iter().map(|s| s.shard_id.as_str()).collect();
-                    for shard in &desc.shards {
-                        let id = &shard.shard_id;
-                        if finished.contains(id) || running.contains(id) {
-                            continue;
-                        }
-                        let parent_drained = match &shard.parent_shard_id {
-                            None => true,
-                            Some(p) => finished.contains(p) || !present.contains(p.as_str()),
-                        };
-                        if !parent_drained {
-                            continue;
-                        }
-                        let start = match saved.get(id) {
-                            Some(Checkpoint::After(seq)) => IteratorPosition::AfterSequence(seq.clone()),
-                            Some(Checkpoint::ShardEnd) => continue,
-                            None => match self.initial_position(shard, first_start && first_discovery) {
-                                Some(p) => p,
-                                None => {
-                                    tracing::info!(shard = id, "skipping closed shard older than the start position");
-                                    self.checkpoints.save(id, &Checkpoint::ShardEnd).await?;
-                                    finished.insert(id.clone());
-                                    continue;
-                                }
-                            },
-                        };
-                        running.insert(id.clone());
-                        let reader = ShardReader {
-                            api: Arc::clone(&self.api),
-                            shard_id: id.clone(),
-                            start,
-                            worker: self.pipeline.worker(),
-                            checkpoints: Arc::clone(&self.checkpoints),
-                            settings: self.settings.clone(),
-                            stop: self.stop.clone(),
-                        };
-                        let id = id.clone();
-                        readers.spawn(async move { (id, reader.run().await) });
-                    }
-                    first_discovery = false;
-                    if desc.ended && desc.shards.iter().all(|s| finished.contains(&s.shard_id)) {
-                        tracing::info!("the stream has ended and every shard is drained");
-                        break;
+            let round: anyhow::Result<()> = async {
+                if described.is_none_or(|at| at.elapsed() >= self.discovery_interval) {
+                    let desc = self.api.describe_stream().await?;
+                    described = Some(Instant::now());
+                    shards = desc.shards;
+                    ended = desc.ended;
+                }
+                let running_ids: HashSet<String> = running.keys().cloned().collect();
+                // Readiness needs the store's view: ask once for it, then again with the ready set.
+                let view = self.leases.sync(&shards, &[], &running_ids).await?;
+                finished.extend(view.finished.iter().cloned());
+                let present: HashSet<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
+                let ready: Vec<&ShardInfo> = shards
+                    .iter()
+                    .filter(|s| !finished.contains(&s.shard_id))
+                    .filter(|s| match &s.parent_shard_id {
+                        None => true,
+                        Some(p) => finished.contains(p) || (!present.contains(p.as_str()) && !view.known.contains(p)),
+                    })
+                    .collect();
+                let assignment = self.leases.sync(&shards, &ready, &running_ids).await?;
+                // Readers of shards no longer held (lost, or asked for by another process) stop.
+                for (id, handle) in &running {
+                    if !assignment.held.contains_key(id) {
+                        tracing::info!(shard = id, "stopping the reader: the lease is no longer held here");
+                        handle.stop();
                     }
                 }
-                Err(StreamsError::Fatal(message)) => {
-                    failure = Some(anyhow::anyhow!("DescribeStream failed: {message}"));
-                    self.stop_handle.stop();
-                    break;
+                for shard in ready {
+                    let id = &shard.shard_id;
+                    let Some(saved) = assignment.held.get(id) else { continue };
+                    if running.contains_key(id) {
+                        continue;
+                    }
+                    let start = match saved {
+                        Some(Checkpoint::After(seq)) => IteratorPosition::AfterSequence(seq.clone()),
+                        Some(Checkpoint::ShardEnd) => continue,
+                        None => match self.initial_position(shard, first_start && first_discovery) {
+                            Some(p) => p,
+                            None => {
+                                tracing::info!(shard = id, "skipping closed shard older than the start position");
+                                checkpoints.save(id, &Checkpoint::ShardEnd).await?;
+                                finished.insert(id.clone());
+                                continue;
+                            }
+                        },
+                    };
+                    let (handle, stop) = crate::stop::channel();
+                    running.insert(id.clone(), handle);
+                    let reader = ShardReader {
+                        api: Arc::clone(&self.api),
+                        shard_id: id.clone(),
+                        start,
+                        worker: self.pipeline.worker(),
+                        checkpoints: Arc::clone(&checkpoints),
+                        settings: self.settings.clone(),
+                        stop,
+                    };
+                    let id = id.clone();
+                    readers.spawn(async move { (id, reader.run().await) });
                 }
-                Err(e) => {
-                    discovery_errors += 1;
-                    if discovery_errors >= self.settings.max_consecutive_errors {
-                        failure = Some(anyhow::anyhow!("DescribeStream failed {discovery_errors} times in a row: {e}"));
+                first_discovery = false;
+                Ok(())
+            }
+            .await;
+            match round {
+                Ok(()) => errors = 0,
+                Err(e) => match e.downcast_ref::<StreamsError>() {
+                    Some(StreamsError::Fatal(message)) => {
+                        failure = Some(anyhow::anyhow!("DescribeStream failed: {message}"));
                         self.stop_handle.stop();
                         break;
                     }
-                    tracing::warn!("DescribeStream failed, retrying: {e}");
-                }
+                    _ => {
+                        errors += 1;
+                        if errors >= self.settings.max_consecutive_errors {
+                            failure = Some(e.context(format!("shard discovery failed {errors} times in a row")));
+                            self.stop_handle.stop();
+                            break;
+                        }
+                        tracing::warn!("shard discovery failed, retrying: {e:#}");
+                    }
+                },
             }
-            // Wait for the next discovery, a reader to end (its children may start now), or stop.
-            let deadline = tokio::time::sleep(self.discovery_interval);
+            if ended && !shards.is_empty() && shards.iter().all(|s| finished.contains(&s.shard_id)) {
+                tracing::info!("the stream has ended and every shard is drained");
+                break;
+            }
+            // Wait for the next tick, a reader to end (its children may start now), or stop.
+            let deadline = tokio::time::sleep(tick);
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
@@ -133,8 +163,12 @@ impl Coordinator {
                         let (id, result) = joined.context("a shard reader panicked")?;
                         running.remove(&id);
                         match result {
-                            Ok(ReaderExit::ShardEnd) => { finished.insert(id); break; }
-                            Ok(ReaderExit::Stopped) => {}
+                            Ok(ReaderExit::ShardEnd) => {
+                                finished.insert(id);
+                                described = None;
+                                break;
+                            }
+                            Ok(ReaderExit::Stopped) => break,
                             Err(e) => {
                                 tracing::error!("{e:#}");
                                 failure.get_or_insert(e);
@@ -145,6 +179,9 @@ impl Coordinator {
                 }
             }
         }
+        for handle in running.values() {
+            handle.stop();
+        }
         while let Some(joined) = readers.join_next().await {
             let (_, result) = joined.context("a shard reader panicked")?;
             if let Err(e) = result {
@@ -152,6 +189,7 @@ impl Coordinator {
                 failure.get_or_insert(e);
             }
         }
+        self.leases.release_all().await;
         failure.map_or(Ok(()), Err)
     }
 

@@ -173,7 +173,9 @@ impl ShardReader {
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
                 }
-                self.checkpoints.save(&shard, &Checkpoint::After(last.clone())).await?;
+                if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
+                    return Ok(ReaderExit::Stopped);
+                }
                 tracing::debug!(
                     shard,
                     records = page.records.len(),
@@ -184,7 +186,9 @@ impl ShardReader {
             }
             match page.next_iterator {
                 None => {
-                    self.checkpoints.save(&shard, &Checkpoint::ShardEnd).await?;
+                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd).await? {
+                        return Ok(ReaderExit::Stopped);
+                    }
                     tracing::info!(shard, "shard ended (SHARD_END)");
                     return Ok(ReaderExit::ShardEnd);
                 }
@@ -194,6 +198,19 @@ impl ShardReader {
                 return Ok(ReaderExit::Stopped);
             }
         }
+    }
+}
+
+/// Saves a checkpoint; `Ok(false)` when the lease was lost, so the reader must stop without
+/// reading further (the new owner resumes from the last checkpoint).
+async fn save(checkpoints: &dyn CheckpointStore, shard: &str, checkpoint: &Checkpoint) -> anyhow::Result<bool> {
+    match checkpoints.save(shard, checkpoint).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is::<crate::lease::LeaseLost>() => {
+            tracing::info!(shard, "stopping: {e}");
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 

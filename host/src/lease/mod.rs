@@ -1,0 +1,110 @@
+//! Leases: which shards this process reads, and where it checkpoints them.
+//!
+//! [`Leases`] is the seam between the coordinator and the lease store:
+//! - [`LocalLeases`] (`checkpoints: {type: local}`): one process holds every shard, checkpoints
+//!   in local files.
+//! - [`table::LeaseTable`] (`checkpoints: {type: dynamodb}`): processes share the shards through
+//!   a DynamoDB table, KCL-style: every renewal and checkpoint is a write conditioned on the owner
+//!   and the lease counter, a lease whose counter stands still for `lease_duration` (as the taker
+//!   sees it) is expired, shards spread evenly, and a graceful stop releases its leases at once.
+
+pub mod table;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::source::ShardInfo;
+
+/// What the lease store says after a [`Leases::sync`].
+#[derive(Debug, Default)]
+pub struct Assignment {
+    /// Shards read to their end (SHARD_END) by any process.
+    pub finished: HashSet<String>,
+    /// Shards the store has a row for. A parent that is neither in the stream nor here counts as
+    /// drained.
+    pub known: HashSet<String>,
+    /// Shards this process holds and should be reading, with their checkpoints (`None`: never
+    /// checkpointed). A running reader whose shard is missing here must stop.
+    pub held: HashMap<String, Option<Checkpoint>>,
+}
+
+/// Decides which shards this process reads.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Registers the stream's `shards`, renews the leases held, takes (or asks for) leases of
+    /// `ready` shards (unfinished, parents drained) for an even spread, and hands over leases
+    /// another process asked for once their reader stopped. `running`: shards with a live reader
+    /// in this process.
+    ///
+    /// # Errors
+    /// When the store cannot be read; the coordinator retries on its next tick.
+    async fn sync(
+        &self,
+        shards: &[ShardInfo],
+        ready: &[&ShardInfo],
+        running: &HashSet<String>,
+    ) -> anyhow::Result<Assignment>;
+
+    /// Where readers save checkpoints (fenced by the lease for lease tables).
+    fn checkpoints(&self) -> Arc<dyn CheckpointStore>;
+
+    /// How often [`Leases::sync`] must run for held leases to stay held; `None`: no renewal.
+    fn tick(&self) -> Option<Duration>;
+
+    /// Gives up every lease held (a graceful stop, after the readers checkpointed), so that other
+    /// processes take the shards at once instead of waiting for the leases to expire.
+    async fn release_all(&self);
+}
+
+/// The error a checkpoint save returns when the lease is no longer this process's: another
+/// process took the shard (the lease expired) or this one handed it over. The reader stops
+/// without checkpointing; the new owner resumes from the last checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("the lease on shard {shard} is no longer held by this process")]
+pub struct LeaseLost {
+    /// The shard.
+    pub shard: String,
+}
+
+/// `checkpoints: {type: local}`: this process reads every shard.
+pub struct LocalLeases {
+    store: Arc<dyn CheckpointStore>,
+}
+
+impl LocalLeases {
+    /// Leases over a local checkpoint store.
+    pub fn new(store: Arc<dyn CheckpointStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Leases for LocalLeases {
+    async fn sync(
+        &self,
+        _shards: &[ShardInfo],
+        ready: &[&ShardInfo],
+        _running: &HashSet<String>,
+    ) -> anyhow::Result<Assignment> {
+        let saved = self.store.load().await?;
+        Ok(Assignment {
+            finished: saved.iter().filter(|(_, c)| **c == Checkpoint::ShardEnd).map(|(s, _)| s.clone()).collect(),
+            known: saved.keys().cloned().collect(),
+            held: ready.iter().map(|s| (s.shard_id.clone(), saved.get(&s.shard_id).cloned())).collect(),
+        })
+    }
+
+    fn checkpoints(&self) -> Arc<dyn CheckpointStore> {
+        Arc::clone(&self.store)
+    }
+
+    fn tick(&self) -> Option<Duration> {
+        None
+    }
+
+    async fn release_all(&self) {}
+}
