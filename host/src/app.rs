@@ -61,6 +61,19 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
     })
 }
 
+/// `eddy leases`: the lease table of `config`'s stream, one line per shard.
+///
+/// # Errors
+/// When the checkpoints are not a lease table, or the stream or table cannot be read.
+pub async fn leases(config: &Config) -> anyhow::Result<String> {
+    let CheckpointConfig::Dynamodb(table) = &config.checkpoints else {
+        anyhow::bail!("checkpoints are not a lease table (`checkpoints: {{type: dynamodb, ...}}`); nothing to show");
+    };
+    let source = connect(&config.source).await?;
+    let table = LeaseTable::open(table, &source.stream_arn).await?;
+    crate::lease::report::report(&table, source.api.as_ref()).await
+}
+
 /// Runs the pipeline `config` describes until `stop` is set, the source ends, or a fatal error;
 /// returns the run's summary line.
 ///

@@ -31,6 +31,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show the lease table of a pipeline with `checkpoints: {type: dynamodb}`: per shard, its
+    /// owner (and who asked for it), lease counter, checkpoint, parent, and how far behind the
+    /// checkpoint is (records after it, up to 1,000, and the oldest one's age).
+    Leases {
+        /// The pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Work on a processor component.
     Plugin {
         #[command(subcommand)]
@@ -330,6 +338,23 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Leases { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(eddy::app::leases(&config)) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             let config = match load(&config) {
                 Ok(c) => c,

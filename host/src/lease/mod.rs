@@ -8,6 +8,7 @@
 //!   and the lease counter, a lease whose counter stands still for `lease_duration` (as the taker
 //!   sees it) is expired, shards spread evenly, and a graceful stop releases its leases at once.
 
+pub mod report;
 pub mod table;
 
 use std::collections::{HashMap, HashSet};

@@ -99,7 +99,7 @@ impl LeaseTable {
             seen: Mutex::default(),
         };
         table.ensure_table().await?;
-        tracing::info!(table = table.table, worker = table.me, "using the lease table");
+        tracing::info!(table = %table.table, worker = %table.me, "using the lease table");
         Ok(table)
     }
 
