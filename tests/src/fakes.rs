@@ -47,3 +47,41 @@ impl Drop for FakeCrateDb {
         let _ = self.child.wait();
     }
 }
+
+/// The scripted DynamoDB Streams endpoint of `tests/fakes/streams.py`, stopped when dropped.
+pub struct FakeStreams {
+    child: Child,
+    _script: tempfile::NamedTempFile,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+impl FakeStreams {
+    /// Starts it on `script` (the topology and records; see the script's docstring).
+    pub async fn start(script: &Value) -> Self {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), script.to_string()).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .arg(repo_root().join("tests/fakes/streams.py"))
+            .args(["--port", &port.to_string(), "--script"])
+            .arg(file.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let fake = FakeStreams { child, _script: file, endpoint: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while reqwest::get(format!("{}/_state", fake.endpoint)).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the fake streams endpoint did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        fake
+    }
+}
+
+impl Drop for FakeStreams {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -441,16 +441,23 @@ impl Leases for Arc<LeaseTable> {
             }
         }
 
-        // Keep what we hold; hand over what was asked for once its reader has stopped.
+        // Keep what we hold; hand over what was asked for once its reader has stopped; let go of
+        // finished shards (their SHARD_END checkpoint stays for the children's lineage).
         for l in leases.iter().filter(|l| l.owner.as_deref() == Some(&self.me)) {
+            let stopped = !running.contains(&l.shard_id);
             match &l.handoff_to {
-                Some(to) if !running.contains(&l.shard_id) => self.release(&l.shard_id, Some(to)).await,
+                _ if stopped && l.checkpoint == Some(Checkpoint::ShardEnd) => self.release(&l.shard_id, None).await,
+                Some(to) if stopped => self.release(&l.shard_id, Some(to)).await,
                 _ => self.renew(&l.shard_id).await,
             }
         }
         // A row that names us but we do not hold (a handoff to us, or a lease from before a
         // restart of this id): take it properly.
-        for l in leases.iter().filter(|l| l.owner.as_deref() == Some(&self.me) && !self.holds(&l.shard_id)) {
+        for l in leases.iter().filter(|l| {
+            l.owner.as_deref() == Some(&self.me)
+                && !self.holds(&l.shard_id)
+                && l.checkpoint != Some(Checkpoint::ShardEnd)
+        }) {
             self.take(l).await?;
         }
 

@@ -1,0 +1,195 @@
+//! Many shards, splits and several processes: a scripted DynamoDB Streams endpoint
+//! (`tests/fakes/streams.py`) serves two open shards and two closed parents with two children
+//! each; the lease table and the replica are in moto_server. Three eddy processes share the
+//! shards evenly; parents drain before their children, so every key ends at its last version;
+//! after a SIGKILL the others take the dead process's shards within 2 × lease_duration.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use eddy_e2e::fakes::FakeStreams;
+use eddy_e2e::moto::Moto;
+use eddy_e2e::ops::{snapshot, wait_until_equal};
+use eddy_e2e::process::{eddy, Eddy};
+use serde_json::{json, Value};
+
+const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/Pets/stream/2026-01-01T00:00:00.000";
+const KEYS: usize = 48;
+const LEASE: Duration = Duration::from_secs(2);
+
+/// The shard a key's version `v` (1..=6) lives in: roots hold all six; keys of a parent move to
+/// one of its children for versions 4..=6 (as a split does).
+fn shard_of(key: usize, v: usize) -> &'static str {
+    match (key % 4, v <= 3, (key / 4) % 2) {
+        (0, _, _) => "shardId-r0",
+        (1, _, _) => "shardId-r1",
+        (2, true, _) => "shardId-p0",
+        (2, false, 0) => "shardId-c0a",
+        (2, false, _) => "shardId-c0b",
+        (3, true, _) => "shardId-p1",
+        (3, false, 0) => "shardId-c1a",
+        _ => "shardId-c1b",
+    }
+}
+
+fn image(key: usize, v: usize) -> Value {
+    json!({"pk": {"S": format!("pet-{key:02}")}, "sk": {"N": "0"}, "v": {"N": v.to_string()}, "shard": {"S": shard_of(key, v)}})
+}
+
+/// The script, and the items the replica must end with.
+fn script() -> (Value, Vec<Value>) {
+    let mut records: HashMap<&str, Vec<Value>> = HashMap::new();
+    let mut seq = 1000u64;
+    for v in 1..=6 {
+        for key in 0..KEYS {
+            seq += 1;
+            let remove = v == 6 && key % 5 == 0;
+            let name = match v {
+                1 => "INSERT",
+                _ if remove => "REMOVE",
+                _ => "MODIFY",
+            };
+            records.entry(shard_of(key, v)).or_default().push(json!({
+                "seq": seq.to_string(), "name": name,
+                "keys": {"pk": {"S": format!("pet-{key:02}")}, "sk": {"N": "0"}},
+                "new": if remove { Value::Null } else { image(key, v) },
+                "old": if v == 1 { Value::Null } else { image(key, v - 1) },
+            }));
+        }
+    }
+    let shard = |id: &str, parent: Option<&str>, closed: bool| json!({"id": id, "parent": parent, "closed": closed, "records": records.get(id).cloned().unwrap_or_default()});
+    let script = json!({"stream_arn": ARN, "view_type": "NEW_AND_OLD_IMAGES", "shards": [
+        shard("shardId-p0", None, true), shard("shardId-p1", None, true),
+        shard("shardId-r0", None, false), shard("shardId-r1", None, false),
+        shard("shardId-c0a", Some("shardId-p0"), false), shard("shardId-c0b", Some("shardId-p0"), false),
+        shard("shardId-c1a", Some("shardId-p1"), false), shard("shardId-c1b", Some("shardId-p1"), false),
+    ]});
+    let expected = (0..KEYS).filter(|k| k % 5 != 0).map(|k| image(k, 6)).collect();
+    (script, expected)
+}
+
+fn config(dir: &Path, name: &str, streams: &FakeStreams, moto: &Moto) -> PathBuf {
+    let text = format!(
+        "source: {{type: dynamodb, stream_arn: \"{ARN}\", endpoint: \"{streams}\", region: us-east-1,
+          poll_interval: 100ms, max_records_per_poll: 10, shard_discovery_interval: 1s}}
+checkpoints: {{type: dynamodb, table: Leases, endpoint: \"{moto}\", lease_duration: 2s}}
+sinks:
+  replica: {{type: alternator, endpoint: \"{moto}\", region: us-east-1, table: Replica}}
+routes:
+  - {{name: main, sinks: [replica]}}
+",
+        streams = streams.endpoint,
+        moto = moto.endpoint
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn worker_id(eddy: &Eddy) -> String {
+    eddy.log().lines().find_map(|l| l.split("worker=").nth(1).map(|w| w.trim().trim_matches('"').to_owned())).unwrap()
+}
+
+/// Owner of each unfinished shard, from `eddy leases`.
+fn owners(config: &Path) -> HashMap<String, String> {
+    let (code, out, err) = eddy(&["leases", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.get(3) != Some(&"SHARD_END")).then(|| (cols[0].to_owned(), cols[1].to_owned()))
+        })
+        .collect()
+}
+
+fn counts(owners: &HashMap<String, String>) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for o in owners.values() {
+        *n.entry(o.clone()).or_insert(0) += 1;
+    }
+    n
+}
+
+async fn wait_for_log(eddy: &Eddy, text: &str) {
+    let started = Instant::now();
+    while !eddy.log().contains(text) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no {text:?}; log:\n{}", eddy.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_share_split_shards_evenly_and_survive_a_sigkill() {
+    let moto = Moto::start().await;
+    moto.create_table("Replica", false).await;
+    moto.create_table("Expected", false).await;
+    let (script, expected_items) = script();
+    for item in &expected_items {
+        let item: HashMap<String, Av> = item
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let av = match (v.get("S"), v.get("N")) {
+                    (Some(s), _) => Av::S(s.as_str().unwrap().to_owned()),
+                    (_, Some(n)) => Av::N(n.as_str().unwrap().to_owned()),
+                    _ => unreachable!(),
+                };
+                (k.clone(), av)
+            })
+            .collect();
+        moto.client.put_item().table_name("Expected").set_item(Some(item)).send().await.unwrap();
+    }
+    let expected = snapshot(&moto.client, "Expected", |_| true).await;
+    let streams = FakeStreams::start(&script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let configs: Vec<PathBuf> =
+        ["a.yaml", "b.yaml", "c.yaml"].iter().map(|n| config(dir.path(), n, &streams, &moto)).collect();
+
+    let mut a = Eddy::start(&configs[0]);
+    wait_for_log(&a, "took the lease").await;
+    let mut b = Eddy::start(&configs[1]);
+    let mut c = Eddy::start(&configs[2]);
+    wait_for_log(&b, "using the lease table").await;
+    wait_for_log(&c, "using the lease table").await;
+
+    // Every key ends at its last version: children were read after their parents.
+    wait_until_equal(&moto.client, "Replica", &expected, Duration::from_secs(120)).await;
+
+    // Six unfinished shards (two roots, four children), two per process.
+    let started = Instant::now();
+    loop {
+        let owners = owners(&configs[0]);
+        let n = counts(&owners);
+        if owners.len() == 6 && n.len() == 3 && n.values().all(|c| *c == 2) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "shards never spread evenly: {owners:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (dead, survivors) = (worker_id(&c), [worker_id(&a), worker_id(&b)]);
+
+    let took = |e: &Eddy| e.log().matches("took the lease").count();
+    let before = took(&a) + took(&b);
+    c.kill();
+    let killed = Instant::now();
+    while took(&a) + took(&b) < before + 2 {
+        assert!(killed.elapsed() < LEASE * 4, "the dead process's shards were not taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let takeover = killed.elapsed();
+    eprintln!("after a SIGKILL, its 2 shards were taken in {takeover:?} (lease_duration {LEASE:?})");
+    assert!(takeover <= LEASE * 2, "takeover took {takeover:?}");
+    let owners = owners(&configs[0]);
+    assert!(owners.values().all(|o| survivors.contains(o) && *o != dead), "{owners:?}");
+    assert_eq!(counts(&owners).values().copied().collect::<Vec<_>>(), vec![3, 3], "{owners:?}");
+
+    for e in [&mut a, &mut b] {
+        let (status, _) = e.interrupt();
+        assert!(status.success(), "{}", e.log());
+    }
+    assert_eq!(snapshot(&moto.client, "Replica", |_| true).await, expected);
+}
