@@ -61,6 +61,10 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
     })
 }
 
+/// How often one batch's write to a sink is tried (with backoff) before its shard rewinds to the
+/// checkpoint and reads the batch again.
+pub const SINK_ATTEMPTS_PER_BATCH: u32 = 5;
+
 /// `eddy leases`: the lease table of `config`'s stream, one line per shard.
 ///
 /// # Errors
@@ -90,10 +94,9 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
         }
         CheckpointConfig::Dynamodb(table) => Arc::new(Arc::new(LeaseTable::open(table, &source.stream_arn).await?)),
     };
-    let max_attempts = match &config.source {
-        SourceConfig::Dynamodb(s) => s.max_consecutive_errors,
-        SourceConfig::File(_) => 20,
-    };
+    // Each batch's write is tried this often; then the shard rewinds to its checkpoint and reads
+    // again, and after `max_consecutive_errors` such batches eddy stops.
+    let max_attempts = SINK_ATTEMPTS_PER_BATCH;
     if let Some(m) = &config.metrics {
         crate::metrics::serve(m.listen, crate::metrics::install()?, stop.clone()).await?;
     }

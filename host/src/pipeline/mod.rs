@@ -45,7 +45,7 @@ pub enum PipelineError {
         /// The sink.
         sink: String,
     },
-    /// A sink failed for good, or more times in a row than allowed.
+    /// A sink failed for good (`fatal`), or more times in a row than allowed for one batch.
     #[error("sink {sink} failed after {attempts} attempts: {message}")]
     SinkFailed {
         /// The sink.
@@ -54,6 +54,8 @@ pub enum PipelineError {
         attempts: u32,
         /// Its last error.
         message: String,
+        /// The sink said retrying cannot help (bad credentials, a missing table, ...).
+        fatal: bool,
     },
     /// The dead letter could not be written.
     #[error(transparent)]

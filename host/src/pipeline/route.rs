@@ -233,11 +233,21 @@ async fn write_with_retry<'a>(
                 return Ok((records.len() - rejected.len(), rejected));
             }
             Err(SinkError::Fatal(message)) => {
-                return Err(PipelineError::SinkFailed { sink: name.to_owned(), attempts: attempt, message })
+                return Err(PipelineError::SinkFailed {
+                    sink: name.to_owned(),
+                    attempts: attempt,
+                    message,
+                    fatal: true,
+                })
             }
             Err(SinkError::Retryable(message)) => {
                 if attempt >= max_attempts {
-                    return Err(PipelineError::SinkFailed { sink: name.to_owned(), attempts: attempt, message });
+                    return Err(PipelineError::SinkFailed {
+                        sink: name.to_owned(),
+                        attempts: attempt,
+                        message,
+                        fatal: false,
+                    });
                 }
                 let wait = Backoff::DEFAULT.wait(attempt - 1);
                 tracing::warn!(sink = name, attempt, "write failed, retrying in {wait:?}: {message}");

@@ -105,6 +105,7 @@ impl ShardReader {
         let mut resume = self.start.clone();
         let mut iterator: Option<String> = None;
         let mut errors = 0u32;
+        let mut sink_failures = 0u32;
         tracing::info!(shard, start = ?resume, "reading shard");
         let _lease = LeaseGauge::held();
         loop {
@@ -171,8 +172,26 @@ impl ShardReader {
                         tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
                         return Ok(ReaderExit::Stopped);
                     }
+                    Err(e @ PipelineError::SinkFailed { fatal: false, .. }) => {
+                        // Never read past unwritten records: go back to the checkpoint.
+                        sink_failures += 1;
+                        if sink_failures >= self.settings.max_consecutive_errors {
+                            return Err(anyhow::Error::new(e).context(format!(
+                                "shard {shard}: {sink_failures} batches in a row could not be written \
+                                 (source.max_consecutive_errors)"
+                            )));
+                        }
+                        let wait = Backoff::DEFAULT.wait(sink_failures - 1);
+                        tracing::warn!(shard, "{e}; rewinding to the checkpoint and reading again in {wait:?}");
+                        iterator = None;
+                        if self.stop.sleep(wait).await {
+                            return Ok(ReaderExit::Stopped);
+                        }
+                        continue;
+                    }
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
                 }
+                sink_failures = 0;
                 if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
                     return Ok(ReaderExit::Stopped);
                 }
