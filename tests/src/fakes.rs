@@ -59,6 +59,7 @@ pub struct FakeStreams {
 impl FakeStreams {
     /// Starts it on `script` (the topology and records; see the script's docstring).
     pub async fn start(script: &Value) -> Self {
+        crate::moto::set_test_credentials();
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), script.to_string()).unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
