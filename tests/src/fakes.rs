@@ -86,3 +86,43 @@ impl Drop for FakeStreams {
         let _ = self.child.wait();
     }
 }
+
+/// The fault proxy of `tests/fakes/faults.py` in front of `upstream`, stopped when dropped.
+pub struct FaultProxy {
+    child: Child,
+    /// `http://127.0.0.1:PORT`: point clients here instead of at `upstream`.
+    pub endpoint: String,
+}
+
+impl FaultProxy {
+    /// Starts it in front of `upstream` with its options (`--rate 0.1`, `--check-sink FILE`, ...).
+    pub async fn start(upstream: &str, args: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .arg(repo_root().join("tests/fakes/faults.py"))
+            .args(["--port", &port.to_string(), "--upstream", upstream])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let proxy = FaultProxy { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while reqwest::get(format!("{}/_faults", proxy.endpoint)).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the fault proxy did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        proxy
+    }
+
+    /// `{"counts": {...}, "violations": [...]}`
+    pub async fn faults(&self) -> Value {
+        reqwest::get(format!("{}/_faults", self.endpoint)).await.unwrap().json().await.unwrap()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

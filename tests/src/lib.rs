@@ -9,6 +9,7 @@ pub mod fakes;
 pub mod moto;
 pub mod ops;
 pub mod process;
+pub mod topology;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""A test-only fault proxy for AWS JSON endpoints (DynamoDB, DynamoDB Streams).
+
+Forwards every request to --upstream, except that at --rate it injects, taking turns:
+  - throttling: HTTP 400 with the real AWS error JSON (`ThrottlingException` for DynamoDB,
+    `LimitExceededException` for DynamoDB Streams), nothing forwarded
+  - a 5xx: HTTP 500 `InternalServerError`, nothing forwarded
+  - latency: --latency-ms before forwarding
+  - a dropped connection: the request is read and the connection closed without an answer,
+    nothing forwarded
+
+With --check-sink FILE and --script FILE (the scripted stream), every lease-table checkpoint
+write (UpdateItem setting `checkpoint`) is checked before it is forwarded: every scripted record
+of that shard up to the checkpoint's sequence number must already be in FILE (a JSONL file sink
+that fsyncs before it acknowledges). A checkpoint ahead of the sink is recorded as a violation.
+
+GET /_faults returns the counters and the violations.
+"""
+import argparse
+import http.client
+import json
+import random
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PREFIX = "com.amazonaws.dynamodb.v20120810#"
+# Faults take turns, so that every kind shows up after a few injections.
+KINDS = ["throttle", "5xx", "latency", "drop"]
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {"forwarded": 0, "throttle": 0, "5xx": 0, "latency": 0, "drop": 0, "checkpoints_checked": 0}
+        self.violations = []
+        self.injected = 0
+
+    def count(self, what):
+        with self.lock:
+            self.counts[what] += 1
+
+
+def acknowledged(sink):
+    seen = set()
+    try:
+        with open(sink) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    seen.add(json.loads(line)["dynamodb"]["SequenceNumber"])
+    except FileNotFoundError:
+        pass
+    return seen
+
+
+def make_handler(opts, state, scripted):
+    upstream = urllib.parse.urlparse(opts.upstream)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status, payload, headers=()):
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            if not any(k.lower() == "content-type" for k, _ in headers):
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/_faults":
+                with state.lock:
+                    return self.reply(200, {"counts": dict(state.counts), "violations": list(state.violations)})
+            self.forward(b"")
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            target = self.headers.get("X-Amz-Target", "")
+            if random.random() < opts.rate:
+                with state.lock:
+                    state.injected += 1
+                    fault = KINDS[state.injected % len(KINDS)]
+                state.count(fault)
+                if fault == "throttle":
+                    kind = "LimitExceededException" if target.startswith("DynamoDBStreams") else "ThrottlingException"
+                    return self.reply(400, {"__type": PREFIX + kind, "message": "Rate exceeded (injected)"})
+                if fault == "5xx":
+                    return self.reply(500, {"__type": PREFIX + "InternalServerError", "message": "injected"})
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                time.sleep(opts.latency_ms / 1000)
+            if opts.check_sink and target.endswith(".UpdateItem"):
+                self.check(json.loads(body or b"{}"))
+            self.forward(body)
+
+        def check(self, request):
+            cp = request.get("ExpressionAttributeValues", {}).get(":cp", {}).get("S")
+            if cp is None or cp == "SHARD_END":
+                return
+            shard = request["Key"]["shard_id"]["S"]
+            needed = [r["seq"] for r in scripted.get(shard, []) if int(r["seq"]) <= int(cp)]
+            have = acknowledged(opts.check_sink)
+            missing = [s for s in needed if s not in have]
+            state.count("checkpoints_checked")
+            if missing:
+                with state.lock:
+                    state.violations.append({"shard": shard, "checkpoint": cp, "missing": missing[:5]})
+
+        def forward(self, body):
+            conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            headers["Host"] = upstream.netloc
+            try:
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            finally:
+                conn.close()
+            state.count("forwarded")
+            keep = [(k, v) for k, v in resp.getheaders() if k.lower() not in ("content-length", "connection", "transfer-encoding")]
+            self.reply(resp.status, data, keep)
+
+    return Handler
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--rate", type=float, default=0.1)
+    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--check-sink")
+    parser.add_argument("--script")
+    opts = parser.parse_args()
+    scripted = {}
+    if opts.script:
+        with open(opts.script) as f:
+            scripted = {s["id"]: s["records"] for s in json.load(f)["shards"]}
+    ThreadingHTTPServer(("127.0.0.1", opts.port), make_handler(opts, State(), scripted)).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
