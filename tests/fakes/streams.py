@@ -9,12 +9,14 @@ The script (--script FILE, JSON):
   {"stream_arn": "...", "view_type": "NEW_AND_OLD_IMAGES",
    "shards": [{"id": "shardId-1", "parent": null, "closed": true,
                "trim": "105",            # optional: records before this sequence number are gone
-               "records": [{"seq": "100", "name": "INSERT", "keys": {...}, "new": {...}, "old": {...}}]}]}
+               "records": [{"seq": "100", "name": "INSERT", "keys": {...}, "new": {...}, "old": {...},
+                            "at": 1.5}]}]}   # optional: visible only 1.5 s after the server started
 
 Operations: DescribeStream (paginated by Limit/ExclusiveStartShardId), GetShardIterator
 (TRIM_HORIZON, LATEST, AT/AFTER_SEQUENCE_NUMBER; TrimmedDataAccessException before the trim
 point), GetRecords (Limit; no NextShardIterator at the end of a closed shard). Errors are the real
-AWS error JSON. GET /_state returns how many GetRecords calls each shard got.
+AWS error JSON. GET /_state returns how many GetRecords calls each shard got, and when the server
+started (epoch seconds; `at` counts from then).
 """
 import argparse
 import base64
@@ -40,6 +42,13 @@ class Stream:
         self.by_id = {s["id"]: s for s in self.shards}
         self.calls = {s["id"]: 0 for s in self.shards}
         self.lock = threading.Lock()
+        self.started = time.time()
+
+    def visible(self, s):
+        """How many of the shard's records have been written by now (see `at`)."""
+        now = time.time() - self.started
+        recs = s["records"]
+        return next((i for i, r in enumerate(recs) if r.get("at", 0) > now), len(recs))
 
     def shard(self, shard_id):
         s = self.by_id.get(shard_id)
@@ -99,7 +108,7 @@ class Stream:
             self.calls[shard_id] += 1
         limit = body.get("Limit", 1000)
         recs = s["records"]
-        page = recs[index : index + limit]
+        page = recs[index : min(index + limit, self.visible(s))]
         end = index + len(page)
         out = {"Records": [self.record(s, r) for r in page]}
         if not (s.get("closed") and end >= len(recs)):
@@ -108,7 +117,7 @@ class Stream:
 
     def record(self, s, r):
         ddb = {
-            "ApproximateCreationDateTime": r.get("time", time.time()),
+            "ApproximateCreationDateTime": int(self.started + r.get("at", 0)),
             "Keys": r["keys"],
             "SequenceNumber": r["seq"],
             "SizeBytes": 100,
@@ -157,7 +166,7 @@ def make_handler(stream):
 
         def do_GET(self):
             with stream.lock:
-                self.reply(200, {"get_records_calls": dict(stream.calls)})
+                self.reply(200, {"get_records_calls": dict(stream.calls), "started": stream.started})
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
