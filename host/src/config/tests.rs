@@ -48,8 +48,10 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
     assert_eq!(s.start, StartPosition::Latest);
     assert_eq!(s.poll_interval, Duration::from_millis(100));
     assert_eq!(s.max_records_per_poll, 1000);
-    let CheckpointConfig::Local { path } = &c.checkpoints;
+    let CheckpointConfig::Local { path } = &c.checkpoints else { panic!("local checkpoints") };
     assert_eq!(path, Path::new("/etc/eddy/state"));
+    assert_eq!(s.max_records_per_second, None);
+    assert!(c.metrics.is_none());
     let p = &c.processors["only-dogs"];
     assert_eq!(p.wasm, Path::new("/etc/eddy/plugins/only_dogs.wasm"));
     assert_eq!(p.config_json, r#"{"species":"dog"}"#);
@@ -58,6 +60,41 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
     assert_eq!(c.routes[1].processors, Vec::<String>::new());
     let DeadLetterConfig::File { path } = &c.dead_letter;
     assert_eq!(path, Path::new("/etc/eddy/.eddy/dead-letter.jsonl"));
+}
+
+#[test]
+fn a_lease_table_defaults_to_the_sources_endpoint_and_region() {
+    let text = GOOD.replace(
+        "checkpoints:\n  type: local\n  path: state\n",
+        "checkpoints: {type: dynamodb, table: eddy-leases}\nmetrics: {listen: \"127.0.0.1:9100\"}\n",
+    );
+    let c = parse(&text).unwrap();
+    let CheckpointConfig::Dynamodb(t) = &c.checkpoints else { panic!("a lease table") };
+    assert_eq!(t.table, "eddy-leases");
+    assert_eq!(t.lease_duration, Duration::from_secs(10));
+    assert_eq!(t.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9100".parse().unwrap());
+    let own = text.replace("table: eddy-leases}", "table: l, lease_duration: 3s, endpoint: \"http://x:1\"}");
+    let CheckpointConfig::Dynamodb(t) = parse(&own).unwrap().checkpoints else { panic!("a lease table") };
+    assert_eq!((t.lease_duration, t.endpoint.as_deref()), (Duration::from_secs(3), Some("http://x:1")));
+    let err = error_of(&text.replace("table: eddy-leases}", "table: l, lease: 3s}"));
+    assert!(err.contains("checkpoints.lease") && err.contains("unknown field"), "{err}");
+    let err = error_of(&text.replace("127.0.0.1:9100", "localhost"));
+    assert!(err.contains("metrics.listen"), "{err}");
+}
+
+#[test]
+fn a_records_per_second_budget_is_a_positive_number() {
+    let with =
+        |v: &str| {
+            parse(&GOOD.replace(
+                "  poll_interval: 100ms\n",
+                &format!("  poll_interval: 100ms\n  max_records_per_second: {v}\n"),
+            ))
+        };
+    let SourceConfig::Dynamodb(s) = with("500").unwrap().source else { panic!("a dynamodb source") };
+    assert_eq!(s.max_records_per_second.map(|n| n.get()), Some(500));
+    assert!(with("0").is_err());
 }
 
 #[test]
