@@ -121,8 +121,8 @@ fn an_unknown_key_in_a_section_names_line_and_key() {
 
 #[test]
 fn an_unknown_top_level_key_names_line_and_key() {
-    let err = error_of(&format!("{GOOD}metrics: {{listen: x}}\n"));
-    assert!(err.starts_with("/etc/eddy/pipeline.yaml:27: metrics: unknown field `metrics`"), "{err}");
+    let err = error_of(&format!("{GOOD}telemetry: {{listen: x}}\n"));
+    assert!(err.starts_with("/etc/eddy/pipeline.yaml:27: telemetry: unknown field `telemetry`"), "{err}");
 }
 
 #[test]
