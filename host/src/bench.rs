@@ -17,7 +17,7 @@ pub fn sample_record(i: usize) -> ChangeRecord {
         let mut item = Item::new();
         item.insert("PK".into(), AttributeValue::S(format!("OWNER#{}", i % 97)));
         item.insert("SK".into(), AttributeValue::S(format!("PET#{i:08}")));
-        item.insert("type".into(), AttributeValue::S(if i % 5 == 0 { "ACTIVITY" } else { "PET" }.into()));
+        item.insert("type".into(), AttributeValue::S(if i.is_multiple_of(5) { "ACTIVITY" } else { "PET" }.into()));
         item.insert("species".into(), AttributeValue::S(species.into()));
         item.insert("name".into(), AttributeValue::S(format!("Pet number {i}")));
         item.insert("email".into(), AttributeValue::S(format!("owner{}@example.com", i % 97)));
@@ -63,7 +63,7 @@ pub fn sample_record(i: usize) -> ChangeRecord {
             approximate_creation_date_time: Some(1_700_000_000 + i as i64),
             keys,
             new_image: (i % 4 != 3).then(|| image(i % 15)),
-            old_image: (i % 4 != 0).then(|| image(i % 15 + 1)),
+            old_image: (!i.is_multiple_of(4)).then(|| image(i % 15 + 1)),
             sequence_number: format!("{}", 100_000_000_000_000_000_000u128 + i as u128),
             size_bytes: 1024,
             stream_view_type: StreamViewType::NewAndOldImages,

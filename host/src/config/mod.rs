@@ -517,7 +517,7 @@ impl Config {
 
         // source
         let source = match section_type(&raw.source) {
-            Some("dynamodb") => c.typed::<DynamodbSource>(&[k("source")], raw.source).and_then(|s| {
+            Some("dynamodb") => c.typed::<DynamodbSource>(&[k("source")], raw.source).map(|s| {
                 let at = [k("source")];
                 match (&s.table, &s.stream_arn) {
                     (None, None) => c.error(&at, "set `table` or `stream_arn`"),
@@ -533,7 +533,7 @@ impl Config {
                 if s.max_consecutive_errors == 0 {
                     c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
                 }
-                Some(SourceConfig::Dynamodb(s))
+                SourceConfig::Dynamodb(s)
             }),
             Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {
                 if !(1..=1000).contains(&f.max_records_per_poll) {
