@@ -14,6 +14,9 @@ write (UpdateItem setting `checkpoint`) is checked before it is forwarded: every
 of that shard up to the checkpoint's sequence number must already be in FILE (a JSONL file sink
 that fsyncs before it acknowledges). A checkpoint ahead of the sink is recorded as a violation.
 
+With --fail-first N --fail-target OP, the first N requests for operation OP (e.g. BatchWriteItem)
+fail with HTTP 500, whatever --rate says: an outage long enough to outlast every retry.
+
 GET /_faults returns the counters and the violations.
 """
 import argparse
@@ -36,6 +39,7 @@ class State:
         self.counts = {"forwarded": 0, "throttle": 0, "5xx": 0, "latency": 0, "drop": 0, "checkpoints_checked": 0}
         self.violations = []
         self.injected = 0
+        self.outage = 0
 
     def count(self, what):
         with self.lock:
@@ -84,6 +88,13 @@ def make_handler(opts, state, scripted):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             target = self.headers.get("X-Amz-Target", "")
+            if opts.fail_target and target.endswith("." + opts.fail_target):
+                with state.lock:
+                    state.outage += 1
+                    down = state.outage <= opts.fail_first
+                if down:
+                    state.count("5xx")
+                    return self.reply(500, {"__type": PREFIX + "InternalServerError", "message": "outage (injected)"})
             if random.random() < opts.rate:
                 with state.lock:
                     state.injected += 1
@@ -141,6 +152,8 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--check-sink")
     parser.add_argument("--script")
+    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--fail-target")
     opts = parser.parse_args()
     scripted = {}
     if opts.script:

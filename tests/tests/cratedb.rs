@@ -130,6 +130,8 @@ async fn a_sigkill_during_replay_loses_nothing_and_keeps_per_key_order() {
     let mut first = Eddy::start(&path);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     first.kill();
+    // A request already sent completes at the fake after the kill; let it land in the first run.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let killed_at = fake.state().await["log"].as_array().unwrap().len();
     assert!(killed_at > 0, "eddy should have written something before the kill");
     let mut second = Eddy::start(&path);

@@ -93,3 +93,38 @@ async fn ten_percent_faults_everywhere_lose_nothing_and_never_checkpoint_ahead()
     assert_eq!(faults["violations"], serde_json::json!([]), "a checkpoint ran ahead of the sinks");
     eprintln!("converged {lag:?} after start under faults");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_outage_longer_than_the_retries_rewinds_the_shard_and_loses_nothing() {
+    let moto = Moto::start().await;
+    moto.create_table("Replica", false).await;
+    let (script, items) = script();
+    let expected = expected(&moto, "Expected", &items).await;
+    let streams = FakeStreams::start(&script).await;
+    // Every BatchWriteItem fails for a while: more than one batch's attempts (and the SDK's own
+    // retries) can absorb.
+    let moto_proxy =
+        FaultProxy::start(&moto.endpoint, &["--rate", "0", "--fail-first", "200", "--fail-target", "BatchWriteItem"])
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "source: {{type: dynamodb, stream_arn: \"{ARN}\", endpoint: \"{streams}\", region: us-east-1}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  replica: {{type: alternator, endpoint: \"{moto}\", region: us-east-1, table: Replica}}
+routes:
+  - {{name: main, sinks: [replica]}}
+",
+        streams = streams.endpoint,
+        moto = moto_proxy.endpoint
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, text).unwrap();
+    let mut eddy = Eddy::start(&path);
+    wait_until_equal(&moto.client, "Replica", &expected, Duration::from_secs(240)).await;
+    let (status, _) = eddy.interrupt();
+    let log = eddy.log();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("rewinding to the checkpoint and reading again"), "{log}");
+    assert_eq!(moto_proxy.faults().await["counts"]["5xx"], 200);
+}
