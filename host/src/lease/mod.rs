@@ -23,19 +23,30 @@ use crate::source::ShardInfo;
 /// What the lease store says after a [`Leases::sync`].
 #[derive(Debug, Default)]
 pub struct Assignment {
-    /// Shards read to their end (SHARD_END) by any process.
-    pub finished: HashSet<String>,
-    /// Shards the store has a row for. A parent that is neither in the stream nor here counts as
-    /// drained.
-    pub known: HashSet<String>,
     /// Shards this process holds and should be reading, with their checkpoints (`None`: never
     /// checkpointed). A running reader whose shard is missing here must stop.
     pub held: HashMap<String, Option<Checkpoint>>,
 }
 
+/// The store's view for lineage: which shards are finished and which it knows.
+#[derive(Debug, Default)]
+pub struct Lineage {
+    /// Shards read to their end (SHARD_END) by any process.
+    pub finished: HashSet<String>,
+    /// Shards the store has a row for. A parent that is neither in the stream nor here counts as
+    /// drained.
+    pub known: HashSet<String>,
+}
+
 /// Decides which shards this process reads.
 #[async_trait]
 pub trait Leases: Send + Sync {
+    /// Which shards are finished and which the store knows (a read; nothing is renewed or taken).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    async fn lineage(&self) -> anyhow::Result<Lineage>;
+
     /// Registers the stream's `shards`, renews the leases held, takes (or asks for) leases of
     /// `ready` shards (unfinished, parents drained) for an even spread, and hands over leases
     /// another process asked for once their reader stopped. `running`: shards with a live reader
@@ -85,6 +96,14 @@ impl LocalLeases {
 
 #[async_trait]
 impl Leases for LocalLeases {
+    async fn lineage(&self) -> anyhow::Result<Lineage> {
+        let saved = self.store.load().await?;
+        Ok(Lineage {
+            finished: saved.iter().filter(|(_, c)| **c == Checkpoint::ShardEnd).map(|(s, _)| s.clone()).collect(),
+            known: saved.keys().cloned().collect(),
+        })
+    }
+
     async fn sync(
         &self,
         _shards: &[ShardInfo],
@@ -92,11 +111,7 @@ impl Leases for LocalLeases {
         _running: &HashSet<String>,
     ) -> anyhow::Result<Assignment> {
         let saved = self.store.load().await?;
-        Ok(Assignment {
-            finished: saved.iter().filter(|(_, c)| **c == Checkpoint::ShardEnd).map(|(s, _)| s.clone()).collect(),
-            known: saved.keys().cloned().collect(),
-            held: ready.iter().map(|s| (s.shard_id.clone(), saved.get(&s.shard_id).cloned())).collect(),
-        })
+        Ok(Assignment { held: ready.iter().map(|s| (s.shard_id.clone(), saved.get(&s.shard_id).cloned())).collect() })
     }
 
     fn checkpoints(&self) -> Arc<dyn CheckpointStore> {

@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{Assignment, LeaseLost, Leases};
+use super::{Assignment, LeaseLost, Leases, Lineage};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::config::LeaseTableConfig;
 use crate::source::ShardInfo;
@@ -413,6 +413,18 @@ impl CheckpointStore for LeaseTable {
 
 #[async_trait]
 impl Leases for Arc<LeaseTable> {
+    async fn lineage(&self) -> anyhow::Result<Lineage> {
+        let leases = self.list().await?;
+        Ok(Lineage {
+            finished: leases
+                .iter()
+                .filter(|l| l.checkpoint == Some(Checkpoint::ShardEnd))
+                .map(|l| l.shard_id.clone())
+                .collect(),
+            known: leases.into_iter().map(|l| l.shard_id).collect(),
+        })
+    }
+
     async fn sync(
         &self,
         shards: &[ShardInfo],
@@ -498,12 +510,6 @@ impl Leases for Arc<LeaseTable> {
         }
 
         Ok(Assignment {
-            finished: leases
-                .iter()
-                .filter(|l| l.checkpoint == Some(Checkpoint::ShardEnd))
-                .map(|l| l.shard_id.clone())
-                .collect(),
-            known: leases.iter().map(|l| l.shard_id.clone()).collect(),
             held: leases
                 .iter()
                 .filter(|l| self.holds(&l.shard_id) && l.handoff_to.is_none())

@@ -72,8 +72,8 @@ impl Coordinator {
                     ended = desc.ended;
                 }
                 let running_ids: HashSet<String> = running.keys().cloned().collect();
-                // Readiness needs the store's view: ask once for it, then again with the ready set.
-                let view = self.leases.sync(&shards, &[], &running_ids).await?;
+                // Readiness needs the store's view of finished and known shards (a read, no writes).
+                let view = self.leases.lineage().await?;
                 finished.extend(view.finished.iter().cloned());
                 let present: HashSet<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
                 let ready: Vec<&ShardInfo> = shards
