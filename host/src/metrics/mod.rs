@@ -8,7 +8,9 @@ mod server;
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use server::serve;
@@ -73,30 +75,41 @@ pub struct RouteMetrics {
     pub dropped: Counter,
     /// [`RECORDS_OUT`], one per sink of the route, in the route's order.
     pub out: Vec<Counter>,
+    /// [`SINK_WRITE_DURATION`], one per sink of the route, in the route's order.
+    pub write_duration: Vec<Histogram>,
 }
 
 impl RouteMetrics {
     /// Handles for route `route` with these sinks.
-    pub fn new<'a>(route: &str, sinks: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn new(route: &str, sinks: &[&str]) -> Self {
         let route = route.to_owned();
         Self {
             filtered: counter!(RECORDS_FILTERED, "route" => route.clone()),
             dropped: counter!(RECORDS_DROPPED, "route" => route.clone()),
             out: sinks
-                .into_iter()
-                .map(|s| counter!(RECORDS_OUT, "route" => route.clone(), "sink" => s.to_owned()))
+                .iter()
+                .map(|s| counter!(RECORDS_OUT, "route" => route.clone(), "sink" => (*s).to_owned()))
                 .collect(),
+            write_duration: sinks.iter().map(|s| histogram!(SINK_WRITE_DURATION, "sink" => (*s).to_owned())).collect(),
         }
     }
 }
 
-/// Records one sink write attempt's duration.
-pub fn sink_write(sink: &str, took: Duration) {
-    histogram!(SINK_WRITE_DURATION, "sink" => sink.to_owned()).record(took.as_secs_f64());
+/// Handles for one shard reader, registered once.
+pub struct ShardMetrics {
+    poll: Histogram,
+    age: Gauge,
 }
 
-/// Records one GetRecords call and the shard's iterator age after it.
-pub fn poll(shard: &str, took: Duration, age: Duration) {
-    histogram!(POLL_DURATION).record(took.as_secs_f64());
-    gauge!(ITERATOR_AGE, "shard" => shard.to_owned()).set(age.as_secs_f64());
+impl ShardMetrics {
+    /// Handles for `shard`.
+    pub fn new(shard: &str) -> Self {
+        Self { poll: histogram!(POLL_DURATION), age: gauge!(ITERATOR_AGE, "shard" => shard.to_owned()) }
+    }
+
+    /// Records one GetRecords call and the shard's iterator age after it.
+    pub fn poll(&self, took: Duration, age: Duration) {
+        self.poll.record(took.as_secs_f64());
+        self.age.set(age.as_secs_f64());
+    }
 }

@@ -45,7 +45,8 @@ struct InFlight<'a> {
 impl RouteWorker {
     pub(super) fn new(spec: Arc<RouteSpec>) -> Self {
         let instances = spec.processors.iter().map(|_| None).collect();
-        let metrics = RouteMetrics::new(&spec.name, spec.sinks.iter().map(|(s, _)| s.as_str()));
+        let sinks: Vec<&str> = spec.sinks.iter().map(|(s, _)| s.as_str()).collect();
+        let metrics = RouteMetrics::new(&spec.name, &sinks);
         Self { spec, instances, metrics }
     }
 
@@ -77,7 +78,7 @@ impl RouteWorker {
                 .filter(|i| i.sinks.as_ref().is_none_or(|set| set.contains(&s)))
                 .map(|i| &*i.record)
                 .collect();
-            write_with_retry(name, sink.as_ref(), records, max_attempts, stop)
+            write_with_retry(name, sink.as_ref(), records, max_attempts, stop, &self.metrics.write_duration[s])
         });
         for (s, (result, (name, _))) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
             let (written, rejected) = result?;
@@ -217,6 +218,7 @@ async fn write_with_retry<'a>(
     records: Vec<&'a ChangeRecord>,
     max_attempts: u32,
     stop: &Stop,
+    write_duration: &metrics::Histogram,
 ) -> Result<(usize, Vec<(&'a ChangeRecord, String)>), PipelineError> {
     if records.is_empty() {
         return Ok((0, Vec::new()));
@@ -226,7 +228,7 @@ async fn write_with_retry<'a>(
         attempt += 1;
         let started = std::time::Instant::now();
         let outcome = sink.write(&records).await;
-        crate::metrics::sink_write(name, started.elapsed());
+        write_duration.record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(outcome) => {
                 let rejected: Vec<_> = outcome.rejected.into_iter().map(|r| (records[r.index], r.reason)).collect();

@@ -108,6 +108,7 @@ impl ShardReader {
         let mut sink_failures = 0u32;
         tracing::info!(shard, start = ?resume, "reading shard");
         let _lease = LeaseGauge::held();
+        let metrics = crate::metrics::ShardMetrics::new(&shard);
         loop {
             if self.stop.is_set() {
                 return Ok(ReaderExit::Stopped);
@@ -132,7 +133,7 @@ impl ShardReader {
                 _ = self.stop.wait() => return Ok(ReaderExit::Stopped),
             };
             if let Ok(page) = &page {
-                crate::metrics::poll(&shard, polled.elapsed(), iterator_age(page));
+                metrics.poll(polled.elapsed(), iterator_age(page));
             }
             let page = match page {
                 Ok(p) => p,
