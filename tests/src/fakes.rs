@@ -8,6 +8,26 @@ use serde_json::Value;
 
 use crate::repo_root;
 
+/// Starts `tests/fakes/<script>` on a free loopback port with `args`, and waits until
+/// `GET <probe>` answers. Returns the child and `http://127.0.0.1:PORT`.
+async fn spawn_fake(script: &str, args: &[&std::ffi::OsStr], probe: &str) -> (Child, String) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("python3")
+        .arg(repo_root().join("tests/fakes").join(script))
+        .args(["--port", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{url}{probe}")).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{script} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, url)
+}
+
 /// The fake CrateDB `/_sql` endpoint of `tests/fakes/cratedb.py`, stopped when dropped.
 pub struct FakeCrateDb {
     child: Child,
@@ -18,21 +38,9 @@ pub struct FakeCrateDb {
 impl FakeCrateDb {
     /// Starts it with extra arguments (`--fail-rate 0.3`, `--user crate --password x`, ...).
     pub async fn start(args: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("python3")
-            .arg(repo_root().join("tests/fakes/cratedb.py"))
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let fake = FakeCrateDb { child, url: format!("http://127.0.0.1:{port}") };
-        let started = Instant::now();
-        while reqwest::get(format!("{}/_state", fake.url)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the fake CrateDB did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        fake
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let (child, url) = spawn_fake("cratedb.py", &args, "/_state").await;
+        FakeCrateDb { child, url }
     }
 
     /// The table, the operation log and counters.
@@ -62,21 +70,9 @@ impl FakeStreams {
         crate::moto::set_test_credentials();
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), script.to_string()).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("python3")
-            .arg(repo_root().join("tests/fakes/streams.py"))
-            .args(["--port", &port.to_string(), "--script"])
-            .arg(file.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let fake = FakeStreams { child, _script: file, endpoint: format!("http://127.0.0.1:{port}") };
-        let started = Instant::now();
-        while reqwest::get(format!("{}/_state", fake.endpoint)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the fake streams endpoint did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        fake
+        let (child, endpoint) =
+            spawn_fake("streams.py", &["--script".as_ref(), file.path().as_os_str()], "/_state").await;
+        FakeStreams { child, _script: file, endpoint }
     }
 }
 
@@ -97,21 +93,10 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts it in front of `upstream` with its options (`--rate 0.1`, `--check-sink FILE`, ...).
     pub async fn start(upstream: &str, args: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("python3")
-            .arg(repo_root().join("tests/fakes/faults.py"))
-            .args(["--port", &port.to_string(), "--upstream", upstream])
-            .args(args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let proxy = FaultProxy { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let started = Instant::now();
-        while reqwest::get(format!("{}/_faults", proxy.endpoint)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the fault proxy did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        proxy
+        let head = ["--upstream", upstream];
+        let args: Vec<&std::ffi::OsStr> = head.iter().chain(args).map(std::ffi::OsStr::new).collect();
+        let (child, endpoint) = spawn_fake("faults.py", &args, "/_faults").await;
+        FaultProxy { child, endpoint }
     }
 
     /// `{"counts": {...}, "violations": [...]}`
