@@ -4,7 +4,9 @@
 //! The file is one closed shard named `file`; a record's position is its line. Checkpoints work
 //! as for a stream (a restart resumes after the last acknowledged record), and when every line is
 //! processed the stream has ended: eddy drains, checkpoints and exits 0. Lines that are not a
-//! valid record go to the dead letter with the parser's message.
+//! valid record (not UTF-8, not JSON, not a change record) go to the dead letter with their line
+//! number and the parser's message; the other lines flow. Blank lines are skipped but counted, so
+//! line numbers are the ones an editor shows.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +23,30 @@ pub const SHARD: &str = "file";
 /// A JSONL file as a one-shard, closed stream.
 pub struct FileStreams {
     arn: String,
-    lines: Arc<Vec<String>>,
+    lines: Arc<Vec<Line>>,
+}
+
+/// One non-blank line of the file.
+struct Line {
+    /// 1-based, counting blank lines too.
+    number: usize,
+    /// The text, or why it is not UTF-8.
+    text: Result<String, String>,
+}
+
+/// The non-blank lines of `bytes` (a `\r` before `\n` is dropped), each decoded on its own so
+/// one bad line does not reject the file.
+fn split_lines(bytes: &[u8]) -> Vec<Line> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, raw)| !raw.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, raw)| {
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let text = std::str::from_utf8(raw).map(str::to_owned).map_err(|e| format!("not UTF-8: {e}"));
+            Line { number: i + 1, text }
+        })
+        .collect()
 }
 
 impl FileStreams {
@@ -30,9 +55,8 @@ impl FileStreams {
     /// # Errors
     /// When the file cannot be read.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read the source file {}", path.display()))?;
-        let lines = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read the source file {}", path.display()))?;
+        let lines = split_lines(&bytes);
         let canonical: PathBuf = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         Ok(Self { arn: format!("file:{}", canonical.display()), lines: Arc::new(lines) })
     }
@@ -44,17 +68,24 @@ impl FileStreams {
 
     fn parse(&self, index: usize) -> Result<ChangeRecord, Undecodable> {
         let line = &self.lines[index];
-        serde_json::from_str(line).map_err(|e| Undecodable {
-            sequence_number: None,
-            reason: format!("line {}: not a change record: {e}", index + 1),
-            raw: line.clone(),
-        })
+        match &line.text {
+            Ok(text) => serde_json::from_str(text).map_err(|e| Undecodable {
+                sequence_number: None,
+                reason: format!("line {}: not a change record: {e}", line.number),
+                raw: text.clone(),
+            }),
+            Err(e) => Err(Undecodable {
+                sequence_number: None,
+                reason: format!("line {}: {e}", line.number),
+                raw: String::new(),
+            }),
+        }
     }
 
     /// The index of the line after the record with sequence number `seq` (or at it).
     fn position_of(&self, seq: &str, after: bool) -> Option<usize> {
         self.lines.iter().enumerate().find_map(|(i, line)| {
-            let record: serde_json::Value = serde_json::from_str(line).ok()?;
+            let record: serde_json::Value = serde_json::from_str(line.text.as_deref().ok()?).ok()?;
             (record["dynamodb"]["SequenceNumber"].as_str() == Some(seq)).then_some(if after { i + 1 } else { i })
         })
     }
@@ -106,5 +137,34 @@ impl StreamsApi for FileStreams {
             }
         }
         Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"eventID":"1","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1","dynamodb":{"Keys":{"id":{"S":"a"}},"NewImage":{"id":{"S":"a"}},"SequenceNumber":"100","SizeBytes":1,"StreamViewType":"NEW_AND_OLD_IMAGES"},"eventSourceARN":"x"}"#;
+
+    #[tokio::test]
+    async fn an_invalid_utf8_line_is_undecodable_with_its_number_and_the_rest_flows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(GOOD.as_bytes());
+        bytes.extend_from_slice(b"\n\n{\"bad\": \"\xff\xfe\"}\r\n");
+        bytes.extend_from_slice(GOOD.replace("\"100\"", "\"200\"").as_bytes());
+        bytes.push(b'\n');
+        std::fs::write(&path, bytes).unwrap();
+        let file = FileStreams::open(&path).unwrap();
+        let it = file.get_shard_iterator(SHARD, &IteratorPosition::TrimHorizon).await.unwrap();
+        let page = file.get_records(&it, 1000).await.unwrap();
+        let seqs: Vec<&str> = page.records.iter().map(|r| r.dynamodb.sequence_number.as_str()).collect();
+        assert_eq!(seqs, ["100", "200"]);
+        assert_eq!(page.undecodable.len(), 1);
+        assert!(page.undecodable[0].reason.starts_with("line 3: not UTF-8"), "{}", page.undecodable[0].reason);
+        // Resuming after the second record finds it by sequence number past the bad line.
+        let after = file.get_shard_iterator(SHARD, &IteratorPosition::AfterSequence("100".into())).await.unwrap();
+        assert_eq!(after, "1");
     }
 }

@@ -159,7 +159,11 @@ impl ShardReader {
                 .chain(page.undecodable.iter().filter_map(|u| u.sequence_number.as_deref()))
                 .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
                 .map(str::to_owned);
-            if let Some(last) = &last {
+            // Every record read reaches a sink or the dead letter, even a page of undecodable
+            // records without sequence numbers (it cannot move the checkpoint, so a restart may
+            // dead-letter it again: at least once).
+            let read_any = !page.records.is_empty() || !page.undecodable.is_empty();
+            if read_any {
                 if let Some(budget) = &self.settings.budget {
                     let n = (page.records.len() + page.undecodable.len()) as u32;
                     tokio::select! {
@@ -193,16 +197,18 @@ impl ShardReader {
                     Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
                 }
                 sink_failures = 0;
-                if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
-                    return Ok(ReaderExit::Stopped);
+                if let Some(last) = &last {
+                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
+                        return Ok(ReaderExit::Stopped);
+                    }
+                    tracing::debug!(
+                        shard,
+                        records = page.records.len(),
+                        checkpoint = last.as_str(),
+                        "batch acknowledged and checkpointed"
+                    );
+                    resume = IteratorPosition::AfterSequence(last.clone());
                 }
-                tracing::debug!(
-                    shard,
-                    records = page.records.len(),
-                    checkpoint = last.as_str(),
-                    "batch acknowledged and checkpointed"
-                );
-                resume = IteratorPosition::AfterSequence(last.clone());
             }
             match page.next_iterator {
                 None => {
@@ -214,7 +220,7 @@ impl ShardReader {
                 }
                 Some(next) => iterator = Some(next),
             }
-            if last.is_none() && self.stop.sleep(self.settings.poll_interval).await {
+            if !read_any && self.stop.sleep(self.settings.poll_interval).await {
                 return Ok(ReaderExit::Stopped);
             }
         }
