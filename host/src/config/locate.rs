@@ -65,6 +65,20 @@ struct Line<'a> {
 
 /// The 1-based line of `path` in `yaml`, or of its deepest ancestor that could be found.
 pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
+    find(yaml, path, 0)
+}
+
+/// The 1-based line of the `occurrence`-th (0-based) appearance of `path`'s last key under its
+/// parent: where a key written twice in one mapping appears the second time. `None` when there
+/// are not that many (or the parent cannot be found).
+pub fn line_of_occurrence(yaml: &str, path: &[Seg], occurrence: usize) -> Option<usize> {
+    let parent = line_of(yaml, &path[..path.len().saturating_sub(1)]);
+    let line = find(yaml, path, occurrence)?;
+    // `find` falls back to the deepest ancestor: only a line below the parent's is the key's.
+    (occurrence == 0 || Some(line) != parent).then_some(line)
+}
+
+fn find(yaml: &str, path: &[Seg], last_occurrence: usize) -> Option<usize> {
     let lines: Vec<Line> = yaml
         .lines()
         .enumerate()
@@ -82,13 +96,18 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
     let mut parent_indent: isize;
     let mut inline: Option<(usize, &str, usize)> = None; // (line index, text, column)
     let mut found = None;
-    for seg in path {
+    for (depth, seg) in path.iter().enumerate() {
         match seg {
             Seg::Key(key) => {
+                let mut skip = if depth + 1 == path.len() { last_occurrence } else { 0 };
                 let mut hit = None;
                 if let Some((idx, text, col)) = inline {
                     if key_matches(text, key) {
-                        hit = Some((idx, col));
+                        if skip == 0 {
+                            hit = Some((idx, col));
+                        } else {
+                            skip -= 1;
+                        }
                     }
                 }
                 if hit.is_none() {
@@ -96,7 +115,8 @@ pub fn line_of(yaml: &str, path: &[Seg]) -> Option<usize> {
                     hit = lines[start..end]
                         .iter()
                         .enumerate()
-                        .find(|(_, l)| Some(l.indent) == child_indent && key_matches(l.text, key))
+                        .filter(|(_, l)| Some(l.indent) == child_indent && key_matches(l.text, key))
+                        .nth(skip)
                         .map(|(i, l)| (start + i, l.indent));
                 }
                 let Some((idx, col)) = hit else { return found };
@@ -185,6 +205,14 @@ routes:
         assert_eq!(at("routes[1].sinks[0]"), Some(14));
         // Unknown leaf: the deepest known ancestor.
         assert_eq!(at("sinks.replica.nope"), Some(5));
+    }
+
+    #[test]
+    fn finds_the_second_occurrence_of_a_key() {
+        let yaml = "sinks:\n  a: {type: null}\n  b: {type: null}\n  a: {type: stdout}\n";
+        assert_eq!(line_of_occurrence(yaml, &parse("sinks.a"), 0), Some(2));
+        assert_eq!(line_of_occurrence(yaml, &parse("sinks.a"), 1), Some(4));
+        assert_eq!(line_of_occurrence(yaml, &parse("sinks.b"), 1), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! All problems are reported at once. Relative paths in the file resolve against the file's
 //! directory, so a pipeline runs the same from any working directory.
 
+mod duplicates;
 mod locate;
 mod units;
 
@@ -415,7 +416,7 @@ impl Checker<'_> {
             file: self.file.to_owned(),
             line: locate::line_of(self.text, path),
             key: locate::render(path),
-            message: message.into(),
+            message: eddy_sink_api::redact(&message.into()),
         });
     }
 
@@ -495,6 +496,12 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
+        // Editors on Windows may start a UTF-8 file with a byte-order mark; YAML allows it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let repeated = duplicates::find(text);
+        if !repeated.is_empty() {
+            return Err(ConfigErrors(repeated.iter().map(|key| repeated_key(path, text, key)).collect()));
+        }
         let mut c = Checker { file: path, text, errors: Vec::new() };
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
@@ -508,7 +515,7 @@ impl Config {
                     file: path.to_owned(),
                     line,
                     key: locate::render(&key),
-                    message,
+                    message: eddy_sink_api::redact(&message),
                 }]));
             }
         };
@@ -533,6 +540,13 @@ impl Config {
                 if s.max_consecutive_errors == 0 {
                     c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
                 }
+                at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, minimums::POLL_INTERVAL);
+                at_least(
+                    &mut c,
+                    &[k("source"), k("shard_discovery_interval")],
+                    s.shard_discovery_interval,
+                    minimums::SHARD_DISCOVERY_INTERVAL,
+                );
                 SourceConfig::Dynamodb(s)
             }),
             Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {
@@ -556,6 +570,12 @@ impl Config {
                     .typed::<LocalCheckpoints>(&[k("checkpoints")], v)
                     .map(|l| CheckpointConfig::Local { path: resolve(l.path.unwrap_or_else(|| ".eddy/state".into())) }),
                 Some("dynamodb") => c.typed::<LeaseTableConfig>(&[k("checkpoints")], v).map(|mut t| {
+                    at_least(
+                        &mut c,
+                        &[k("checkpoints"), k("lease_duration")],
+                        t.lease_duration,
+                        minimums::LEASE_DURATION,
+                    );
                     if let Some(SourceConfig::Dynamodb(s)) = &source {
                         t.endpoint = t.endpoint.or_else(|| s.endpoint.clone());
                         t.region = t.region.or_else(|| s.region.clone());
@@ -699,6 +719,45 @@ impl Config {
             dead_letter: dead_letter.expect("checked"),
             metrics: metrics.expect("checked"),
         })
+    }
+}
+
+/// The smallest durations eddy accepts, so that no setting turns an idle shard or a lease into a
+/// busy loop against the API (a `0s` poll interval would send hundreds of requests a second).
+pub mod minimums {
+    use std::time::Duration;
+    /// `source.poll_interval` (Lambda polls an idle shard 4 times a second).
+    pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+    /// `source.shard_discovery_interval`.
+    pub const SHARD_DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
+    /// `checkpoints.lease_duration` (owners renew every third of it).
+    pub const LEASE_DURATION: Duration = Duration::from_secs(1);
+}
+
+fn at_least(c: &mut Checker, at: &[Seg], value: Duration, minimum: Duration) {
+    if value < minimum {
+        c.error(at, format!("{value:?} is below the minimum of {minimum:?}"));
+    }
+}
+
+/// The error for a key written twice in one mapping: at the second line, naming the first.
+fn repeated_key(file: &Path, text: &str, key: &[Seg]) -> ConfigError {
+    let name = match key.last() {
+        Some(Seg::Key(k)) => k.as_str(),
+        _ => "",
+    };
+    let first = locate::line_of_occurrence(text, key, 0);
+    let second = locate::line_of_occurrence(text, key, 1).or(first);
+    let lines = match (first, second) {
+        (Some(a), Some(b)) if a != b => format!(" (lines {a} and {b})"),
+        (Some(a), _) => format!(" (both on line {a})"),
+        _ => String::new(),
+    };
+    ConfigError {
+        file: file.to_owned(),
+        line: second,
+        key: locate::render(key),
+        message: format!("duplicate key {name:?}{lines}: a second entry would silently replace the first; rename or remove one"),
     }
 }
 

@@ -217,3 +217,48 @@ fn route_filters_compile_and_invalid_ones_name_the_reason() {
     let err = with(r#"{"eventName": [{"prefix": 5}]}"#).unwrap_err().0;
     assert_eq!(err[0].to_string(), "/etc/eddy/pipeline.yaml:26: routes[1].filter: invalid pattern: eventName: prefix takes a string or {\"equals-ignore-case\": string}");
 }
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let c = parse(&format!("\u{feff}{GOOD}")).unwrap();
+    assert_eq!(c.routes.len(), 2);
+}
+
+#[test]
+fn repeated_sink_processor_and_pattern_keys_are_errors_naming_both_lines() {
+    let twice = GOOD.replace("  audit: {type: file, path: audit.jsonl}\n", "  audit: {type: file, path: audit.jsonl}\n  replica: {type: stdout}\n");
+    let err = error_of(&twice);
+    assert!(err.starts_with("/etc/eddy/pipeline.yaml:21: sinks.replica: duplicate key \"replica\" (lines 16 and 21)"), "{err}");
+    let twice = GOOD.replace("    limits: {memory: 16MiB, timeout: 50ms}\n", "    limits: {memory: 16MiB, timeout: 50ms}\n  only-dogs:\n    wasm: other.wasm\n");
+    let err = error_of(&twice);
+    assert!(err.contains(":15: processors.only-dogs: duplicate key \"only-dogs\" (lines 11 and 15)"), "{err}");
+    let twice = GOOD.replace("processors: [only-dogs]\n", "processors: [only-dogs]\n    filter: {\"eventName\": [\"INSERT\"], \"eventName\": [\"REMOVE\"]}\n");
+    let err = error_of(&twice);
+    assert!(err.contains("routes[0].filter.eventName: duplicate key \"eventName\" (both on line 24)"), "{err}");
+}
+
+#[test]
+fn intervals_below_their_minimums_are_refused() {
+    let err = error_of(&GOOD.replace("poll_interval: 100ms", "poll_interval: 0s"));
+    assert!(err.contains(":6: source.poll_interval: 0ns is below the minimum of 50ms"), "{err}");
+    let err = error_of(&GOOD.replace("poll_interval: 100ms", "poll_interval: 100ms\n  shard_discovery_interval: 10ms"));
+    assert!(err.contains("source.shard_discovery_interval: 10ms is below the minimum of 1s"), "{err}");
+    let text = GOOD.replace("checkpoints:\n  type: local\n  path: state\n", "checkpoints: {type: dynamodb, table: l, lease_duration: 0s}\n");
+    let err = error_of(&text);
+    assert!(err.contains("checkpoints.lease_duration: 0ns is below the minimum of 1s"), "{err}");
+}
+
+#[test]
+fn a_password_in_a_url_is_never_printed() {
+    let text = GOOD.replace(
+        "  audit: {type: file, path: audit.jsonl}\n",
+        "  audit: {type: file, path: audit.jsonl}\n  crate: {type: cratedb, url: \"htp://crate:hunter2@db:4200\", table: doc.t}\n",
+    );
+    let err = error_of(&text);
+    assert!(err.contains("sinks.crate.url"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("crate:***@db"), "{err}");
+    let text = text.replace("htp://crate:hunter2@db:4200", "http://crate:hunter2@db:port");
+    let err = error_of(&text);
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -110,11 +110,13 @@ impl CrateDbSink {
     /// URL's user info.
     ///
     /// # Errors
-    /// When the URL is not http(s).
+    /// When the URL is not http(s); the message masks the URL's password.
     pub fn new(config: &CrateDbConfig) -> Result<Self, String> {
-        let mut url = reqwest::Url::parse(&config.url).map_err(|e| format!("url {:?}: {e}", config.url))?;
+        // Messages name the URL with its password masked: it may hold credentials.
+        let shown = eddy_sink_api::redact(&config.url);
+        let mut url = reqwest::Url::parse(&config.url).map_err(|e| format!("url {shown:?}: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url {:?}: use http:// or https://", config.url));
+            return Err(format!("url {shown:?}: use http:// or https://"));
         }
         let from_url =
             (!url.username().is_empty()).then(|| (url.username().to_owned(), url.password().map(str::to_owned)));

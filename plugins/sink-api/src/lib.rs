@@ -7,9 +7,11 @@
 //! `plugins/` and depend only on this crate.
 
 mod record;
+pub mod redact;
 mod sink;
 mod value;
 
+pub use redact::redact;
 pub use record::{ChangeRecord, EventName, StreamRecord, StreamViewType, UserIdentity};
 pub use sink::{Rejected, Sink, SinkError, WriteOutcome};
 pub use value::{AttributeValue, Item};
