@@ -1,17 +1,20 @@
-//! Assembling a run from a config: source, checkpoints, pipeline, coordinator.
+//! Assembling a run from a config, in an order that fails before it changes anything: the
+//! processors load and the sinks are built first, then the source connects, and only then are the
+//! state folder or the lease table created.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::{local::LocalStore, CheckpointStore};
-use crate::config::{CheckpointConfig, Config, OnTrimmed, SourceConfig, StartPosition};
-use crate::lease::table::LeaseTable;
+use crate::config::{CheckpointConfig, Config, OnTrimmed, SinkConfig, SourceConfig, StartPosition};
+use crate::coordinator::reader::{ReaderSettings, RecordBudget};
+use crate::coordinator::Coordinator;
+use crate::lease::dynamo::DynamoLeaseStore;
+use crate::lease::manager::{LeaseManager, SystemClock};
 use crate::lease::{Leases, LocalLeases};
 use crate::pipeline::Pipeline;
 use crate::source::aws::AwsStreams;
-use crate::source::coordinator::Coordinator;
 use crate::source::file::FileStreams;
-use crate::source::shard::{ReaderSettings, RecordBudget};
 use crate::source::StreamsApi;
 use crate::stop::{Stop, StopHandle};
 
@@ -24,10 +27,10 @@ struct Source {
     settings: ReaderSettings,
 }
 
-async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
-    Ok(match source {
+async fn connect(config: &Config) -> anyhow::Result<Source> {
+    Ok(match &config.source {
         SourceConfig::Dynamodb(s) => {
-            let api = AwsStreams::connect(s).await?;
+            let api = AwsStreams::connect(s, &config.timeouts, &config.retry).await?;
             Source {
                 stream_arn: api.stream_arn().to_owned(),
                 api: Arc::new(api),
@@ -39,6 +42,7 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
                     max_consecutive_errors: s.max_consecutive_errors,
                     on_trimmed: s.on_trimmed,
                     budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
+                    retry: config.retry,
                 },
             }
         }
@@ -55,15 +59,19 @@ async fn connect(source: &SourceConfig) -> anyhow::Result<Source> {
                     max_consecutive_errors: 3,
                     on_trimmed: OnTrimmed::Fail,
                     budget: None,
+                    retry: config.retry,
                 },
             }
         }
     })
 }
 
-/// How often one batch's write to a sink is tried (with backoff) before its shard rewinds to the
-/// checkpoint and reads the batch again.
-pub const SINK_ATTEMPTS_PER_BATCH: u32 = 5;
+async fn lease_manager(config: &Config, table: &crate::config::LeaseTableConfig, stream: &str) -> anyhow::Result<Arc<LeaseManager>> {
+    let store = DynamoLeaseStore::open(table, stream, &config.timeouts, config.retry).await?;
+    let manager = LeaseManager::new(Arc::new(store), Arc::new(SystemClock), LeaseManager::process_id(), table.lease_duration);
+    tracing::info!(table = %table.table, worker = %manager.worker_id(), "using the lease table");
+    Ok(Arc::new(manager))
+}
 
 /// `eddy leases`: the lease table of `config`'s stream, one line per shard.
 ///
@@ -73,34 +81,41 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
     let CheckpointConfig::Dynamodb(table) = &config.checkpoints else {
         anyhow::bail!("checkpoints are not a lease table (`checkpoints: {{type: dynamodb, ...}}`); nothing to show");
     };
-    let source = connect(&config.source).await?;
-    let table = LeaseTable::open(table, &source.stream_arn).await?;
-    crate::lease::report::report(&table, source.api.as_ref()).await
+    let source = connect(config).await?;
+    let manager = lease_manager(config, table, &source.stream_arn).await?;
+    crate::lease::report::report(&manager, source.api.as_ref()).await
+}
+
+/// Everything that can be checked without the network and without creating anything: every
+/// processor's component exists, compiles, matches the contract and accepts its `config:`, and
+/// every sink's options make a sink. `eddy validate` runs it, and `eddy run` runs it first.
+///
+/// # Errors
+/// The first problem, naming the processor or sink.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    crate::pipeline::load_processors(config)?;
+    for (name, sink) in &config.sinks {
+        if let SinkConfig::CrateDb(c) = sink {
+            eddy_sink_cratedb::CrateDbSink::new(c, &config.timeouts, config.retry)
+                .map_err(|e| anyhow::anyhow!("sink {name}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the pipeline `config` describes until `stop` is set, the source ends, or a fatal error;
-/// returns the run's summary line.
+/// returns the run's summary line. Stopping during start-up (a server that does not answer)
+/// returns at once.
 ///
 /// # Errors
-/// Start-up failures (stream not found, a component that does not load, a sink that cannot be
-/// built) and fatal run-time failures (trimmed data, a sink failing for good).
+/// Start-up failures (a component that does not load, a sink that cannot be built, stream not
+/// found or not answering) and fatal run-time failures (trimmed data, a sink failing for good).
 pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow::Result<String> {
-    let source = connect(&config.source).await?;
-    tracing::info!(stream = source.stream_arn, "connected");
-    let leases: Arc<dyn Leases> = match &config.checkpoints {
-        CheckpointConfig::Local { path } => {
-            let store: Arc<dyn CheckpointStore> = Arc::new(LocalStore::open(path, &source.stream_arn)?);
-            Arc::new(LocalLeases::new(store))
-        }
-        CheckpointConfig::Dynamodb(table) => Arc::new(Arc::new(LeaseTable::open(table, &source.stream_arn).await?)),
+    let started = tokio::select! {
+        started = start(&config, &stop) => started?,
+        () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
     };
-    // Each batch's write is tried this often; then the shard rewinds to its checkpoint and reads
-    // again, and after `max_consecutive_errors` such batches eddy stops.
-    let max_attempts = SINK_ATTEMPTS_PER_BATCH;
-    if let Some(m) = &config.metrics {
-        crate::metrics::serve(m.listen, crate::metrics::install()?, stop.clone()).await?;
-    }
-    let pipeline = Arc::new(Pipeline::build(&config, max_attempts).await?);
+    let (source, leases, pipeline) = started;
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
     let coordinator = Coordinator {
         api: source.api,
@@ -115,4 +130,25 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
     let result = coordinator.run().await;
     let summary = pipeline.stats().summary();
     result.map(|()| summary)
+}
+
+/// Start-up, cheapest and side-effect-free parts first.
+async fn start(config: &Config, stop: &Stop) -> anyhow::Result<(Source, Arc<dyn Leases>, Arc<Pipeline>)> {
+    // The recorder comes first: metric handles are registered as the parts are built.
+    let recorder = config.metrics.as_ref().map(|_| crate::metrics::install()).transpose()?;
+    let processors = crate::pipeline::load_processors(config)?;
+    let pipeline = Arc::new(Pipeline::build(config, processors).await?);
+    if let (Some(m), Some(handle)) = (&config.metrics, recorder) {
+        crate::metrics::serve(m.listen, handle, stop.clone()).await?;
+    }
+    let source = connect(config).await?;
+    tracing::info!(stream = source.stream_arn, "connected");
+    let leases: Arc<dyn Leases> = match &config.checkpoints {
+        CheckpointConfig::Local { path } => {
+            let store: Arc<dyn CheckpointStore> = Arc::new(LocalStore::open(path, &source.stream_arn)?);
+            Arc::new(LocalLeases::new(store))
+        }
+        CheckpointConfig::Dynamodb(table) => Arc::new(lease_manager(config, table, &source.stream_arn).await?),
+    };
+    Ok((source, leases, pipeline))
 }

@@ -10,15 +10,17 @@
 //! (assembly).
 
 pub mod app;
+pub mod aws;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod coordinator;
 pub mod lease;
 pub mod metrics;
 pub mod pattern;
 pub mod pipeline;
 pub mod plugin_test;
-pub mod preview;
+pub mod sinks;
 pub mod source;
 pub mod stop;
 pub mod wasm;

@@ -61,8 +61,9 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Check a pipeline file without running it: exit 0 when it is valid, else print every error
-    /// with its file, line and key, and exit 2.
+    /// Check a pipeline file without running it: every key, and everything that needs no network
+    /// (each processor's component loads and accepts its config; each sink's options). Exit 0
+    /// when it is valid, else print every error with its file, line and key, and exit 2.
     Validate {
         /// The pipeline file (YAML).
         #[arg(long, short)]
@@ -87,7 +88,9 @@ enum PatternCommand {
 enum SinkCommand {
     /// Print, for each input record, one JSON line of what sink NAME of the pipeline would write
     /// (for cratedb: op, row, statement and arguments; for alternator: the write request), without
-    /// connecting to anything.
+    /// connecting to anything. Records are planned in batches as the sink receives them, so a
+    /// change that a later change of the same key replaces shows as `{"op": "superseded", "by":
+    /// J}` (J: the later record's 0-based index in its batch).
     Preview {
         /// The pipeline file (YAML).
         #[arg(long, short)]
@@ -98,6 +101,9 @@ enum SinkCommand {
         /// The records (JSONL, one stream record per line in Lambda's shape).
         #[arg(long)]
         input: PathBuf,
+        /// Records per sink write (a poll's worth: `source.max_records_per_poll`).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
     },
 }
 
@@ -221,7 +227,7 @@ fn plugin_test(wasm: &Path, config: &str, input: &Path, batch_size: usize, memor
     }
 }
 
-fn sink_preview(config: &Path, sink: &str, input: &Path) -> ExitCode {
+fn sink_preview(config: &Path, sink: &str, input: &Path, batch_size: usize) -> ExitCode {
     let config = match load(config) {
         Ok(c) => c,
         Err(code) => return code,
@@ -234,14 +240,29 @@ fn sink_preview(config: &Path, sink: &str, input: &Path) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage(&format!("{}: {e}", input.display())),
     };
-    let mut out = std::io::stdout().lock();
+    // Each line's output, in input order: invalid lines at once, records once their batch is
+    // planned.
+    let mut lines: Vec<Option<serde_json::Value>> = Vec::new();
+    let mut records: Vec<(usize, eddy_sink_api::ChangeRecord)> = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let value = match serde_json::from_str::<eddy_sink_api::ChangeRecord>(line) {
-            Ok(record) => eddy::preview::preview(sink_config, &record),
-            Err(e) => {
-                serde_json::json!({"line": i + 1, "op": "invalid", "reason": format!("not a change record: {e}")})
+        match serde_json::from_str::<eddy_sink_api::ChangeRecord>(line) {
+            Ok(record) => {
+                records.push((lines.len(), record));
+                lines.push(None);
             }
-        };
+            Err(e) => lines.push(Some(
+                serde_json::json!({"line": i + 1, "op": "invalid", "reason": format!("not a change record: {e}")}),
+            )),
+        }
+    }
+    for chunk in records.chunks(batch_size.max(1)) {
+        let batch: Vec<&eddy_sink_api::ChangeRecord> = chunk.iter().map(|(_, r)| r).collect();
+        for ((slot, _), value) in chunk.iter().zip(eddy::sinks::preview(sink_config, &batch)) {
+            lines[*slot] = Some(value);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for value in lines.into_iter().flatten() {
         if std::io::Write::write_all(&mut out, format!("{value}\n").as_bytes()).is_err() {
             return ExitCode::FAILURE;
         }
@@ -273,7 +294,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Sink { command: SinkCommand::Preview { config, sink, input } } => sink_preview(&config, &sink, &input),
+        Command::Sink { command: SinkCommand::Preview { config, sink, input, batch_size } } => {
+            sink_preview(&config, &sink, &input, batch_size)
+        }
         Command::Plugin { command: PluginCommand::Test { wasm, config, input, batch_size, memory, timeout } } => {
             plugin_test(&wasm, &config, &input, batch_size, &memory, &timeout)
         }
@@ -331,13 +354,25 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { config } => match load(&config) {
-            Ok(_) => {
-                println!("{}: valid", config.display());
-                ExitCode::SUCCESS
+        Command::Validate { config: path } => {
+            let config = match load(&path) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            // Loading components uses WASI, which expects a Tokio runtime around it.
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let _guard = runtime.enter();
+            match eddy::app::check(&config) {
+                Ok(()) => {
+                    println!("{}: valid", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {}", path.display(), eddy_sink_api::redact(&format!("{e:#}")));
+                    ExitCode::from(2)
+                }
             }
-            Err(code) => code,
-        },
+        }
         Command::Leases { config } => {
             let config = match load(&config) {
                 Ok(c) => c,
@@ -366,6 +401,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The longest a shutdown may take after SIGINT/SIGTERM before eddy exits anyway.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 async fn run(config: Config) -> ExitCode {
     let (stop_handle, stop) = eddy::stop::channel();
     let signals = stop_handle.clone();
@@ -376,6 +414,13 @@ async fn run(config: Config) -> ExitCode {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         tracing::info!("stopping: finishing the batches in flight and checkpointing");
         signals.stop();
+        // However a call hangs, the process ends: every call has a timeout and a write in flight
+        // gets a short grace, so this only fires if something unforeseen holds on.
+        tokio::spawn(async {
+            tokio::time::sleep(SHUTDOWN_LIMIT).await;
+            tracing::error!("shutdown did not finish within {SHUTDOWN_LIMIT:?}; exiting now; unacknowledged batches will be read again");
+            std::process::exit(1);
+        });
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         tracing::warn!("second signal: exiting now; unacknowledged batches will be read again");
         std::process::exit(130);
@@ -386,8 +431,9 @@ async fn run(config: Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            let message = eddy_sink_api::redact(&format!("{e:#}"));
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }

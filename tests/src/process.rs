@@ -98,9 +98,23 @@ pub struct Eddy {
 impl Eddy {
     /// Starts `eddy run --config <config>`; its log goes to `<config>.log`.
     pub fn start(config: &Path) -> Self {
+        Self::start_limited(config, None)
+    }
+
+    /// Starts `eddy run --config <config>` with at most `open_files` file descriptors (`ulimit
+    /// -n`), when given.
+    pub fn start_limited(config: &Path, open_files: Option<u32>) -> Self {
         let log = config.with_extension(format!("{}.log", std::process::id()));
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new(eddy_bin())
+        let mut command = match open_files {
+            None => Command::new(eddy_bin()),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")]).arg(eddy_bin());
+                c
+            }
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(config)
             .env("EDDY_LOG", "info")

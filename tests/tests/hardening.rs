@@ -79,3 +79,188 @@ fn every_line_of_a_file_reaches_the_sink_or_the_dead_letter() {
         assert!(reasons[3].starts_with("line 9: not a change record"), "{reasons:?}");
     }
 }
+
+/// A TCP server on loopback that accepts connections and never answers (a frozen server).
+/// Returns `http://127.0.0.1:PORT`; it lives as long as the test process.
+fn frozen_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+fn fake_credentials() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_REGION", "us-east-1");
+}
+
+fn write_records(path: &Path, n: usize) {
+    let text: String = (0..n).map(|i| format!("{}\n", record(i))).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Defect 3: a source that accepts and never answers fails start-up with a timeout, and the
+/// error says so, instead of hanging forever without a word.
+#[test]
+fn a_source_that_never_answers_fails_start_up_naming_the_timeout() {
+    fake_credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{}\"}}\n\
+             timeouts: {{connect: 1s, request: 1s}}\n\
+             sinks: {{out: {{type: \"null\"}}}}\n\
+             routes: [{{name: all, sinks: [out]}}]\n",
+            frozen_server()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut eddy = Eddy::start(&config);
+    let status = eddy.wait(Duration::from_secs(30));
+    let log = eddy.log().to_lowercase();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("cannot describe table pets") && log.contains("timeout"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
+/// Defect 3: SIGTERM/SIGINT ends eddy promptly even while a call hangs, at start-up (the
+/// source) and mid-run (a sink write).
+#[test]
+fn a_signal_stops_eddy_within_five_seconds_while_a_call_hangs() {
+    fake_credentials();
+    let frozen = frozen_server();
+    let dir = tempfile::tempdir().unwrap();
+    let slow = "timeouts: {connect: 60s, request: 60s}\n";
+    let at_start_up = dir.path().join("start.yaml");
+    std::fs::write(
+        &at_start_up,
+        format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{frozen}\"}}\n{slow}\
+             sinks: {{out: {{type: \"null\"}}}}\nroutes: [{{name: all, sinks: [out]}}]\n"
+        ),
+    )
+    .unwrap();
+    let input = dir.path().join("in.jsonl");
+    write_records(&input, 3);
+    let mid_run = dir.path().join("run.yaml");
+    std::fs::write(
+        &mid_run,
+        format!(
+            "source: {{type: file, path: {}}}\n{slow}checkpoints: {{type: local, path: state}}\n\
+             sinks: {{replica: {{type: alternator, endpoint: \"{frozen}\", table: Pets}}}}\n\
+             routes: [{{name: all, sinks: [replica]}}]\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    for config in [at_start_up, mid_run] {
+        let mut eddy = Eddy::start(&config);
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(eddy.exited().is_none(), "{}", eddy.log());
+        let (status, took) = eddy.interrupt();
+        assert!(status.success(), "{}: {}", config.display(), eddy.log());
+        assert!(took < Duration::from_secs(5), "{}: exit took {took:?}\n{}", config.display(), eddy.log());
+    }
+}
+
+/// Defect 3: a sink that never answers times out, is retried under the one retry policy, and
+/// after `max_consecutive_errors` rewinds eddy stops with an error naming the sink and the
+/// timeout; nothing is checkpointed past the unwritten records.
+#[test]
+fn a_sink_that_never_answers_stops_eddy_with_a_timeout_error_and_checkpoints_nothing() {
+    fake_credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    write_records(&input, 3);
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{type: file, path: {}}}\n\
+             timeouts: {{connect: 1s, request: 1s}}\n\
+             retry: {{attempts: 2, base_delay: 10ms, max_delay: 50ms}}\n\
+             checkpoints: {{type: local, path: state}}\n\
+             sinks: {{replica: {{type: alternator, endpoint: \"{}\", table: Pets}}}}\n\
+             routes: [{{name: all, sinks: [replica]}}]\n",
+            input.display(),
+            frozen_server()
+        ),
+    )
+    .unwrap();
+    let mut eddy = Eddy::start(&config);
+    let status = eddy.wait(Duration::from_secs(60));
+    let log = eddy.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("sink replica failed") && log.contains("(tried 2 times)"), "{log}");
+    assert!(log.to_lowercase().contains("timeout"), "{log}");
+    let state = dir.path().join("state");
+    let checkpoints: Vec<_> = walk(&state).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    assert!(checkpoints.is_empty(), "a checkpoint was saved past unwritten records: {checkpoints:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Defect 9: `validate` checks what `run` would refuse (a missing component, a memory limit too
+/// small to run one), and `run` refuses it before creating the state folder or the dead letter.
+#[test]
+fn validate_refuses_what_run_would_and_run_creates_nothing_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    write_records(&input, 1);
+    let pipeline = |processor: &str| {
+        format!(
+            "source: {{type: file, path: {}}}\n\
+             checkpoints: {{type: local, path: state}}\n\
+             dead_letter: {{type: file, path: dl/dead.jsonl}}\n\
+             processors:\n  p: {processor}\n\
+             sinks: {{out: {{type: \"null\"}}}}\n\
+             routes: [{{name: all, processors: [p], sinks: [out]}}]\n",
+            input.display()
+        )
+    };
+    let config = dir.path().join("pipeline.yaml");
+    let config_str = config.to_str().unwrap();
+
+    std::fs::write(&config, pipeline("{wasm: missing.wasm}")).unwrap();
+    let (code, _, err) = eddy(&["validate", "--config", config_str]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("missing.wasm"), "{err}");
+    let mut run = Eddy::start(&config);
+    assert!(!run.wait(Duration::from_secs(60)).success());
+    assert!(run.log().contains("missing.wasm"), "{}", run.log());
+    assert!(!dir.path().join("state").exists(), "run created the state folder before failing");
+    assert!(!dir.path().join("dl").exists(), "run created the dead letter before failing");
+
+    let wasm = eddy_e2e::process::example_component("only_dogs");
+    for memory in ["0", "1KiB"] {
+        std::fs::write(&config, pipeline(&format!("{{wasm: {}, limits: {{memory: {memory}}}}}", wasm.display())))
+            .unwrap();
+        let (code, _, err) = eddy(&["validate", "--config", config_str]);
+        assert_eq!(code, 2, "memory {memory}: {err}");
+        assert!(err.contains("processors.p.limits.memory") && err.contains("below the minimum of 1MiB"), "{err}");
+    }
+    std::fs::write(&config, pipeline(&format!("{{wasm: {}, config: {{species: dog}}}}", wasm.display()))).unwrap();
+    let (code, out, err) = eddy(&["validate", "--config", config_str]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
+}

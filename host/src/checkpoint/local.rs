@@ -16,7 +16,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Checkpoint, CheckpointStore};
+use super::{Checkpoint, CheckpointError, CheckpointStore};
 
 /// Checkpoint files of one stream.
 pub struct LocalStore {
@@ -136,13 +136,16 @@ impl CheckpointStore for LocalStore {
         .await?
     }
 
-    async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(&File { shard_id: shard_id.to_owned(), checkpoint: checkpoint.clone() })?;
+    async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        let bytes = serde_json::to_vec(&File { shard_id: shard_id.to_owned(), checkpoint: checkpoint.clone() })
+            .map_err(anyhow::Error::from)?;
         let dir = self.dir.clone();
         let name = format!("{shard_id}.json");
         tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes))
-            .await?
+            .await
+            .map_err(anyhow::Error::from)?
             .with_context(|| format!("cannot save the checkpoint of {shard_id} in {}", self.dir.display()))
+            .map_err(CheckpointError::Store)
     }
 }
 

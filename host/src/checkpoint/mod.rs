@@ -23,6 +23,23 @@ pub enum Checkpoint {
     ShardEnd,
 }
 
+/// Why a checkpoint was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The lease on the shard is no longer this process's: another process took it (the lease
+    /// expired) or this one handed it over. The reader stops without checkpointing; the new owner
+    /// resumes from the last checkpoint.
+    #[error("the lease on shard {shard} is no longer held by this process")]
+    LeaseLost {
+        /// The shard.
+        shard: String,
+    },
+    /// The store could not be written; the reader stops rather than run ahead of its
+    /// checkpoints.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
 /// Where checkpoints are kept.
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
@@ -35,6 +52,7 @@ pub trait CheckpointStore: Send + Sync {
     /// Saves `checkpoint` for `shard_id`, durably, replacing the previous one.
     ///
     /// # Errors
-    /// When it could not be saved; the reader stops rather than run ahead of its checkpoints.
-    async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> anyhow::Result<()>;
+    /// [`CheckpointError::LeaseLost`] when a lease store no longer gives this process the shard;
+    /// [`CheckpointError::Store`] when it could not be saved.
+    async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
 }

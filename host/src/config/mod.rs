@@ -38,6 +38,32 @@ pub struct Config {
     pub dead_letter: DeadLetterConfig,
     /// `metrics:` — where to serve Prometheus metrics; `None`: not served.
     pub metrics: Option<MetricsConfig>,
+    /// `retry:` — the one retry policy for every call (streams API, sinks, lease table).
+    pub retry: eddy_sink_api::RetryPolicy,
+    /// `timeouts:` — connect and per-attempt timeouts of every network call.
+    pub timeouts: eddy_sink_api::Timeouts,
+}
+
+/// `retry: {attempts, base_delay, max_delay}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    #[serde(default)]
+    attempts: Option<u32>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    base_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    max_delay: Option<Duration>,
+}
+
+/// `timeouts: {connect, request}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    #[serde(default, deserialize_with = "opt_duration")]
+    connect: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    request: Option<Duration>,
 }
 
 /// `metrics: {listen: ADDR}`: serve `/metrics` (Prometheus text format) and `/health` over HTTP.
@@ -357,6 +383,10 @@ struct RawConfig {
     dead_letter: Option<serde_norway::Value>,
     #[serde(default)]
     metrics: Option<serde_norway::Value>,
+    #[serde(default)]
+    retry: Option<serde_norway::Value>,
+    #[serde(default)]
+    timeouts: Option<serde_norway::Value>,
 }
 
 #[derive(Deserialize)]
@@ -599,6 +629,15 @@ impl Config {
             if limits.timeout.is_zero() {
                 c.error(&[k("processors"), k(&name), k("limits"), k("timeout")], "must be more than 0");
             }
+            if limits.memory_bytes < minimums::PROCESSOR_MEMORY {
+                c.error(
+                    &[k("processors"), k(&name), k("limits"), k("memory")],
+                    format!(
+                        "{} bytes is below the minimum of 1MiB (a component needs room for its stack and heap)",
+                        limits.memory_bytes
+                    ),
+                );
+            }
             let config_json = p.config.unwrap_or_else(|| serde_json::json!({})).to_string();
             processors.insert(name, ProcessorConfig { wasm: resolve(p.wasm), config_json, limits });
         }
@@ -612,7 +651,7 @@ impl Config {
                     c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).map(SinkConfig::Alternator)
                 }
                 Some("cratedb") => c.typed::<eddy_sink_cratedb::CrateDbConfig>(&at, v).and_then(|s| {
-                    match eddy_sink_cratedb::CrateDbSink::new(&s) {
+                    match eddy_sink_cratedb::CrateDbSink::new(&s, &eddy_sink_api::Timeouts::default(), Default::default()) {
                         Ok(_) => Some(SinkConfig::CrateDb(s)),
                         Err(e) => {
                             c.error(&[k("sinks"), k(&name), k("url")], e);
@@ -697,6 +736,49 @@ impl Config {
             Some(v) => c.typed::<MetricsConfig>(&[k("metrics")], v).map(Some),
         };
 
+        let defaults = eddy_sink_api::RetryPolicy::default();
+        let retry = match raw.retry {
+            None => Some(defaults),
+            Some(v) => c.typed::<RawRetry>(&[k("retry")], v).map(|r| {
+                let policy = eddy_sink_api::RetryPolicy {
+                    attempts: r.attempts.unwrap_or(defaults.attempts),
+                    backoff: eddy_sink_api::Backoff {
+                        base_delay: r.base_delay.unwrap_or(defaults.backoff.base_delay),
+                        max_delay: r.max_delay.unwrap_or(defaults.backoff.max_delay),
+                    },
+                };
+                if policy.attempts == 0 {
+                    c.error(&[k("retry"), k("attempts")], "must be at least 1");
+                }
+                at_least(&mut c, &[k("retry"), k("base_delay")], policy.backoff.base_delay, minimums::RETRY_DELAY);
+                if policy.backoff.max_delay < policy.backoff.base_delay {
+                    c.error(&[k("retry"), k("max_delay")], "must not be below base_delay");
+                }
+                policy
+            }),
+        };
+        let timeouts = match raw.timeouts {
+            None => Some(eddy_sink_api::Timeouts::default()),
+            Some(v) => c.typed::<RawTimeouts>(&[k("timeouts")], v).map(|t| {
+                let d = eddy_sink_api::Timeouts::default();
+                let t = eddy_sink_api::Timeouts {
+                    connect: t.connect.unwrap_or(d.connect),
+                    request: t.request.unwrap_or(d.request),
+                };
+                at_least(&mut c, &[k("timeouts"), k("connect")], t.connect, minimums::TIMEOUT);
+                at_least(&mut c, &[k("timeouts"), k("request")], t.request, minimums::TIMEOUT);
+                t
+            }),
+        };
+        // A sink's region defaults to the source's (Alternator signs with any; DynamoDB needs it).
+        if let Some(SourceConfig::Dynamodb(src)) = &source {
+            for sink in sinks.values_mut() {
+                if let SinkConfig::Alternator(a) = sink {
+                    a.region = a.region.take().or_else(|| src.region.clone());
+                }
+            }
+        }
+
         if !c.errors.is_empty() {
             c.errors.sort_by_key(|e| e.line.unwrap_or(0));
             return Err(ConfigErrors(c.errors));
@@ -718,6 +800,8 @@ impl Config {
                 .collect(),
             dead_letter: dead_letter.expect("checked"),
             metrics: metrics.expect("checked"),
+            retry: retry.expect("checked"),
+            timeouts: timeouts.expect("checked"),
         })
     }
 }
@@ -732,6 +816,12 @@ pub mod minimums {
     pub const SHARD_DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
     /// `checkpoints.lease_duration` (owners renew every third of it).
     pub const LEASE_DURATION: Duration = Duration::from_secs(1);
+    /// `retry.base_delay`.
+    pub const RETRY_DELAY: Duration = Duration::from_millis(1);
+    /// `timeouts.connect` and `timeouts.request`.
+    pub const TIMEOUT: Duration = Duration::from_millis(100);
+    /// `processors.NAME.limits.memory`, in bytes (1 MiB).
+    pub const PROCESSOR_MEMORY: u64 = 1 << 20;
 }
 
 fn at_least(c: &mut Checker, at: &[Seg], value: Duration, minimum: Duration) {

@@ -3,13 +3,16 @@
 //! [`Leases`] is the seam between the coordinator and the lease store:
 //! - [`LocalLeases`] (`checkpoints: {type: local}`): one process holds every shard, checkpoints
 //!   in local files.
-//! - [`table::LeaseTable`] (`checkpoints: {type: dynamodb}`): processes share the shards through
-//!   a DynamoDB table, KCL-style: every renewal and checkpoint is a write conditioned on the owner
-//!   and the lease counter, a lease whose counter stands still for `lease_duration` (as the taker
-//!   sees it) is expired, shards spread evenly, and a graceful stop releases its leases at once.
+//! - [`manager::LeaseManager`] (`checkpoints: {type: dynamodb}`): processes share the shards
+//!   through a lease table, KCL-style: every renewal and checkpoint is a write conditioned on the
+//!   owner and the lease counter, a lease whose counter stands still for `lease_duration` (as the
+//!   taker sees it) is expired, shards spread evenly, and a graceful stop releases its leases at
+//!   once. The rows live in a [`store::LeaseStore`] ([`dynamo::DynamoLeaseStore`] in DynamoDB).
 
+pub mod dynamo;
+pub mod manager;
 pub mod report;
-pub mod table;
+pub mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -70,16 +73,6 @@ pub trait Leases: Send + Sync {
     /// Gives up every lease held (a graceful stop, after the readers checkpointed), so that other
     /// processes take the shards at once instead of waiting for the leases to expire.
     async fn release_all(&self);
-}
-
-/// The error a checkpoint save returns when the lease is no longer this process's: another
-/// process took the shard (the lease expired) or this one handed it over. The reader stops
-/// without checkpointing; the new owner resumes from the last checkpoint.
-#[derive(Debug, thiserror::Error)]
-#[error("the lease on shard {shard} is no longer held by this process")]
-pub struct LeaseLost {
-    /// The shard.
-    pub shard: String,
 }
 
 /// `checkpoints: {type: local}`: this process reads every shard.

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::table::{Lease, LeaseTable};
+use super::manager::LeaseManager;
+use super::store::Lease;
 use crate::checkpoint::Checkpoint;
 use crate::source::{IteratorPosition, StreamsApi};
 
@@ -25,7 +26,7 @@ fn behind(page: &crate::source::RecordsPage) -> String {
 ///
 /// # Errors
 /// When the lease table cannot be read.
-pub async fn report(table: &LeaseTable, api: &dyn StreamsApi) -> anyhow::Result<String> {
+pub async fn report(table: &LeaseManager, api: &dyn StreamsApi) -> anyhow::Result<String> {
     let mut leases: Vec<Lease> = table.list().await?;
     leases.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
     let mut out = String::new();

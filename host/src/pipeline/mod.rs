@@ -8,9 +8,9 @@
 //! [`Pipeline`] is built once per process; each shard reader gets its own [`Worker`], which owns
 //! that reader's warm Wasm instances.
 
-pub mod backoff;
 pub mod dead_letter;
 pub(crate) mod isolate;
+pub(crate) mod deliver;
 mod route;
 pub mod stats;
 
@@ -18,41 +18,43 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use eddy_sink_api::{ChangeRecord, Sink};
+use eddy_sink_api::ChangeRecord;
 
-use crate::config::{Config, SinkConfig};
+use crate::config::Config;
 use crate::source::Undecodable;
 use crate::stop::Stop;
 use crate::wasm;
 use dead_letter::{DeadLetter, Entry, Stage};
-pub use route::RouteSpec;
+pub use route::{RouteSpec, SinkSlot};
 use stats::Stats;
+
+/// How long a sink write still in flight when stopping is asked may take before it is abandoned
+/// (its batch is not checkpointed and is read again on the next start).
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Everything a worker needs, shared by all shards.
 pub struct Pipeline {
     routes: Vec<Arc<RouteSpec>>,
     dead_letter: DeadLetter,
     stats: Arc<Stats>,
-    max_attempts: u32,
 }
 
 /// Why a batch could not be completed. The shard must not checkpoint it.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// Stopping was asked while a sink was being retried.
-    #[error("stopped while retrying sink {sink}")]
+    /// Stopping was asked while a sink was being written or retried (an unanswered write is
+    /// given [`STOP_GRACE`] to finish first).
+    #[error("stopped while writing to sink {sink}")]
     Interrupted {
         /// The sink.
         sink: String,
     },
-    /// A sink failed for good (`fatal`), or more times in a row than allowed for one batch.
-    #[error("sink {sink} failed after {attempts} attempts: {message}")]
+    /// A sink failed for good (`fatal`), or transiently past its retries.
+    #[error("sink {sink} failed: {message}")]
     SinkFailed {
         /// The sink.
         sink: String,
-        /// How many times it was tried.
-        attempts: u32,
-        /// Its last error.
+        /// Its last error (it says how often it was tried).
         message: String,
         /// The sink said retrying cannot help (bad credentials, a missing table, ...).
         fatal: bool,
@@ -62,38 +64,33 @@ pub enum PipelineError {
     DeadLetter(#[from] anyhow::Error),
 }
 
-/// Builds a sink from its config.
+/// Loads every processor of `config` (compiled once, its `init` run with its config): what can
+/// fail here fails before eddy creates anything (a state folder, a lease table).
 ///
 /// # Errors
-/// When a file sink cannot be opened.
-pub async fn build_sink(config: &SinkConfig) -> anyhow::Result<Arc<dyn Sink>> {
-    Ok(match config {
-        SinkConfig::Alternator(c) => Arc::new(eddy_sink_alternator::AlternatorSink::connect(c).await),
-        SinkConfig::CrateDb(c) => Arc::new(eddy_sink_cratedb::CrateDbSink::new(c).map_err(anyhow::Error::msg)?),
-        SinkConfig::File { path } => Arc::new(eddy_sink_basic::FileSink::open(path)?),
-        SinkConfig::Stdout => Arc::new(eddy_sink_basic::StdoutSink),
-        SinkConfig::Null => Arc::new(eddy_sink_basic::NullSink::default()),
-    })
+/// When a component is missing, does not load, or rejects its config.
+pub fn load_processors(config: &Config) -> anyhow::Result<BTreeMap<String, Arc<wasm::Processor>>> {
+    let max_memory = config.processors.values().map(|p| p.limits.memory_bytes).max();
+    let runtime = max_memory.map(wasm::Runtime::new).transpose()?;
+    let mut components = BTreeMap::new();
+    for (name, p) in &config.processors {
+        let runtime = runtime.as_ref().expect("created when there are processors");
+        components.insert(name.clone(), wasm::Processor::load(runtime, name, p)?);
+    }
+    Ok(components)
 }
 
 impl Pipeline {
-    /// Loads the processors (compiled once), connects the sinks and opens the dead letter.
-    /// `max_attempts` bounds how often one sink write is tried before the run stops.
+    /// Assembles the pipeline from loaded `processors`: builds the sinks (nothing connects yet)
+    /// and opens the dead letter.
     ///
     /// # Errors
-    /// When a component does not load or rejects its config, a sink cannot be built, or the dead
-    /// letter cannot be opened.
-    pub async fn build(config: &Config, max_attempts: u32) -> anyhow::Result<Self> {
-        let max_memory = config.processors.values().map(|p| p.limits.memory_bytes).max();
-        let runtime = max_memory.map(wasm::Runtime::new).transpose()?;
-        let mut components = BTreeMap::new();
-        for (name, p) in &config.processors {
-            let runtime = runtime.as_ref().expect("created when there are processors");
-            components.insert(name.clone(), wasm::Processor::load(runtime, name, p)?);
-        }
+    /// When a sink cannot be built or the dead letter cannot be opened.
+    pub async fn build(config: &Config, processors: BTreeMap<String, Arc<wasm::Processor>>) -> anyhow::Result<Self> {
         let mut sinks = BTreeMap::new();
         for (name, s) in &config.sinks {
-            sinks.insert(name.clone(), build_sink(s).await.with_context(|| format!("sink {name}"))?);
+            let sink = crate::sinks::build(s, config.retry, &config.timeouts).await.with_context(|| format!("sink {name}"))?;
+            sinks.insert(name.clone(), SinkSlot { name: name.clone(), kind: crate::sinks::kind(s), sink });
         }
         let routes = config
             .routes
@@ -102,8 +99,8 @@ impl Pipeline {
                 Arc::new(RouteSpec {
                     name: r.name.clone(),
                     filter: r.filter.clone(),
-                    processors: r.processors.iter().map(|p| Arc::clone(&components[p])).collect(),
-                    sinks: r.sinks.iter().map(|s| (s.clone(), Arc::clone(&sinks[s]))).collect(),
+                    processors: r.processors.iter().map(|p| Arc::clone(&processors[p])).collect(),
+                    sinks: r.sinks.iter().map(|s| sinks[s].clone()).collect(),
                 })
             })
             .collect();
@@ -112,13 +109,12 @@ impl Pipeline {
             routes,
             DeadLetter::open(path)?,
             Arc::new(Stats::new(config.sinks.keys(), config.routes.iter().map(|r| &r.name))),
-            max_attempts,
         ))
     }
 
     /// A pipeline of ready-made parts (tests, benchmarks).
-    pub fn new(routes: Vec<Arc<RouteSpec>>, dead_letter: DeadLetter, stats: Arc<Stats>, max_attempts: u32) -> Self {
-        Self { routes, dead_letter, stats, max_attempts: max_attempts.max(1) }
+    pub fn new(routes: Vec<Arc<RouteSpec>>, dead_letter: DeadLetter, stats: Arc<Stats>) -> Self {
+        Self { routes, dead_letter, stats }
     }
 
     /// The counters.
@@ -182,7 +178,7 @@ impl Worker {
             })
             .collect();
         for route in &mut self.routes {
-            route.process(shard_id, batch, &p.stats, p.max_attempts, stop, &mut dead).await?;
+            route.process(shard_id, batch, &p.stats, stop, &mut dead).await?;
         }
         if !dead.is_empty() {
             for e in &dead {

@@ -3,12 +3,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use eddy_sink_api::{ChangeRecord, Sink, SinkError};
+use eddy_sink_api::{ChangeRecord, Sink};
 use futures::future::join_all;
 
-use super::backoff::Backoff;
 use super::dead_letter::{Entry, Stage};
-use super::isolate;
+use super::{deliver, isolate};
 use super::stats::Stats;
 use super::PipelineError;
 use crate::metrics::RouteMetrics;
@@ -23,8 +22,19 @@ pub struct RouteSpec {
     pub filter: Option<crate::pattern::Filter>,
     /// Processors, in order.
     pub processors: Vec<Arc<Processor>>,
-    /// Sinks with their names.
-    pub sinks: Vec<(String, Arc<dyn Sink>)>,
+    /// Sinks, in the route's order.
+    pub sinks: Vec<SinkSlot>,
+}
+
+/// A sink as a route holds it.
+#[derive(Clone)]
+pub struct SinkSlot {
+    /// Its name in the pipeline file.
+    pub name: String,
+    /// Its type (`alternator`, ...): the `api` label of its throttling count.
+    pub kind: &'static str,
+    /// The sink.
+    pub sink: Arc<dyn Sink>,
 }
 
 /// A route with one worker's instances (created on first use, and again when their processor is
@@ -45,7 +55,7 @@ struct InFlight<'a> {
 impl RouteWorker {
     pub(super) fn new(spec: Arc<RouteSpec>) -> Self {
         let instances = spec.processors.iter().map(|_| None).collect();
-        let sinks: Vec<&str> = spec.sinks.iter().map(|(s, _)| s.as_str()).collect();
+        let sinks: Vec<&str> = spec.sinks.iter().map(|s| s.name.as_str()).collect();
         let metrics = RouteMetrics::new(&spec.name, &sinks);
         Self { spec, instances, metrics }
     }
@@ -55,7 +65,6 @@ impl RouteWorker {
         shard_id: &str,
         batch: &[ChangeRecord],
         stats: &Stats,
-        max_attempts: u32,
         stop: &Stop,
         dead: &mut Vec<Entry>,
     ) -> Result<(), PipelineError> {
@@ -72,22 +81,22 @@ impl RouteWorker {
             items = tokio::task::block_in_place(|| self.run_processors(shard_id, items, stats, dead));
         }
         let spec = &self.spec;
-        let writes = spec.sinks.iter().enumerate().map(|(s, (name, sink))| {
+        let writes = spec.sinks.iter().enumerate().map(|(s, slot)| {
             let records: Vec<&ChangeRecord> = items
                 .iter()
                 .filter(|i| i.sinks.as_ref().is_none_or(|set| set.contains(&s)))
                 .map(|i| &*i.record)
                 .collect();
-            write_with_retry(name, sink.as_ref(), records, max_attempts, stop, &self.metrics.write_duration[s])
+            deliver::deliver(slot, records, stop, &self.metrics.write_duration[s])
         });
-        for (s, (result, (name, _))) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
+        for (s, (result, slot)) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
             let (written, rejected) = result?;
-            stats.add_written(name, written as u64);
+            stats.add_written(&slot.name, written as u64);
             self.metrics.out[s].increment(written as u64);
             for (record, reason) in rejected {
                 let mut e = Entry::new(shard_id, Stage::Sink, reason).with_record(record);
                 e.route = Some(spec.name.clone());
-                e.name = Some(name.clone());
+                e.name = Some(slot.name.clone());
                 dead.push(e);
             }
         }
@@ -182,8 +191,8 @@ impl RouteWorker {
         names
             .iter()
             .map(|n| {
-                self.spec.sinks.iter().position(|(s, _)| s == n).ok_or_else(|| {
-                    let declared: Vec<&str> = self.spec.sinks.iter().map(|(s, _)| s.as_str()).collect();
+                self.spec.sinks.iter().position(|s| s.name == *n).ok_or_else(|| {
+                    let declared: Vec<&str> = self.spec.sinks.iter().map(|s| s.name.as_str()).collect();
                     format!(
                         "route verdict names sink {n:?}, which route {} does not have (its sinks: {})",
                         self.spec.name,
@@ -207,56 +216,5 @@ impl RouteWorker {
         e.name = Some(component.name().to_owned());
         e.attempts = attempts;
         e
-    }
-}
-
-/// Writes `records` to `sink`, retrying retryable failures with backoff. Returns how many were
-/// written and which were rejected (with the reason).
-async fn write_with_retry<'a>(
-    name: &str,
-    sink: &dyn Sink,
-    records: Vec<&'a ChangeRecord>,
-    max_attempts: u32,
-    stop: &Stop,
-    write_duration: &metrics::Histogram,
-) -> Result<(usize, Vec<(&'a ChangeRecord, String)>), PipelineError> {
-    if records.is_empty() {
-        return Ok((0, Vec::new()));
-    }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let started = std::time::Instant::now();
-        let outcome = sink.write(&records).await;
-        write_duration.record(started.elapsed().as_secs_f64());
-        match outcome {
-            Ok(outcome) => {
-                let rejected: Vec<_> = outcome.rejected.into_iter().map(|r| (records[r.index], r.reason)).collect();
-                return Ok((records.len() - rejected.len(), rejected));
-            }
-            Err(SinkError::Fatal(message)) => {
-                return Err(PipelineError::SinkFailed {
-                    sink: name.to_owned(),
-                    attempts: attempt,
-                    message,
-                    fatal: true,
-                })
-            }
-            Err(SinkError::Retryable(message)) => {
-                if attempt >= max_attempts {
-                    return Err(PipelineError::SinkFailed {
-                        sink: name.to_owned(),
-                        attempts: attempt,
-                        message,
-                        fatal: false,
-                    });
-                }
-                let wait = Backoff::DEFAULT.wait(attempt - 1);
-                tracing::warn!(sink = name, attempt, "write failed, retrying in {wait:?}: {message}");
-                if stop.sleep(wait).await {
-                    return Err(PipelineError::Interrupted { sink: name.to_owned() });
-                }
-            }
-        }
     }
 }

@@ -8,6 +8,7 @@ use aws_sdk_dynamodbstreams::Client;
 use super::decode::decode_record;
 use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
 use crate::config::DynamodbSource;
+use eddy_sink_api::{RetryPolicy, Timeouts};
 
 /// The streams API of one stream, through the AWS SDK.
 pub struct AwsStreams {
@@ -15,46 +16,49 @@ pub struct AwsStreams {
     stream_arn: String,
 }
 
-/// The shared AWS configuration for a region and an optional endpoint override.
-pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_owned()));
-    }
-    loader.load().await
-}
-
 impl AwsStreams {
     /// Connects to the stream the source names: `stream_arn` as given, or the latest stream of
-    /// `table` (DescribeTable's `LatestStreamArn`).
+    /// `table` (DescribeTable's `LatestStreamArn`, tried under `retry`). Every call has
+    /// `timeouts`; the SDK does not retry (the coordinator and the readers do, under the same
+    /// policy).
     ///
     /// # Errors
-    /// When the table does not exist or has no stream enabled.
-    pub async fn connect(source: &DynamodbSource) -> anyhow::Result<Self> {
-        let shared = sdk_config(source.region.as_deref()).await;
-        let mut streams = aws_sdk_dynamodbstreams::config::Builder::from(&shared);
-        let mut tables = aws_sdk_dynamodb::config::Builder::from(&shared);
-        if let Some(endpoint) = &source.endpoint {
-            streams = streams.endpoint_url(endpoint);
-            tables = tables.endpoint_url(endpoint);
-        }
+    /// When the table does not exist, has no stream enabled, or cannot be reached in time.
+    pub async fn connect(source: &DynamodbSource, timeouts: &Timeouts, retry: &RetryPolicy) -> anyhow::Result<Self> {
+        let target = crate::aws::Target { region: source.region.as_deref(), endpoint: source.endpoint.as_deref() };
+        let shared = crate::aws::sdk_config(&target, timeouts).await;
         let stream_arn = match (&source.stream_arn, &source.table) {
             (Some(arn), _) => arn.clone(),
             (None, Some(table)) => {
-                let tables = aws_sdk_dynamodb::Client::from_conf(tables.build());
-                let out = tables.describe_table().table_name(table).send().await.map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot describe table {table}: {}",
-                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                let tables = aws_sdk_dynamodb::Client::new(&shared);
+                let mut tries = 0;
+                let out = loop {
+                    match tables.describe_table().table_name(table).send().await {
+                        Ok(out) => break out,
+                        Err(e) => {
+                            tries += 1;
+                            let code = e.code().map(str::to_owned);
+                            let fatal = matches!(
+                                code.as_deref(),
+                                Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
+                            );
+                            if fatal || tries >= retry.attempts.max(1) {
+                                anyhow::bail!(
+                                    "cannot describe table {table} (tried {tries} times): {}",
+                                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                                );
+                            }
+                            tokio::time::sleep(retry.backoff.wait(tries - 1)).await;
+                        }
+                    }
+                };
                 out.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| {
                     anyhow::anyhow!("table {table} has no stream: enable one (StreamViewType NEW_AND_OLD_IMAGES)")
                 })?
             }
             (None, None) => anyhow::bail!("the source names neither `table` nor `stream_arn`"),
         };
-        Ok(Self { client: Client::from_conf(streams.build()), stream_arn })
+        Ok(Self { client: Client::new(&shared), stream_arn })
     }
 
     /// The stream being read.
@@ -63,7 +67,8 @@ impl AwsStreams {
     }
 }
 
-/// Maps an SDK error to the reader's policy by its error code.
+/// Maps an SDK error to the reader's policy by its error code. Timeouts, dropped connections
+/// and 5xx have no code: they are transient.
 fn classify<E, R>(e: SdkError<E, R>) -> StreamsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -71,16 +76,8 @@ where
 {
     let code = e.code().map(str::to_owned);
     let text = aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string();
-    if matches!(
-        code.as_deref(),
-        Some(
-            "LimitExceededException"
-                | "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-        )
-    ) {
-        metrics::counter!(crate::metrics::THROTTLED, "api" => "dynamodbstreams").increment(1);
+    if crate::aws::is_throttling(code.as_deref()) {
+        crate::aws::count_throttled("dynamodbstreams", 1);
     }
     match code.as_deref() {
         Some("ExpiredIteratorException") => StreamsError::ExpiredIterator,

@@ -1,16 +1,14 @@
-//! The source: reading a DynamoDB stream.
+//! The source: the streams API and the records it yields.
 //!
 //! [`StreamsApi`] is the seam between eddy and the DynamoDB Streams API (DescribeStream,
-//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it with the AWS SDK; tests can
-//! implement it with a scripted shard topology. [`coordinator`] discovers shards and starts one
-//! [`shard`] reader per shard whose parent is drained; each reader polls its shard, hands batches
-//! to the pipeline in sequence order and checkpoints after the sinks acknowledge.
+//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it with the AWS SDK,
+//! [`file::FileStreams`] over a JSONL file; tests can implement it with a scripted shard
+//! topology. This module depends on nothing else of eddy's but the config: the coordinator
+//! (`crate::coordinator`) drives it, the lease store and the pipeline use its types.
 
 pub mod aws;
-pub mod coordinator;
 mod decode;
 pub mod file;
-pub mod shard;
 
 use async_trait::async_trait;
 use eddy_sink_api::{ChangeRecord, StreamViewType};

@@ -5,7 +5,8 @@
 //! `BatchWriteItem` requests of up to 25 operations (the API's limit). Because one request may not
 //! hold two operations on one key, and the requests of one write run concurrently, a write first
 //! keeps only the last operation per key: the final state is the same as applying them all in
-//! order. `UnprocessedItems` are retried with full-jitter backoff.
+//! order. `UnprocessedItems` are retried under the host's retry policy; the host builds the
+//! client (one builder for every AWS client, with timeouts and the SDK's own retries off).
 
 mod convert;
 mod sink;
@@ -13,7 +14,7 @@ mod sink;
 use serde::Deserialize;
 
 pub use convert::to_sdk;
-pub use sink::AlternatorSink;
+pub use sink::{AlternatorSink, Plan, THROTTLING_CODES};
 
 /// `sinks.NAME` with `type: alternator`.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,7 +25,8 @@ pub struct AlternatorConfig {
     /// The endpoint URL, e.g. `http://scylla-node1:8000`; default: AWS DynamoDB of the region.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// The region to sign requests for; default: the AWS chain. Alternator accepts any.
+    /// The region to sign requests for; default: the source's, else the AWS chain. Alternator
+    /// accepts any.
     #[serde(default)]
     pub region: Option<String>,
     /// How many `BatchWriteItem` requests one write may have in flight. Default 8.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use sink::{CrateDbSink, Statements};
+pub use sink::{CrateDbSink, Plan, Statements};
 
 /// `sinks.NAME` with `type: cratedb`.
 #[derive(Debug, Clone, Deserialize)]

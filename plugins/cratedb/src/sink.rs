@@ -1,19 +1,14 @@
 //! The HTTP exchange with CrateDB.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use eddy_sink_api::{ChangeRecord, Rejected, Sink, SinkError, WriteOutcome};
+use eddy_sink_api::{ChangeRecord, Rejected, RetryPolicy, Sink, SinkError, Timeouts, WriteOutcome};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::translate::{self, Op, Row};
 use crate::CrateDbConfig;
-
-/// How often one request is tried before the write is reported as retryable (the host then
-/// retries the whole write after its own backoff).
-const REQUEST_ATTEMPTS: u32 = 8;
 
 /// Writes changes into one CrateDB table.
 pub struct CrateDbSink {
@@ -24,6 +19,7 @@ pub struct CrateDbSink {
     batch_size: usize,
     create_table: bool,
     created: OnceCell<()>,
+    retry: RetryPolicy,
 }
 
 /// The SQL eddy sends for one table.
@@ -107,11 +103,12 @@ enum Failure {
 
 impl CrateDbSink {
     /// A sink for `config`. Credentials: `CRATEDB_USERNAME`/`CRATEDB_PASSWORD` if set, else the
-    /// URL's user info.
+    /// URL's user info. Each request has `timeouts.connect` to connect and `config.timeout` in
+    /// all, and is retried under `retry` when it fails transiently.
     ///
     /// # Errors
     /// When the URL is not http(s); the message masks the URL's password.
-    pub fn new(config: &CrateDbConfig) -> Result<Self, String> {
+    pub fn new(config: &CrateDbConfig, timeouts: &Timeouts, retry: RetryPolicy) -> Result<Self, String> {
         // Messages name the URL with its password masked: it may hold credentials.
         let shown = eddy_sink_api::redact(&config.url);
         let mut url = reqwest::Url::parse(&config.url).map_err(|e| format!("url {shown:?}: {e}"))?;
@@ -124,7 +121,11 @@ impl CrateDbSink {
         let _ = url.set_username("");
         let _ = url.set_password(None);
         let endpoint = url.join("_sql").map_err(|e| e.to_string())?.to_string();
-        let client = reqwest::Client::builder().timeout(config.timeout).build().map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
             endpoint,
@@ -133,6 +134,7 @@ impl CrateDbSink {
             batch_size: config.batch_size.max(1),
             create_table: config.create_table,
             created: OnceCell::new(),
+            retry,
         })
     }
 
@@ -169,25 +171,18 @@ impl CrateDbSink {
         Ok(parsed.get("results").and_then(Value::as_array).cloned().unwrap_or_default())
     }
 
-    /// Sends one request, retrying transient failures (HTTP 5xx, 5xxx codes, connection errors)
-    /// with full-jitter backoff, so one flaky request does not restart the whole write.
+    /// Sends one request, retrying transient failures (HTTP 5xx, 5xxx codes, connection errors,
+    /// timeouts) under the retry policy; other failures are fatal.
     async fn send_with_retry(&self, body: Value) -> Result<Vec<Value>, SinkError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.send(body.clone()).await {
-                Ok(results) => return Ok(results),
-                Err(Failure::Fatal(m)) => return Err(SinkError::Fatal(m)),
-                Err(Failure::Retryable(m)) if attempt + 1 >= REQUEST_ATTEMPTS => return Err(SinkError::Retryable(m)),
-                Err(Failure::Retryable(m)) => {
-                    let ceiling =
-                        Duration::from_millis(25).saturating_mul(1 << attempt.min(8)).min(Duration::from_secs(2));
-                    let wait = ceiling.mul_f64(rand::random::<f64>());
-                    tracing::debug!(attempt, "CrateDB request failed, retrying in {wait:?}: {m}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-            }
-        }
+        let mut throttled = 0;
+        self.retry
+            .run(&mut throttled, || async {
+                self.send(body.clone()).await.map_err(|f| match f {
+                    Failure::Retryable(m) => SinkError::Retryable(m),
+                    Failure::Fatal(m) => SinkError::Fatal(m),
+                })
+            })
+            .await
     }
 
     /// Writes `rows` (index in the batch, row) with one bulk request per chunk; rows CrateDB
@@ -227,23 +222,41 @@ impl CrateDbSink {
     }
 }
 
-#[async_trait]
-impl Sink for CrateDbSink {
-    async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
-        let mut rejected = Vec::new();
-        // The last change per key wins: one operation per row, so upserts and deletes can go in
-        // separate requests without reordering two changes of one key.
+/// What one write sends: the row of the last change of each key, and the changes that cannot be
+/// translated.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// `(index in the batch, row)`, in batch order.
+    pub rows: Vec<(usize, Row)>,
+    /// Changes that cannot be written, with the reason.
+    pub rejected: Vec<Rejected>,
+}
+
+impl CrateDbSink {
+    /// The last change per key wins: one operation per row, so upserts and deletes can go in
+    /// separate requests without reordering two changes of one key. (Public for `eddy sink
+    /// preview`.)
+    pub fn plan(batch: &[&ChangeRecord]) -> Plan {
+        let mut plan = Plan::default();
         let mut last: HashMap<&eddy_sink_api::Item, (usize, Row)> = HashMap::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
             match translate::row(record) {
                 Ok(row) => {
                     last.insert(&record.dynamodb.keys, (index, row));
                 }
-                Err(reason) => rejected.push(Rejected { index, reason }),
+                Err(reason) => plan.rejected.push(Rejected { index, reason }),
             }
         }
-        let mut rows: Vec<(usize, Row)> = last.into_values().collect();
-        rows.sort_by_key(|(i, _)| *i);
+        plan.rows = last.into_values().collect();
+        plan.rows.sort_by_key(|(i, _)| *i);
+        plan
+    }
+}
+
+#[async_trait]
+impl Sink for CrateDbSink {
+    async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
+        let Plan { rows, mut rejected } = Self::plan(batch);
         if self.create_table {
             if let Some(first) = batch.first() {
                 let stmt = self.statements.create(first);
@@ -282,7 +295,7 @@ impl Sink for CrateDbSink {
             );
         }
         rejected.sort_by_key(|r| r.index);
-        Ok(WriteOutcome { rejected })
+        Ok(WriteOutcome { rejected, throttled: 0 })
     }
 }
 

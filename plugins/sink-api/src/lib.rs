@@ -8,10 +8,12 @@
 
 mod record;
 pub mod redact;
+mod retry;
 mod sink;
 mod value;
 
 pub use redact::redact;
 pub use record::{ChangeRecord, EventName, StreamRecord, StreamViewType, UserIdentity};
+pub use retry::{Backoff, RetryPolicy, Timeouts};
 pub use sink::{Rejected, Sink, SinkError, WriteOutcome};
 pub use value::{AttributeValue, Item};

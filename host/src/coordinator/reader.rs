@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::{IteratorPosition, StreamsApi, StreamsError};
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use eddy_sink_api::RetryPolicy;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::OnTrimmed;
-use crate::pipeline::backoff::Backoff;
 use crate::pipeline::{PipelineError, Worker};
+use crate::source::{IteratorPosition, StreamsApi, StreamsError};
 use crate::stop::Stop;
 
 /// Polling settings, from `source:`.
@@ -37,6 +38,8 @@ pub struct ReaderSettings {
     pub on_trimmed: OnTrimmed,
     /// The records-per-second budget shared by every reader of the process, if any.
     pub budget: Option<Arc<RecordBudget>>,
+    /// The waits between failed calls and between rewinds (`retry:`).
+    pub retry: RetryPolicy,
 }
 
 /// `source.max_records_per_second`: a token bucket (governor) shared by all shard readers. A
@@ -115,7 +118,10 @@ impl ShardReader {
             }
             let it = match iterator.take() {
                 Some(it) => it,
-                None => match self.api.get_shard_iterator(&shard, &resume).await {
+                None => match tokio::select! {
+                    it = self.api.get_shard_iterator(&shard, &resume) => it,
+                    () = self.stop.wait() => return Ok(ReaderExit::Stopped),
+                } {
                     Ok(it) => it,
                     Err(StreamsError::Trimmed(detail)) => {
                         resume = trimmed(&shard, &self.settings, &resume, &detail)?;
@@ -186,7 +192,7 @@ impl ShardReader {
                                  (source.max_consecutive_errors)"
                             )));
                         }
-                        let wait = Backoff::DEFAULT.wait(sink_failures - 1);
+                        let wait = self.settings.retry.backoff.wait(sink_failures - 1);
                         tracing::warn!(shard, "{e}; rewinding to the checkpoint and reading again in {wait:?}");
                         iterator = None;
                         if self.stop.sleep(wait).await {
@@ -232,11 +238,11 @@ impl ShardReader {
 async fn save(checkpoints: &dyn CheckpointStore, shard: &str, checkpoint: &Checkpoint) -> anyhow::Result<bool> {
     match checkpoints.save(shard, checkpoint).await {
         Ok(()) => Ok(true),
-        Err(e) if e.is::<crate::lease::LeaseLost>() => {
+        Err(e @ CheckpointError::LeaseLost { .. }) => {
             tracing::info!(shard, "stopping: {e}");
             Ok(false)
         }
-        Err(e) => Err(e),
+        Err(CheckpointError::Store(e)) => Err(e),
     }
 }
 
@@ -308,7 +314,7 @@ async fn backoff(
     if *errors >= settings.max_consecutive_errors {
         bail!("shard {shard}: {call} failed {errors} times in a row (source.max_consecutive_errors); last error: {e}");
     }
-    let wait = Backoff::DEFAULT.wait(*errors - 1);
+    let wait = settings.retry.backoff.wait(*errors - 1);
     tracing::warn!(shard, attempt = *errors, "{call} failed, retrying in {wait:?}: {e}");
     stop.sleep(wait).await;
     Ok(())

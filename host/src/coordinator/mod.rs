@@ -1,4 +1,10 @@
-//! Shard discovery and lineage: which shards to read, from where, and when.
+//! The coordinator: shard discovery and lineage (which shards to read, from where, and when),
+//! the leases that say which of them this process reads, and one [`reader`] per shard.
+//!
+//! The walk of one record goes one way through the folders: `source` (GetRecords, decode) →
+//! `coordinator::reader` → `pipeline` (routes, processors, sinks, dead letter) → `checkpoint`
+//! (through `lease` when several processes share the stream). The coordinator owns both leases
+//! and readers; readers and leases never import each other.
 //!
 //! Every `shard_discovery_interval` (and at once when a shard ends) the coordinator describes the
 //! stream and starts a [`ShardReader`] for each shard that is neither finished nor running and
@@ -14,13 +20,26 @@ use anyhow::Context;
 use eddy_sink_api::StreamRecord;
 use tokio::task::JoinSet;
 
-use super::shard::{ReaderExit, ReaderSettings, ShardReader};
-use super::{IteratorPosition, ShardInfo, StreamsApi, StreamsError};
+pub mod reader;
+
+use reader::{ReaderExit, ReaderSettings, ShardReader};
+use crate::source::{IteratorPosition, ShardInfo, StreamsApi, StreamsError};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartPosition;
 use crate::lease::Leases;
 use crate::pipeline::Pipeline;
 use crate::stop::{Stop, StopHandle};
+
+/// Why one discovery round failed.
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    /// DescribeStream failed.
+    #[error("{0}")]
+    Streams(#[from] StreamsError),
+    /// The lease store (or checkpoint store) failed.
+    #[error("{0:#}")]
+    Leases(#[from] anyhow::Error),
+}
 
 /// Runs the readers of one stream.
 pub struct Coordinator {
@@ -64,7 +83,7 @@ impl Coordinator {
         let tick = self.leases.tick().map_or(self.discovery_interval, |t| t.min(self.discovery_interval));
 
         while !self.stop.is_set() {
-            let round: anyhow::Result<()> = async {
+            let round = async {
                 if described.is_none_or(|at| at.elapsed() >= self.discovery_interval) {
                     let desc = self.api.describe_stream().await?;
                     described = Some(Instant::now());
@@ -105,7 +124,7 @@ impl Coordinator {
                             Some(p) => p,
                             None => {
                                 tracing::info!(shard = id, "skipping closed shard older than the start position");
-                                checkpoints.save(id, &Checkpoint::ShardEnd).await?;
+                                checkpoints.save(id, &Checkpoint::ShardEnd).await.map_err(anyhow::Error::from)?;
                                 finished.insert(id.clone());
                                 continue;
                             }
@@ -126,27 +145,29 @@ impl Coordinator {
                     readers.spawn(async move { (id, reader.run().await) });
                 }
                 first_discovery = false;
-                Ok(())
-            }
-            .await;
+                Ok::<(), RoundError>(())
+            };
+            // A call that hangs must not hold up a stop (the readers are stopped below).
+            let round: Result<(), RoundError> = tokio::select! {
+                r = round => r,
+                () = self.stop.wait() => break,
+            };
             match round {
                 Ok(()) => errors = 0,
-                Err(e) => match e.downcast_ref::<StreamsError>() {
-                    Some(StreamsError::Fatal(message)) => {
-                        failure = Some(anyhow::anyhow!("DescribeStream failed: {message}"));
+                Err(RoundError::Streams(StreamsError::Fatal(message))) => {
+                    failure = Some(anyhow::anyhow!("DescribeStream failed: {message}"));
+                    self.stop_handle.stop();
+                    break;
+                }
+                Err(e) => {
+                    errors += 1;
+                    if errors >= self.settings.max_consecutive_errors {
+                        failure = Some(anyhow::anyhow!("shard discovery failed {errors} times in a row: {e}"));
                         self.stop_handle.stop();
                         break;
                     }
-                    _ => {
-                        errors += 1;
-                        if errors >= self.settings.max_consecutive_errors {
-                            failure = Some(e.context(format!("shard discovery failed {errors} times in a row")));
-                            self.stop_handle.stop();
-                            break;
-                        }
-                        tracing::warn!("shard discovery failed, retrying: {e:#}");
-                    }
-                },
+                    tracing::warn!("shard discovery failed, retrying: {e}");
+                }
             }
             if ended && !shards.is_empty() && shards.iter().all(|s| finished.contains(&s.shard_id)) {
                 tracing::info!("the stream has ended and every shard is drained");

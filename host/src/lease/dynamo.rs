@@ -1,0 +1,334 @@
+//! The lease store in a DynamoDB table (`checkpoints: {type: dynamodb}`), shared by every eddy
+//! process on one stream.
+//!
+//! One item per shard, keyed by `stream` (the stream ARN, so one table can serve several
+//! pipelines) and `shard_id`, with `owner` (a process id), `counter` (bumped by every write of
+//! the owner), `checkpoint` (a sequence number, or `SHARD_END`), `parent` and `handoff_to` (a
+//! process that asked for the lease). Conditions are DynamoDB condition expressions, so the
+//! fencing holds whatever the processes believe. Every call that fails transiently (throttling,
+//! 5xx, a timeout, a dropped connection) is tried again under the pipeline's retry policy; a
+//! condition that does not hold is an answer, not a failure.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_dynamodb::Client;
+use eddy_sink_api::{RetryPolicy, Timeouts};
+
+use super::store::{Change, Lease, LeaseStore};
+use crate::checkpoint::Checkpoint;
+use crate::config::LeaseTableConfig;
+use crate::source::ShardInfo;
+
+const SHARD_END: &str = "SHARD_END";
+
+/// The lease rows of one stream in a DynamoDB table.
+pub struct DynamoLeaseStore {
+    client: Client,
+    table: String,
+    stream: String,
+    retry: RetryPolicy,
+}
+
+/// How one call went, for the retry loop.
+enum Attempt {
+    /// Worth trying again.
+    Transient(anyhow::Error),
+    /// Retrying cannot help (a missing table, refused credentials).
+    Fatal(anyhow::Error),
+}
+
+/// Classifies an SDK error, counting throttling.
+fn attempt<E, R>(e: SdkError<E, R>) -> Attempt
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let fatal = matches!(
+        e.code(),
+        Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException" | "ValidationException")
+    );
+    let error = failed(e);
+    if fatal {
+        Attempt::Fatal(error)
+    } else {
+        Attempt::Transient(error)
+    }
+}
+
+impl DynamoLeaseStore {
+    /// Connects to the table (creating it with on-demand billing if missing; another process
+    /// creating it at the same time is fine).
+    ///
+    /// # Errors
+    /// When the table cannot be described or created, or does not become ACTIVE within 60s.
+    pub async fn open(
+        config: &LeaseTableConfig,
+        stream: &str,
+        timeouts: &Timeouts,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let target = crate::aws::Target { region: config.region.as_deref(), endpoint: config.endpoint.as_deref() };
+        let client = crate::aws::dynamodb(&target, timeouts).await;
+        let store = Self { client, table: config.table.clone(), stream: stream.to_owned(), retry };
+        store.ensure_table().await?;
+        Ok(store)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn ensure_table(&self) -> anyhow::Result<()> {
+        let what = format!("cannot describe the lease table {}", self.table);
+        let exists = self
+            .retried(&what, || {
+                let sent = self.client.describe_table().table_name(&self.table).send();
+                async move {
+                    match sent.await {
+                        Ok(out) => Ok(Some(out)),
+                        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+                        Err(e) => Err(attempt(e)),
+                    }
+                }
+            })
+            .await?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let create = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("stream", KeyType::Hash)?)
+            .key_schema(key("shard_id", KeyType::Range)?)
+            .attribute_definitions(attr("stream")?)
+            .attribute_definitions(attr("shard_id")?);
+        let what = format!("cannot create the lease table {}", self.table);
+        let created = self
+            .retried(&what, || {
+                let sent = create.clone().send();
+                async move {
+                    match sent.await {
+                        Ok(_) => Ok(true),
+                        // Another process created it at the same time (or our first try did).
+                        Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
+                        Err(e) => Err(attempt(e)),
+                    }
+                }
+            })
+            .await?;
+        if created {
+            tracing::info!(table = self.table, "created the lease table (on-demand billing)");
+        }
+        let what = format!("cannot describe the lease table {}", self.table);
+        for _ in 0..60 {
+            let status = self
+                .retried(&what, || {
+                    let sent = self.client.describe_table().table_name(&self.table).send();
+                    async move { sent.await.map_err(attempt) }
+                })
+                .await?;
+            if status.table().and_then(|t| t.table_status()).is_some_and(|s| s.as_str() == "ACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        anyhow::bail!("the lease table {} did not become ACTIVE within 60s", self.table)
+    }
+
+    /// Runs `call` until it succeeds, fails fatally, or has been tried `retry.attempts` times.
+    async fn retried<T, F, Fut>(&self, what: &str, mut call: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
+        let mut tries = 0;
+        loop {
+            let error = match call().await {
+                Ok(value) => return Ok(value),
+                Err(Attempt::Fatal(e)) => return Err(e.context(what.to_owned())),
+                Err(Attempt::Transient(e)) => e,
+            };
+            tries += 1;
+            if tries >= self.retry.attempts.max(1) {
+                return Err(error.context(format!("{what} (tried {tries} times)")));
+            }
+            tokio::time::sleep(self.retry.backoff.wait(tries - 1)).await;
+        }
+    }
+
+    /// An update or put conditioned by `condition`: `Ok(false)` when the condition did not hold.
+    async fn conditional<F, Fut, O, E, R>(&self, what: &str, mut call: F) -> anyhow::Result<bool>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<O, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.retried(what, || {
+            let sent = call();
+            async move {
+                match sent.await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+                    Err(e) => Err(attempt(e)),
+                }
+            }
+        })
+        .await
+    }
+
+    fn key(&self, shard: &str) -> HashMap<String, Av> {
+        HashMap::from([
+            ("stream".to_owned(), Av::S(self.stream.clone())),
+            ("shard_id".to_owned(), Av::S(shard.to_owned())),
+        ])
+    }
+}
+
+/// An SDK error as an `anyhow` error, counting throttling in `eddy_throttled_total{api="dynamodb"}`.
+fn failed<E, R>(e: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if crate::aws::is_throttling(e.code()) {
+        crate::aws::count_throttled("dynamodb", 1);
+    }
+    anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
+}
+
+fn parse(item: &HashMap<String, Av>) -> Option<Lease> {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Some(Lease {
+        shard_id: s("shard_id")?,
+        owner: s("owner"),
+        counter: item.get("counter").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+        checkpoint: s("checkpoint").map(|c| if c == SHARD_END { Checkpoint::ShardEnd } else { Checkpoint::After(c) }),
+        parent: s("parent"),
+        handoff_to: s("handoff_to"),
+    })
+}
+
+#[async_trait]
+impl LeaseStore for DynamoLeaseStore {
+    async fn list(&self) -> anyhow::Result<Vec<Lease>> {
+        let mut leases = Vec::new();
+        let mut start = None;
+        loop {
+            let what = format!("cannot read the lease table {}", self.table);
+            let page = self
+                .retried(&what, || {
+                    let sent = self
+                        .client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("#s = :s")
+                        .expression_attribute_names("#s", "stream")
+                        .expression_attribute_values(":s", Av::S(self.stream.clone()))
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.clone())
+                        .send();
+                    async move { sent.await.map_err(attempt) }
+                })
+                .await?;
+            leases.extend(page.items().iter().filter_map(parse));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(leases)
+    }
+
+    async fn create(&self, shard: &ShardInfo) -> anyhow::Result<()> {
+        let mut item = self.key(&shard.shard_id);
+        item.insert("counter".into(), Av::N("0".into()));
+        if let Some(p) = &shard.parent_shard_id {
+            item.insert("parent".into(), Av::S(p.clone()));
+        }
+        self.conditional("cannot add a lease", || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(shard_id)")
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn take(&self, shard: &str, counter: u64, owner: &str) -> anyhow::Result<bool> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(shard)))
+            .update_expression("SET #o = :me, #c = :next REMOVE handoff_to")
+            .condition_expression("#c = :c")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#c", "counter")
+            .expression_attribute_values(":me", Av::S(owner.to_owned()))
+            .expression_attribute_values(":c", Av::N(counter.to_string()))
+            .expression_attribute_values(":next", Av::N((counter + 1).to_string()));
+        self.conditional("cannot take a lease", || request.clone().send()).await
+    }
+
+    async fn update(&self, shard: &str, owner: &str, counter: u64, change: Change) -> anyhow::Result<bool> {
+        let (update, value) = match change {
+            Change::Renew => ("SET #c = :next", None),
+            Change::Checkpoint(c) => {
+                let text = match c {
+                    Checkpoint::After(seq) => seq,
+                    Checkpoint::ShardEnd => SHARD_END.to_owned(),
+                };
+                ("SET #c = :next, checkpoint = :cp", Some((":cp", text)))
+            }
+            Change::Release(Some(to)) => ("SET #o = :to, #c = :next REMOVE handoff_to", Some((":to", to))),
+            Change::Release(None) => ("SET #c = :next REMOVE #o, handoff_to", None),
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(shard)))
+            .update_expression(update)
+            .condition_expression("#o = :me AND #c = :c")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#c", "counter")
+            .expression_attribute_values(":me", Av::S(owner.to_owned()))
+            .expression_attribute_values(":c", Av::N(counter.to_string()))
+            .expression_attribute_values(":next", Av::N((counter + 1).to_string()));
+        if let Some((name, v)) = value {
+            request = request.expression_attribute_values(name, Av::S(v));
+        }
+        self.conditional(&format!("lease table write for shard {shard} failed"), || request.clone().send()).await
+    }
+
+    async fn request_handoff(&self, shard: &str, owner: &str, to: &str) -> anyhow::Result<()> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(shard)))
+            .update_expression("SET handoff_to = :me")
+            .condition_expression("#o = :owner AND attribute_not_exists(handoff_to)")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":me", Av::S(to.to_owned()))
+            .expression_attribute_values(":owner", Av::S(owner.to_owned()));
+        self.conditional("cannot ask for a lease", || request.clone().send()).await.map(|_| ())
+    }
+}

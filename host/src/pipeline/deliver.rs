@@ -1,0 +1,244 @@
+//! Handing one route's records to one sink: throttling counts, a bounded wait when stopping, and
+//! what happens when a sink refuses a change.
+//!
+//! Sinks may keep only the last change of each key in a write (one request per key). If that
+//! change is refused for good (an item over 400 KB, a CrateDB type conflict), the earlier changes
+//! of the key were never sent, and the target would keep a version the source no longer has (a
+//! REMOVE before the refused change, say). So the key's previous change in the batch is written
+//! next, and so on: every key ends at the source's last *deliverable* state, whatever the batch
+//! size, and only the refused changes go to the dead letter.
+
+use std::collections::{HashMap, HashSet};
+
+use eddy_sink_api::{ChangeRecord, Item, Rejected, SinkError};
+
+use super::route::SinkSlot;
+use super::{PipelineError, STOP_GRACE};
+use crate::stop::Stop;
+
+/// Writes `records` (one shard's, in sequence order) to `slot` until each is acknowledged or
+/// refused. Returns how many count as written (acknowledged, or replaced by a later change of
+/// their key that was acknowledged) and the refused ones with the sink's reason.
+///
+/// # Errors
+/// [`PipelineError::SinkFailed`] when a write fails (after the sink's own retries), and
+/// [`PipelineError::Interrupted`] when stopping is asked meanwhile: nothing may be checkpointed.
+pub(super) async fn deliver<'a>(
+    slot: &SinkSlot,
+    records: Vec<&'a ChangeRecord>,
+    stop: &Stop,
+    write_duration: &metrics::Histogram,
+) -> Result<(usize, Vec<(&'a ChangeRecord, String)>), PipelineError> {
+    if records.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    let mut round: Vec<&'a ChangeRecord> = records.clone();
+    let mut round_index: Vec<usize> = (0..records.len()).collect();
+    // Built on the first refusal only: the indices of each key's changes, in order.
+    let mut by_key: Option<HashMap<&Item, Vec<usize>>> = None;
+    loop {
+        let rejected = write_once(slot, &round, stop, write_duration).await?;
+        if rejected.is_empty() {
+            break;
+        }
+        let by_key = by_key.get_or_insert_with(|| {
+            let mut m: HashMap<&Item, Vec<usize>> = HashMap::new();
+            for (i, r) in records.iter().enumerate() {
+                m.entry(&r.dynamodb.keys).or_default().push(i);
+            }
+            m
+        });
+        let newly: HashSet<usize> = rejected.iter().map(|r| round_index[r.index]).collect();
+        refused.extend(rejected.into_iter().map(|r| (round_index[r.index], r.reason)));
+        let refused_set: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+        // For each key whose last change in this round was refused: its latest earlier change
+        // that was not refused.
+        let mut last_in_round: HashMap<&Item, usize> = HashMap::new();
+        for &i in &round_index {
+            last_in_round.insert(&records[i].dynamodb.keys, i);
+        }
+        let mut next: Vec<usize> = last_in_round
+            .into_iter()
+            .filter(|(_, last)| newly.contains(last))
+            .filter_map(|(key, last)| {
+                by_key[key].iter().copied().filter(|&j| j < last && !refused_set.contains(&j)).max()
+            })
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        next.sort_unstable();
+        tracing::info!(
+            sink = slot.name,
+            keys = next.len(),
+            "a key's last change was refused; writing its previous change in the batch instead"
+        );
+        round = next.iter().map(|&i| records[i]).collect();
+        round_index = next;
+    }
+    refused.sort_by_key(|(i, _)| *i);
+    let written = records.len() - refused.len();
+    Ok((written, refused.into_iter().map(|(i, reason)| (records[i], reason)).collect()))
+}
+
+/// One write of `batch` (the sink retries its own requests under the retry policy; a write that
+/// still fails is not retried here: the shard rewinds). Returns the refused records (indices into
+/// `batch`).
+async fn write_once(
+    slot: &SinkSlot,
+    batch: &[&ChangeRecord],
+    stop: &Stop,
+    write_duration: &metrics::Histogram,
+) -> Result<Vec<Rejected>, PipelineError> {
+    let name = slot.name.as_str();
+    let started = std::time::Instant::now();
+    // A write still unanswered when stopping is asked gets a short grace, then is abandoned
+    // (nothing is checkpointed; the batch is read again on the next start).
+    let outcome = tokio::select! {
+        outcome = slot.sink.write(batch) => outcome,
+        () = async { stop.wait().await; tokio::time::sleep(STOP_GRACE).await } => {
+            return Err(PipelineError::Interrupted { sink: name.to_owned() });
+        }
+    };
+    write_duration.record(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(outcome) => {
+            crate::aws::count_throttled(slot.kind, u64::from(outcome.throttled));
+            Ok(outcome.rejected)
+        }
+        Err(e) => {
+            let fatal = matches!(e, SinkError::Fatal(_));
+            if matches!(e, SinkError::Throttled(_)) {
+                crate::aws::count_throttled(slot.kind, 1);
+            }
+            Err(PipelineError::SinkFailed { sink: name.to_owned(), message: eddy_sink_api::redact(&e.to_string()), fatal })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use eddy_sink_api::{AttributeValue, EventName, Sink, StreamRecord, StreamViewType, WriteOutcome};
+
+    use super::*;
+
+    /// A key-value target that, like both built-in sinks, keeps only the last change per key of
+    /// a write, and refuses any item with a `big` attribute (as DynamoDB refuses one over 400 KB).
+    #[derive(Default)]
+    struct Coalescing {
+        table: Mutex<BTreeMap<String, String>>,
+    }
+
+    #[async_trait]
+    impl Sink for Coalescing {
+        async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
+            let mut last: HashMap<&Item, usize> = HashMap::new();
+            for (i, r) in batch.iter().enumerate() {
+                last.insert(&r.dynamodb.keys, i);
+            }
+            let mut keep: Vec<usize> = last.into_values().collect();
+            keep.sort_unstable();
+            let mut outcome = WriteOutcome::default();
+            let mut table = self.table.lock().unwrap();
+            for i in keep {
+                let r = batch[i];
+                let key = format!("{:?}", r.dynamodb.keys);
+                match (r.event_name, &r.dynamodb.new_image) {
+                    (EventName::Remove, _) => {
+                        table.remove(&key);
+                    }
+                    (_, Some(image)) if image.contains_key("big") => {
+                        outcome.rejected.push(Rejected { index: i, reason: "item too large".into() })
+                    }
+                    (_, Some(image)) => {
+                        table.insert(key, format!("{:?}", image["v"]));
+                    }
+                    (_, None) => outcome.rejected.push(Rejected { index: i, reason: "no image".into() }),
+                }
+            }
+            outcome.rejected.sort_by_key(|r| r.index);
+            Ok(outcome)
+        }
+    }
+
+    fn change(seq: u32, key: &str, event: EventName, v: &str, big: bool) -> ChangeRecord {
+        let keys: Item = [("id".to_owned(), AttributeValue::S(key.into()))].into();
+        let mut image = keys.clone();
+        image.insert("v".into(), AttributeValue::S(v.into()));
+        if big {
+            image.insert("big".into(), AttributeValue::Bool(true));
+        }
+        ChangeRecord {
+            event_id: seq.to_string(),
+            event_name: event,
+            event_version: "1.1".into(),
+            event_source: "aws:dynamodb".into(),
+            aws_region: "us-east-1".into(),
+            dynamodb: StreamRecord {
+                approximate_creation_date_time: None,
+                new_image: (event != EventName::Remove).then_some(image),
+                keys,
+                old_image: None,
+                sequence_number: seq.to_string(),
+                size_bytes: 1,
+                stream_view_type: StreamViewType::NewAndOldImages,
+            },
+            event_source_arn: String::new(),
+            user_identity: None,
+        }
+    }
+
+    /// Delivers `changes` in batches of `size`; returns the target and the refused sequence
+    /// numbers.
+    async fn run(changes: &[ChangeRecord], size: usize) -> (BTreeMap<String, String>, Vec<String>) {
+        let sink = Arc::new(Coalescing::default());
+        let slot = SinkSlot { name: "t".into(), kind: "test", sink: sink.clone() };
+        let (_handle, stop) = crate::stop::channel();
+        let histogram = metrics::Histogram::noop();
+        let mut refused = Vec::new();
+        for chunk in changes.chunks(size) {
+            let records: Vec<&ChangeRecord> = chunk.iter().collect();
+            let (written, rejected) =
+                deliver(&slot, records, &stop, &histogram).await.unwrap();
+            assert_eq!(written + rejected.len(), chunk.len());
+            refused.extend(rejected.into_iter().map(|(r, _)| r.dynamodb.sequence_number.clone()));
+        }
+        let table = sink.table.lock().unwrap().clone();
+        (table, refused)
+    }
+
+    #[tokio::test]
+    async fn a_refused_last_change_leaves_the_key_at_its_last_deliverable_state_at_any_batch_size() {
+        use EventName::*;
+        let changes = [
+            change(1, "a", Insert, "a1", false),
+            change(2, "b", Insert, "b1", false),
+            change(3, "a", Remove, "", false),
+            change(4, "b", Modify, "b2", false),
+            change(5, "a", Insert, "a-huge", true),
+            change(6, "b", Modify, "b-huge", true),
+            change(7, "b", Modify, "b-huge-2", true),
+            change(8, "c", Insert, "c1", false),
+            change(9, "c", Modify, "c-huge", true),
+            change(10, "c", Modify, "c2", false),
+        ];
+        let expected: BTreeMap<String, String> = [
+            (format!("{:?}", changes[1].dynamodb.keys), "S(\"b2\")".to_owned()),
+            (format!("{:?}", changes[7].dynamodb.keys), "S(\"c2\")".to_owned()),
+        ]
+        .into();
+        for size in 1..=changes.len() {
+            let (table, refused) = run(&changes, size).await;
+            // `a` was removed before its refused insert: it stays removed; `b` stays at b2.
+            assert_eq!(table, expected, "batch size {size}");
+            // Refused changes are reported; a refused change that a later one replaced within a
+            // batch was never sent, so it is not.
+            assert!(refused.contains(&"5".to_owned()) && refused.contains(&"7".to_owned()), "{size}: {refused:?}");
+        }
+    }
+}
