@@ -264,3 +264,99 @@ fn validate_refuses_what_run_would_and_run_creates_nothing_first() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid"), "{out}");
 }
+
+/// Defect 1: a flood of idle and half-sent connections to the metrics port, more than eddy has
+/// file descriptors for, neither stops nor slows the pipeline; half-sent requests are cut off,
+/// accept errors are not logged in a loop, and `/health` answers once the flood is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_connections_to_the_metrics_port_never_stops_the_pipeline() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    use std::io::{Read, Write};
+
+    let moto = eddy_e2e::moto::Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{}\", region: us-east-1, poll_interval: 50ms}}\n\
+             checkpoints: {{type: local, path: state}}\n\
+             metrics: {{listen: \"127.0.0.1:{port}\"}}\n\
+             sinks: {{out: {{type: file, path: out.jsonl}}}}\n\
+             routes: [{{name: all, sinks: [out]}}]\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    let mut eddy = Eddy::start_limited(&config, Some(256));
+    let health = format!("http://127.0.0.1:{port}/health");
+    let started = std::time::Instant::now();
+    while reqwest::get(&health).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no /health; log:\n{}", eddy.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 400 connections against a limit of 256 descriptors, each with half a request.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let flood: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
+        (0..400)
+            .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+            .map(|mut s| {
+                let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: eddy\r\n");
+                s
+            })
+            .collect()
+    })
+    .await
+    .unwrap();
+    assert!(flood.len() > 256, "the flood must exceed eddy's descriptors: {} connections", flood.len());
+
+    // The pipeline flows meanwhile.
+    for i in 0..20 {
+        moto.client
+            .put_item()
+            .table_name("Pets")
+            .item("pk", Av::S(format!("pet-{i}")))
+            .item("sk", Av::N("0".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let out = dir.path().join("out.jsonl");
+    while std::fs::read_to_string(&out).unwrap_or_default().lines().count() < 20 {
+        assert!(eddy.exited().is_none(), "eddy exited under the flood; log:\n{}", eddy.log());
+        assert!(started.elapsed() < Duration::from_secs(120), "records stopped flowing; log:\n{}", eddy.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A connection that never finishes its request head is closed by eddy.
+    let mut first = flood.into_iter().next().unwrap();
+    let cut = tokio::task::spawn_blocking(move || {
+        first.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            match first.read(&mut buf) {
+                Ok(0) | Err(_) => return Ok::<_, ()>(()),
+                Ok(_) => continue,
+            }
+        }
+    });
+    cut.await.unwrap().unwrap();
+    // The rest of the flood is dropped here (end of the block above took it); /health answers.
+    let healthy = std::time::Instant::now();
+    loop {
+        if let Ok(r) = reqwest::Client::new().get(&health).timeout(Duration::from_secs(2)).send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(healthy.elapsed() < Duration::from_secs(60), "/health never answered again; log:\n{}", eddy.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = eddy.log();
+    let accept_lines = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(accept_lines <= 20, "{accept_lines} accept errors logged");
+    let (status, _) = eddy.interrupt();
+    assert!(status.success(), "{}", eddy.log());
+}
