@@ -5,8 +5,10 @@
 //! whose value is a list holds match conditions, any of which may match the field's value (exact
 //! values, `prefix`, `suffix`, `equals-ignore-case`, `wildcard`, `anything-but`, `numeric`,
 //! `exists`, `cidr`). Every key of an object must match (`$or` takes a list of alternatives).
-//! When the event holds a list, a condition matches if any element does. Pattern keys with dots
-//! (`"state.status"`) are paths; event keys are taken literally.
+//! When the event holds a list, a condition matches if any element does. Keys with dots are
+//! paths, in patterns and in events alike, because EventBridge flattens the event before
+//! matching: `{"state.status": "running"}` and `{"state": {"status": "running"}}` are the same
+//! field, and `{"state": {"status": ["running"]}}` matches both.
 //!
 //! On DynamoDB records (Lambda's JSON shape), the type key is part of the path
 //! (`{"NewImage": {"species": {"S": ["dog"]}}}`), `N` values are strings (so `numeric` never
@@ -129,13 +131,108 @@ impl Filter {
 }
 
 fn node_matches(node: &Node, value: Option<View<'_>>) -> bool {
-    node.rules.iter().all(|rule| match rule {
-        Rule::Or(alternatives) => alternatives.iter().any(|n| node_matches(n, value)),
-        Rule::Field(name, target) => {
-            let field = value.and_then(|v| v.field(name));
-            target_matches(target, field)
+    node_at(node, Cursor { base: value, prefix: None })
+}
+
+/// Where a pattern node is matched: the event object `base`, seen through the dotted path
+/// `prefix` when the node lies below a dotted event key (`{"a.b": ...}` seen as `a` → `b`).
+#[derive(Clone, Copy)]
+struct Cursor<'a, 'p> {
+    base: Option<View<'a>>,
+    prefix: Option<&'p Prefix<'p>>,
+}
+
+/// A path of pattern field names, innermost last (a list on the stack: no allocation).
+struct Prefix<'p> {
+    seg: &'p str,
+    parent: Option<&'p Prefix<'p>>,
+}
+
+/// How a dotted event key relates to a pattern path.
+#[derive(PartialEq)]
+enum Relation {
+    /// The key is the path (`a.b` and a → b).
+    Equal,
+    /// The key lies below the path (`a.b.c` and a → b).
+    Below,
+    /// Neither.
+    Apart,
+}
+
+fn relation(key: &str, path: &Prefix) -> Relation {
+    // The path's segments, outermost first; deeper paths than this are not compared.
+    let mut segs: [&str; 16] = [""; 16];
+    let mut depth = 0;
+    let mut p = Some(path);
+    while let Some(node) = p {
+        if depth == segs.len() {
+            return Relation::Apart;
         }
+        segs[depth] = node.seg;
+        depth += 1;
+        p = node.parent;
+    }
+    segs[..depth].reverse();
+    let mut parts = key.split('.');
+    for seg in &segs[..depth] {
+        if parts.next() != Some(*seg) {
+            return Relation::Apart;
+        }
+    }
+    if parts.next().is_some() {
+        Relation::Below
+    } else {
+        Relation::Equal
+    }
+}
+
+/// The value at `prefix` under `base`, following real members only.
+fn resolve<'a>(base: Option<View<'a>>, prefix: Option<&Prefix>) -> Option<View<'a>> {
+    match prefix {
+        None => base,
+        Some(p) => resolve(base, p.parent)?.field(p.seg),
+    }
+}
+
+fn node_at(node: &Node, at: Cursor<'_, '_>) -> bool {
+    node.rules.iter().all(|rule| match rule {
+        Rule::Or(alternatives) => alternatives.iter().any(|n| node_at(n, at)),
+        Rule::Field(name, target) => field_at(name, target, at),
     })
+}
+
+/// Whether field `name` at `at` satisfies `target`: the real member is tried first (the usual
+/// case, no scan); otherwise dotted keys of the object that spell the same path count too.
+fn field_at(name: &str, target: &Target, at: Cursor<'_, '_>) -> bool {
+    let real = resolve(at.base, at.prefix).and_then(|v| v.field(name));
+    if real.is_some() && target_matches(target, real) {
+        return true;
+    }
+    let here = Prefix { seg: name, parent: at.prefix };
+    let (mut equal, mut below) = (false, false);
+    if let Some(base) = at.base {
+        base.any_dotted_member(&mut |key, _| {
+            match relation(key, &here) {
+                Relation::Equal => equal = true,
+                Relation::Below => below = true,
+                Relation::Apart => {}
+            }
+            false
+        });
+    }
+    if !equal && !below {
+        // No dotted spelling of this field: as without flattening.
+        return real.is_none() && target_matches(target, None);
+    }
+    let base = at.base.expect("dotted members come from the base");
+    if equal && base.any_dotted_member(&mut |key, v| relation(key, &here) == Relation::Equal && target_matches(target, Some(v))) {
+        return true;
+    }
+    match target {
+        // Fields below a dotted key: match the node against the flattened view.
+        Target::Nested(node) if below => node_at(node, Cursor { base: at.base, prefix: Some(&here) }),
+        _ => false,
+    }
 }
 
 fn target_matches(target: &Target, field: Option<View<'_>>) -> bool {

@@ -182,3 +182,31 @@ proptest! {
         prop_assert_eq!(either.matches_json(&event), one);
     }
 }
+
+#[test]
+fn dotted_event_keys_are_paths_as_eventbridge_flattens_them() {
+    let pattern = Pattern::compile(&json!({"detail": {"state": {"status": ["running"]}}})).unwrap();
+    assert!(pattern.matches_json(&json!({"detail": {"state": {"status": "running"}}})));
+    assert!(pattern.matches_json(&json!({"detail": {"state.status": "running"}})));
+    assert!(pattern.matches_json(&json!({"detail.state.status": "running"})));
+    assert!(pattern.matches_json(&json!({"detail.state": {"status": "running"}})));
+    assert!(!pattern.matches_json(&json!({"detail": {"state.status": "stopped"}})));
+    assert!(!pattern.matches_json(&json!({"detail": {"state.statuses": "running"}})));
+    // Both spellings in one event: a field matches if either does.
+    let both = Pattern::compile(&json!({"detail": {"state": {"status": ["running"], "code": [16]}}})).unwrap();
+    assert!(both.matches_json(&json!({"detail": {"state": {"code": 16}, "state.status": "running"}})));
+    // `exists: false` sees the dotted spelling as present.
+    let absent = Pattern::compile(&json!({"detail": {"state": {"status": [{"exists": false}]}}})).unwrap();
+    assert!(absent.matches_json(&json!({"detail": {"other": 1}})));
+    assert!(!absent.matches_json(&json!({"detail": {"state.status": "running"}})));
+    // Image attributes whose names hold dots, on a record.
+    let record: ChangeRecord = serde_json::from_value(json!({
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": {"id": {"S": "a"}}, "NewImage": {"id": {"S": "a"}, "pet.kind": {"S": "dog"}},
+                     "SequenceNumber": "1", "SizeBytes": 1, "StreamViewType": "NEW_IMAGE"}
+    }))
+    .unwrap();
+    let dogs = Pattern::compile(&json!({"dynamodb": {"NewImage": {"pet": {"kind": {"S": ["dog"]}}}}})).unwrap();
+    assert!(dogs.matches_record(&record));
+    assert_eq!(dogs.matches_record(&record), dogs.matches_json(&serde_json::to_value(&record).unwrap()));
+}

@@ -138,6 +138,17 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Calls `f` on each member of an object whose key holds a dot (`"state.status"`) until it
+    /// returns `true`; returns whether one did. Only JSON objects and items can have such keys:
+    /// a record's own fields never do.
+    pub fn any_dotted_member(self, f: &mut dyn FnMut(&'a str, View<'a>) -> bool) -> bool {
+        match self {
+            View::Json(Value::Object(m)) => m.iter().filter(|(k, _)| k.contains('.')).any(|(k, v)| f(k, View::Json(v))),
+            View::Item(item) => item.iter().filter(|(k, _)| k.contains('.')).any(|(k, v)| f(k, View::Attr(v))),
+            _ => false,
+        }
+    }
+
     /// Calls `f` on each element of an array until it returns `true`; returns whether one did.
     pub fn any_element(self, f: &mut dyn FnMut(View<'a>) -> bool) -> bool {
         match self {
