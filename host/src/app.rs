@@ -66,9 +66,14 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
     })
 }
 
-async fn lease_manager(config: &Config, table: &crate::config::LeaseTableConfig, stream: &str) -> anyhow::Result<Arc<LeaseManager>> {
+async fn lease_manager(
+    config: &Config,
+    table: &crate::config::LeaseTableConfig,
+    stream: &str,
+) -> anyhow::Result<Arc<LeaseManager>> {
     let store = DynamoLeaseStore::open(table, stream, &config.timeouts, config.retry).await?;
-    let manager = LeaseManager::new(Arc::new(store), Arc::new(SystemClock), LeaseManager::process_id(), table.lease_duration);
+    let manager =
+        LeaseManager::new(Arc::new(store), Arc::new(SystemClock), LeaseManager::process_id(), table.lease_duration);
     tracing::info!(table = %table.table, worker = %manager.worker_id(), "using the lease table");
     Ok(Arc::new(manager))
 }

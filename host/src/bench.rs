@@ -186,8 +186,12 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
             }
         };
         let null: Arc<dyn eddy_sink_api::Sink> = Arc::new(eddy_sink_basic::NullSink::default());
-        let route =
-            Arc::new(RouteSpec { name: "bench".into(), filter: None, processors, sinks: vec![crate::pipeline::SinkSlot { name: "null".into(), kind: "null", sink: null }] });
+        let route = Arc::new(RouteSpec {
+            name: "bench".into(),
+            filter: None,
+            processors,
+            sinks: vec![crate::pipeline::SinkSlot { name: "null".into(), kind: "null", sink: null }],
+        });
         let stats = Arc::new(Stats::new(&[], &[]));
         let pipeline = Arc::new(Pipeline::new(vec![route], DeadLetter::open(&dir.join("dead.jsonl"))?, stats));
         let mut worker = pipeline.worker();

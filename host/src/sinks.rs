@@ -38,9 +38,9 @@ pub async fn build(config: &SinkConfig, retry: RetryPolicy, timeouts: &Timeouts)
         SinkConfig::CrateDb(c) => {
             Arc::new(eddy_sink_cratedb::CrateDbSink::new(c, timeouts, retry).map_err(anyhow::Error::msg)?)
         }
-        SinkConfig::File { path } => Arc::new(
-            eddy_sink_basic::FileSink::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-        ),
+        SinkConfig::File { path } => {
+            Arc::new(eddy_sink_basic::FileSink::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+        }
         SinkConfig::Stdout => Arc::new(eddy_sink_basic::StdoutSink),
         SinkConfig::Null => Arc::new(eddy_sink_basic::NullSink::default()),
     })

@@ -196,7 +196,8 @@ mod tests {
         let arn = "arn:aws:dynamodb:us-east-1:1:table/T/stream/2024";
         let legacy = root.path().join(legacy_name(arn));
         std::fs::create_dir_all(&legacy).unwrap();
-        std::fs::write(legacy.join("shardId-1.json"), r#"{"shard_id":"shardId-1","checkpoint":{"after":"42"}}"#).unwrap();
+        std::fs::write(legacy.join("shardId-1.json"), r#"{"shard_id":"shardId-1","checkpoint":{"after":"42"}}"#)
+            .unwrap();
         let store = LocalStore::open(root.path(), arn).unwrap();
         assert_eq!(store.load().await.unwrap()["shardId-1"], Checkpoint::After("42".into()));
     }

@@ -651,7 +651,11 @@ impl Config {
                     c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).map(SinkConfig::Alternator)
                 }
                 Some("cratedb") => c.typed::<eddy_sink_cratedb::CrateDbConfig>(&at, v).and_then(|s| {
-                    match eddy_sink_cratedb::CrateDbSink::new(&s, &eddy_sink_api::Timeouts::default(), Default::default()) {
+                    match eddy_sink_cratedb::CrateDbSink::new(
+                        &s,
+                        &eddy_sink_api::Timeouts::default(),
+                        Default::default(),
+                    ) {
                         Ok(_) => Some(SinkConfig::CrateDb(s)),
                         Err(e) => {
                             c.error(&[k("sinks"), k(&name), k("url")], e);
@@ -847,7 +851,9 @@ fn repeated_key(file: &Path, text: &str, key: &[Seg]) -> ConfigError {
         file: file.to_owned(),
         line: second,
         key: locate::render(key),
-        message: format!("duplicate key {name:?}{lines}: a second entry would silently replace the first; rename or remove one"),
+        message: format!(
+            "duplicate key {name:?}{lines}: a second entry would silently replace the first; rename or remove one"
+        ),
     }
 }
 

@@ -226,13 +226,25 @@ fn a_byte_order_mark_is_accepted() {
 
 #[test]
 fn repeated_sink_processor_and_pattern_keys_are_errors_naming_both_lines() {
-    let twice = GOOD.replace("  audit: {type: file, path: audit.jsonl}\n", "  audit: {type: file, path: audit.jsonl}\n  replica: {type: stdout}\n");
+    let twice = GOOD.replace(
+        "  audit: {type: file, path: audit.jsonl}\n",
+        "  audit: {type: file, path: audit.jsonl}\n  replica: {type: stdout}\n",
+    );
     let err = error_of(&twice);
-    assert!(err.starts_with("/etc/eddy/pipeline.yaml:21: sinks.replica: duplicate key \"replica\" (lines 16 and 21)"), "{err}");
-    let twice = GOOD.replace("    limits: {memory: 16MiB, timeout: 50ms}\n", "    limits: {memory: 16MiB, timeout: 50ms}\n  only-dogs:\n    wasm: other.wasm\n");
+    assert!(
+        err.starts_with("/etc/eddy/pipeline.yaml:21: sinks.replica: duplicate key \"replica\" (lines 16 and 21)"),
+        "{err}"
+    );
+    let twice = GOOD.replace(
+        "    limits: {memory: 16MiB, timeout: 50ms}\n",
+        "    limits: {memory: 16MiB, timeout: 50ms}\n  only-dogs:\n    wasm: other.wasm\n",
+    );
     let err = error_of(&twice);
     assert!(err.contains(":15: processors.only-dogs: duplicate key \"only-dogs\" (lines 11 and 15)"), "{err}");
-    let twice = GOOD.replace("processors: [only-dogs]\n", "processors: [only-dogs]\n    filter: {\"eventName\": [\"INSERT\"], \"eventName\": [\"REMOVE\"]}\n");
+    let twice = GOOD.replace(
+        "processors: [only-dogs]\n",
+        "processors: [only-dogs]\n    filter: {\"eventName\": [\"INSERT\"], \"eventName\": [\"REMOVE\"]}\n",
+    );
     let err = error_of(&twice);
     assert!(err.contains("routes[0].filter.eventName: duplicate key \"eventName\" (both on line 24)"), "{err}");
 }
@@ -243,7 +255,10 @@ fn intervals_below_their_minimums_are_refused() {
     assert!(err.contains(":6: source.poll_interval: 0ns is below the minimum of 50ms"), "{err}");
     let err = error_of(&GOOD.replace("poll_interval: 100ms", "poll_interval: 100ms\n  shard_discovery_interval: 10ms"));
     assert!(err.contains("source.shard_discovery_interval: 10ms is below the minimum of 1s"), "{err}");
-    let text = GOOD.replace("checkpoints:\n  type: local\n  path: state\n", "checkpoints: {type: dynamodb, table: l, lease_duration: 0s}\n");
+    let text = GOOD.replace(
+        "checkpoints:\n  type: local\n  path: state\n",
+        "checkpoints: {type: dynamodb, table: l, lease_duration: 0s}\n",
+    );
     let err = error_of(&text);
     assert!(err.contains("checkpoints.lease_duration: 0ns is below the minimum of 1s"), "{err}");
 }

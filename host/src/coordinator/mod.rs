@@ -22,13 +22,13 @@ use tokio::task::JoinSet;
 
 pub mod reader;
 
-use reader::{ReaderExit, ReaderSettings, ShardReader};
-use crate::source::{IteratorPosition, ShardInfo, StreamsApi, StreamsError};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartPosition;
 use crate::lease::Leases;
 use crate::pipeline::Pipeline;
+use crate::source::{IteratorPosition, ShardInfo, StreamsApi, StreamsError};
 use crate::stop::{Stop, StopHandle};
+use reader::{ReaderExit, ReaderSettings, ShardReader};
 
 /// Why one discovery round failed.
 #[derive(Debug, thiserror::Error)]

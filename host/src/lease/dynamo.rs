@@ -51,7 +51,12 @@ where
 {
     let fatal = matches!(
         e.code(),
-        Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException" | "ValidationException")
+        Some(
+            "ResourceNotFoundException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "ValidationException"
+        )
     );
     let error = failed(e);
     if fatal {

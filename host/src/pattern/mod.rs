@@ -225,7 +225,10 @@ fn field_at(name: &str, target: &Target, at: Cursor<'_, '_>) -> bool {
         return real.is_none() && target_matches(target, None);
     }
     let base = at.base.expect("dotted members come from the base");
-    if equal && base.any_dotted_member(&mut |key, v| relation(key, &here) == Relation::Equal && target_matches(target, Some(v))) {
+    if equal
+        && base
+            .any_dotted_member(&mut |key, v| relation(key, &here) == Relation::Equal && target_matches(target, Some(v)))
+    {
         return true;
     }
     match target {

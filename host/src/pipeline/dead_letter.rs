@@ -200,7 +200,9 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let errors: Vec<String> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is whole JSON")["error"].to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("every line is whole JSON")["error"].to_string()
+            })
             .collect();
         assert_eq!(errors, ["\"first\"", "\"second\""]);
     }

@@ -112,7 +112,11 @@ async fn write_once(
             if matches!(e, SinkError::Throttled(_)) {
                 crate::aws::count_throttled(slot.kind, 1);
             }
-            Err(PipelineError::SinkFailed { sink: name.to_owned(), message: eddy_sink_api::redact(&e.to_string()), fatal })
+            Err(PipelineError::SinkFailed {
+                sink: name.to_owned(),
+                message: eddy_sink_api::redact(&e.to_string()),
+                fatal,
+            })
         }
     }
 }
@@ -203,8 +207,7 @@ mod tests {
         let mut refused = Vec::new();
         for chunk in changes.chunks(size) {
             let records: Vec<&ChangeRecord> = chunk.iter().collect();
-            let (written, rejected) =
-                deliver(&slot, records, &stop, &histogram).await.unwrap();
+            let (written, rejected) = deliver(&slot, records, &stop, &histogram).await.unwrap();
             assert_eq!(written + rejected.len(), chunk.len());
             refused.extend(rejected.into_iter().map(|(r, _)| r.dynamodb.sequence_number.clone()));
         }

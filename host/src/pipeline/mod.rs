@@ -9,8 +9,8 @@
 //! that reader's warm Wasm instances.
 
 pub mod dead_letter;
-pub(crate) mod isolate;
 pub(crate) mod deliver;
+pub(crate) mod isolate;
 mod route;
 pub mod stats;
 
@@ -89,7 +89,8 @@ impl Pipeline {
     pub async fn build(config: &Config, processors: BTreeMap<String, Arc<wasm::Processor>>) -> anyhow::Result<Self> {
         let mut sinks = BTreeMap::new();
         for (name, s) in &config.sinks {
-            let sink = crate::sinks::build(s, config.retry, &config.timeouts).await.with_context(|| format!("sink {name}"))?;
+            let sink =
+                crate::sinks::build(s, config.retry, &config.timeouts).await.with_context(|| format!("sink {name}"))?;
             sinks.insert(name.clone(), SinkSlot { name: name.clone(), kind: crate::sinks::kind(s), sink });
         }
         let routes = config

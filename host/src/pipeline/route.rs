@@ -7,9 +7,9 @@ use eddy_sink_api::{ChangeRecord, Sink};
 use futures::future::join_all;
 
 use super::dead_letter::{Entry, Stage};
-use super::{deliver, isolate};
 use super::stats::Stats;
 use super::PipelineError;
+use super::{deliver, isolate};
 use crate::metrics::RouteMetrics;
 use crate::stop::Stop;
 use crate::wasm::{self, Component, Instance, Processor, Verdict};

@@ -40,7 +40,11 @@ impl AwsStreams {
                             let code = e.code().map(str::to_owned);
                             let fatal = matches!(
                                 code.as_deref(),
-                                Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
+                                Some(
+                                    "ResourceNotFoundException"
+                                        | "AccessDeniedException"
+                                        | "UnrecognizedClientException"
+                                )
                             );
                             if fatal || tries >= retry.attempts.max(1) {
                                 anyhow::bail!(

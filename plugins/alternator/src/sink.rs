@@ -137,10 +137,22 @@ impl AlternatorSink {
                     let request = request.clone();
                     async move {
                         let sent = if let Some(put) = request.put_request {
-                            self.client.put_item().table_name(&self.table).set_item(Some(put.item)).send().await.map(|_| ())
+                            self.client
+                                .put_item()
+                                .table_name(&self.table)
+                                .set_item(Some(put.item))
+                                .send()
+                                .await
+                                .map(|_| ())
                                 .map_err(|e| classify_single(&self.table, e))
                         } else if let Some(delete) = request.delete_request {
-                            self.client.delete_item().table_name(&self.table).set_key(Some(delete.key)).send().await.map(|_| ())
+                            self.client
+                                .delete_item()
+                                .table_name(&self.table)
+                                .set_key(Some(delete.key))
+                                .send()
+                                .await
+                                .map(|_| ())
                                 .map_err(|e| classify_single(&self.table, e))
                         } else {
                             Ok(())
@@ -209,8 +221,12 @@ fn is_validation<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 }
 
 /// The error codes with which the DynamoDB API throttles a request.
-pub const THROTTLING_CODES: &[&str] =
-    &["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "LimitExceededException"];
+pub const THROTTLING_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+];
 
 /// Missing tables and refused credentials are fatal; throttling is counted; everything else (5xx,
 /// network, timeouts) is worth retrying.

@@ -12,8 +12,8 @@ mod retry;
 mod sink;
 mod value;
 
-pub use redact::redact;
 pub use record::{ChangeRecord, EventName, StreamRecord, StreamViewType, UserIdentity};
+pub use redact::redact;
 pub use retry::{Backoff, RetryPolicy, Timeouts};
 pub use sink::{Rejected, Sink, SinkError, WriteOutcome};
 pub use value::{AttributeValue, Item};

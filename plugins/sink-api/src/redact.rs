@@ -17,7 +17,9 @@ pub fn redact(text: &str) -> String {
         // The authority ends at the first path, query or fragment character, or at anything that
         // cannot be part of a URL in a message (space, quote, bracket).
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>' | ')' | ']') || c.is_whitespace())
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>' | ')' | ']') || c.is_whitespace()
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
@@ -47,7 +49,10 @@ mod tests {
     #[test]
     fn passwords_are_masked_in_valid_and_invalid_urls() {
         assert_eq!(redact("https://crate:s3cret@db:4200/x"), "https://crate:***@db:4200/x");
-        assert_eq!(redact("url \"http://u:p@ss@host:bad port\": invalid"), "url \"http://u:***@host:bad port\": invalid");
+        assert_eq!(
+            redact("url \"http://u:p@ss@host:bad port\": invalid"),
+            "url \"http://u:***@host:bad port\": invalid"
+        );
         assert_eq!(redact("a http://u:pw@h and ftp://v:pw2@g."), "a http://u:***@h and ftp://v:***@g.");
         assert_eq!(redact("http://user@host"), "http://user@host");
         assert_eq!(redact("no url here"), "no url here");

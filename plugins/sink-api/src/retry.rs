@@ -124,7 +124,13 @@ mod tests {
             .run(&mut throttled, || {
                 calls += 1;
                 let n = calls;
-                async move { if n < 2 { Err(SinkError::Retryable("flaky".into())) } else { Ok(7) } }
+                async move {
+                    if n < 2 {
+                        Err(SinkError::Retryable("flaky".into()))
+                    } else {
+                        Ok(7)
+                    }
+                }
             })
             .await;
         assert_eq!((r.unwrap(), calls), (7, 2));
