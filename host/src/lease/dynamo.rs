@@ -153,25 +153,16 @@ impl DynamoLeaseStore {
         anyhow::bail!("the lease table {} did not become ACTIVE within 60s", self.table)
     }
 
-    /// Runs `call` until it succeeds, fails fatally, or has been tried `retry.attempts` times.
-    async fn retried<T, F, Fut>(&self, what: &str, mut call: F) -> anyhow::Result<T>
+    /// Runs `call` under the retry policy: transient failures are tried again.
+    async fn retried<T, F, Fut>(&self, what: &str, call: F) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
-        let mut tries = 0;
-        loop {
-            let error = match call().await {
-                Ok(value) => return Ok(value),
-                Err(Attempt::Fatal(e)) => return Err(e.context(what.to_owned())),
-                Err(Attempt::Transient(e)) => e,
-            };
-            tries += 1;
-            if tries >= self.retry.attempts.max(1) {
-                return Err(error.context(format!("{what} (tried {tries} times)")));
-            }
-            tokio::time::sleep(self.retry.backoff.wait(tries - 1)).await;
-        }
+        self.retry.retry(call, |e| matches!(e, Attempt::Transient(_))).await.map_err(|(e, tries)| match e {
+            Attempt::Fatal(e) => e.context(what.to_owned()),
+            Attempt::Transient(e) => e.context(format!("{what} (tried {tries} times)")),
+        })
     }
 
     /// An update or put conditioned by `condition`: `Ok(false)` when the condition did not hold.

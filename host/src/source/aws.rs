@@ -31,31 +31,21 @@ impl AwsStreams {
             (Some(arn), _) => arn.clone(),
             (None, Some(table)) => {
                 let tables = aws_sdk_dynamodb::Client::new(&shared);
-                let mut tries = 0;
-                let out = loop {
-                    match tables.describe_table().table_name(table).send().await {
-                        Ok(out) => break out,
-                        Err(e) => {
-                            tries += 1;
-                            let code = e.code().map(str::to_owned);
-                            let fatal = matches!(
-                                code.as_deref(),
-                                Some(
-                                    "ResourceNotFoundException"
-                                        | "AccessDeniedException"
-                                        | "UnrecognizedClientException"
-                                )
-                            );
-                            if fatal || tries >= retry.attempts.max(1) {
-                                anyhow::bail!(
-                                    "cannot describe table {table} (tried {tries} times): {}",
-                                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                                );
-                            }
-                            tokio::time::sleep(retry.backoff.wait(tries - 1)).await;
-                        }
-                    }
+                let fatal = |e: &SdkError<_, _>| {
+                    matches!(
+                        ProvideErrorMetadata::code(e),
+                        Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
+                    )
                 };
+                let out = retry
+                    .retry(|| tables.describe_table().table_name(table).send(), |e| !fatal(e))
+                    .await
+                    .map_err(|(e, tries)| {
+                        anyhow::anyhow!(
+                            "cannot describe table {table} (tried {tries} times): {}",
+                            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                        )
+                    })?;
                 out.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| {
                     anyhow::anyhow!("table {table} has no stream: enable one (StreamViewType NEW_AND_OLD_IMAGES)")
                 })?

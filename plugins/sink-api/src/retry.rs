@@ -53,33 +53,53 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Runs `call` until it succeeds, fails with [`SinkError::Fatal`], or has been tried
-    /// `attempts` times, waiting [`Backoff::wait`] between tries. `throttled` counts the tries
-    /// that ended in [`SinkError::Throttled`]. The last error says how many tries were made.
+    /// Runs `call` until it succeeds, fails with an error `transient` does not call transient,
+    /// or has been tried `attempts` times, waiting [`Backoff::wait`] between tries. The one retry
+    /// loop of eddy: sinks use it through [`RetryPolicy::run`], the lease store and the source's
+    /// start-up with their own error types.
+    ///
+    /// # Errors
+    /// The last error, with how many tries were made.
+    pub async fn retry<T, E, F, Fut>(&self, mut call: F, mut transient: impl FnMut(&E) -> bool) -> Result<T, (E, u32)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    attempt += 1;
+                    if !transient(&e) || attempt >= self.attempts.max(1) {
+                        return Err((e, attempt));
+                    }
+                }
+            }
+            tokio::time::sleep(self.backoff.wait(attempt - 1)).await;
+        }
+    }
+
+    /// [`RetryPolicy::retry`] for sink requests: [`SinkError::Fatal`] is not retried, and
+    /// `throttled` counts the tries that ended in [`SinkError::Throttled`]. The last error says
+    /// how many tries were made.
     ///
     /// # Errors
     /// The fatal error, or the last transient one.
-    pub async fn run<T, F, Fut>(&self, throttled: &mut u32, mut call: F) -> Result<T, SinkError>
+    pub async fn run<T, F, Fut>(&self, throttled: &mut u32, call: F) -> Result<T, SinkError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SinkError>>,
     {
-        let mut attempt = 0;
-        loop {
-            let error = match call().await {
-                Ok(value) => return Ok(value),
-                Err(SinkError::Fatal(m)) => return Err(SinkError::Fatal(m)),
-                Err(e) => e,
-            };
-            if matches!(error, SinkError::Throttled(_)) {
+        let transient = |e: &SinkError| match e {
+            SinkError::Fatal(_) => false,
+            SinkError::Throttled(_) => {
                 *throttled += 1;
+                true
             }
-            attempt += 1;
-            if attempt >= self.attempts.max(1) {
-                return Err(error.tried(attempt));
-            }
-            tokio::time::sleep(self.backoff.wait(attempt - 1)).await;
-        }
+            SinkError::Retryable(_) => true,
+        };
+        self.retry(call, transient).await.map_err(|(e, tries)| e.tried(tries))
     }
 }
 
