@@ -360,3 +360,75 @@ async fn a_flood_of_connections_to_the_metrics_port_never_stops_the_pipeline() {
     let (status, _) = eddy.interrupt();
     assert!(status.success(), "{}", eddy.log());
 }
+
+/// Defect 2, against moto's DynamoDB API: the replica held `gone` and `kept` at v0; one batch
+/// removes `gone` and then inserts an item over 400 KB under its key, and modifies `kept` to v1
+/// and then to an item over 400 KB. The table refuses both large items; `gone` must end removed
+/// and `kept` at v1 (the source's last deliverable states), with the two refusals in the dead
+/// letter. Before, the batch kept only the refused change per key and the replica stayed at v0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_change_does_not_undo_the_earlier_changes_of_its_key() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+
+    let moto = eddy_e2e::moto::Moto::start().await;
+    moto.create_table("Replica", false).await;
+    for pk in ["gone", "kept"] {
+        moto.client
+            .put_item()
+            .table_name("Replica")
+            .item("pk", Av::S(pk.into()))
+            .item("sk", Av::N("0".into()))
+            .item("v", Av::S("v0".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let huge = "x".repeat(500_000);
+    let change = |seq: u32, event: &str, pk: &str, v: &str| {
+        let keys = json!({"pk": {"S": pk}, "sk": {"N": "0"}});
+        let mut d = json!({"Keys": keys, "SequenceNumber": seq.to_string(), "SizeBytes": 10,
+                           "StreamViewType": "NEW_AND_OLD_IMAGES"});
+        if event != "REMOVE" {
+            d["NewImage"] = json!({"pk": {"S": pk}, "sk": {"N": "0"}, "v": {"S": v}});
+        }
+        json!({"eventID": seq.to_string(), "eventName": event, "eventVersion": "1.1",
+               "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": d})
+    };
+    let records = [
+        change(1, "REMOVE", "gone", ""),
+        change(2, "MODIFY", "kept", "v1"),
+        change(3, "INSERT", "gone", &huge),
+        change(4, "MODIFY", "kept", &huge),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, records.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{type: file, path: {}}}\n\
+             checkpoints: {{type: local, path: state}}\n\
+             sinks: {{replica: {{type: alternator, endpoint: \"{}\", region: us-east-1, table: Replica}}}}\n\
+             routes: [{{name: all, sinks: [replica]}}]\n\
+             dead_letter: {{type: file, path: dead.jsonl}}\n",
+            input.display(),
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    let mut eddy = Eddy::start(&config);
+    assert!(eddy.wait(Duration::from_secs(60)).success(), "{}", eddy.log());
+    let scan = moto.client.scan().table_name("Replica").send().await.unwrap();
+    let mut state: Vec<(String, String)> = scan
+        .items()
+        .iter()
+        .map(|i| (i["pk"].as_s().unwrap().clone(), i["v"].as_s().unwrap().chars().take(10).collect()))
+        .collect();
+    state.sort();
+    assert_eq!(state, [("kept".to_owned(), "v1".to_owned())]);
+    let dead = jsonl(&dir.path().join("dead.jsonl"));
+    let refused: Vec<&str> = dead.iter().map(|e| e["sequence_number"].as_str().unwrap()).collect();
+    assert_eq!(refused, ["3", "4"], "{dead:?}");
+    assert!(dead.iter().all(|e| e["error"].as_str().unwrap().contains("Item size has exceeded")), "{dead:?}");
+}
