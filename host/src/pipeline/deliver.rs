@@ -32,23 +32,20 @@ pub(super) async fn deliver<'a>(
     if records.is_empty() {
         return Ok((0, Vec::new()));
     }
+    // The first write is the whole batch (no copies on the usual path); later rounds write the
+    // previous changes of refused keys, `round_index` mapping their positions back to `records`.
+    let mut rejected = write_once(slot, &records, stop, write_duration).await?;
+    if rejected.is_empty() {
+        return Ok((records.len(), Vec::new()));
+    }
     let mut refused: Vec<(usize, String)> = Vec::new();
-    let mut round: Vec<&'a ChangeRecord> = records.clone();
     let mut round_index: Vec<usize> = (0..records.len()).collect();
-    // Built on the first refusal only: the indices of each key's changes, in order.
-    let mut by_key: Option<HashMap<&Item, Vec<usize>>> = None;
-    loop {
-        let rejected = write_once(slot, &round, stop, write_duration).await?;
-        if rejected.is_empty() {
-            break;
-        }
-        let by_key = by_key.get_or_insert_with(|| {
-            let mut m: HashMap<&Item, Vec<usize>> = HashMap::new();
-            for (i, r) in records.iter().enumerate() {
-                m.entry(&r.dynamodb.keys).or_default().push(i);
-            }
-            m
-        });
+    // The indices of each key's changes, in order.
+    let mut by_key: HashMap<&Item, Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        by_key.entry(&r.dynamodb.keys).or_default().push(i);
+    }
+    while !rejected.is_empty() {
         let newly: HashSet<usize> = rejected.iter().map(|r| round_index[r.index]).collect();
         refused.extend(rejected.into_iter().map(|r| (round_index[r.index], r.reason)));
         let refused_set: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
@@ -74,7 +71,8 @@ pub(super) async fn deliver<'a>(
             keys = next.len(),
             "a key's last change was refused; writing its previous change in the batch instead"
         );
-        round = next.iter().map(|&i| records[i]).collect();
+        let round: Vec<&ChangeRecord> = next.iter().map(|&i| records[i]).collect();
+        rejected = write_once(slot, &round, stop, write_duration).await?;
         round_index = next;
     }
     refused.sort_by_key(|(i, _)| *i);
