@@ -148,6 +148,17 @@ struct Prefix<'p> {
     parent: Option<&'p Prefix<'p>>,
 }
 
+impl<'p> Prefix<'p> {
+    /// The path's first (outermost) segment.
+    fn outermost(&self) -> &'p str {
+        let mut p = self;
+        while let Some(parent) = p.parent {
+            p = parent;
+        }
+        p.seg
+    }
+}
+
 /// How a dotted event key relates to a pattern path.
 #[derive(PartialEq)]
 enum Relation {
@@ -186,6 +197,31 @@ fn relation(key: &str, path: &Prefix) -> Relation {
     }
 }
 
+/// [`field_at`] on an item (an image or the keys) with no dotted path pending: the member
+/// `name`, or else the attributes named `name.…` (below `name` once flattened).
+fn item_field(item: &eddy_sink_api::Item, name: &str, target: &Target) -> bool {
+    use std::ops::Bound;
+    let real = item.get(name).map(View::Attr);
+    if real.is_some() && target_matches(target, real) {
+        return true;
+    }
+    // Only when the member does not match: the attributes right after `name` in key order.
+    let dotted = item
+        .range::<str, _>((Bound::Excluded(name), Bound::Unbounded))
+        .take_while(|(k, _)| k.starts_with(name))
+        .any(|(k, _)| k.as_bytes().get(name.len()) == Some(&b'.'));
+    match target {
+        _ if !dotted => real.is_none() && target_matches(target, None),
+        Target::Nested(node) => {
+            let here = Prefix { seg: name, parent: None };
+            let base = View::Item(item);
+            node_at(node, Cursor { base: Some(base), prefix: Some(&here) })
+        }
+        // A leaf is never a dotted key's parent.
+        Target::Leaf(_) => false,
+    }
+}
+
 /// The value at `prefix` under `base`, following real members only.
 fn resolve<'a>(base: Option<View<'a>>, prefix: Option<&Prefix>) -> Option<View<'a>> {
     match prefix {
@@ -204,14 +240,24 @@ fn node_at(node: &Node, at: Cursor<'_, '_>) -> bool {
 /// Whether field `name` at `at` satisfies `target`: the real member is tried first (the usual
 /// case, no scan); otherwise dotted keys of the object that spell the same path count too.
 fn field_at(name: &str, target: &Target, at: Cursor<'_, '_>) -> bool {
+    if at.prefix.is_none() {
+        match at.base {
+            // One search of the item's sorted keys finds the member and its dotted spellings.
+            Some(View::Item(item)) => return item_field(item, name, target),
+            Some(View::Json(serde_json::Value::Object(_))) => {}
+            // A record's own fields, an attribute value, a leaf: no key there holds a dot.
+            other => return target_matches(target, other.and_then(|v| v.field(name))),
+        }
+    }
     let real = resolve(at.base, at.prefix).and_then(|v| v.field(name));
     if real.is_some() && target_matches(target, real) {
         return true;
     }
     let here = Prefix { seg: name, parent: at.prefix };
+    let first = here.outermost();
     let (mut equal, mut below) = (false, false);
     if let Some(base) = at.base {
-        base.any_dotted_member(&mut |key, _| {
+        base.any_dotted_member(first, &mut |key, _| {
             match relation(key, &here) {
                 Relation::Equal => equal = true,
                 Relation::Below => below = true,
@@ -226,8 +272,9 @@ fn field_at(name: &str, target: &Target, at: Cursor<'_, '_>) -> bool {
     }
     let base = at.base.expect("dotted members come from the base");
     if equal
-        && base
-            .any_dotted_member(&mut |key, v| relation(key, &here) == Relation::Equal && target_matches(target, Some(v)))
+        && base.any_dotted_member(first, &mut |key, v| {
+            relation(key, &here) == Relation::Equal && target_matches(target, Some(v))
+        })
     {
         return true;
     }

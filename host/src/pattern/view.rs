@@ -138,13 +138,21 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Calls `f` on each member of an object whose key holds a dot (`"state.status"`) until it
-    /// returns `true`; returns whether one did. Only JSON objects and items can have such keys:
-    /// a record's own fields never do.
-    pub fn any_dotted_member(self, f: &mut dyn FnMut(&'a str, View<'a>) -> bool) -> bool {
+    /// Calls `f` on each member of an object whose key is `first` followed by a dot and more
+    /// (`"state.status"` for `first` = `state`) until it returns `true`; returns whether one did.
+    /// Only JSON objects and items can have such keys (a record's own fields never do); an item's
+    /// keys are sorted, so only the few next to `first` are looked at.
+    pub fn any_dotted_member(self, first: &str, f: &mut dyn FnMut(&'a str, View<'a>) -> bool) -> bool {
+        let dotted = |k: &str| k.len() > first.len() && k.starts_with(first) && k.as_bytes()[first.len()] == b'.';
         match self {
-            View::Json(Value::Object(m)) => m.iter().filter(|(k, _)| k.contains('.')).any(|(k, v)| f(k, View::Json(v))),
-            View::Item(item) => item.iter().filter(|(k, _)| k.contains('.')).any(|(k, v)| f(k, View::Attr(v))),
+            View::Json(Value::Object(m)) => m.iter().filter(|(k, _)| dotted(k)).any(|(k, v)| f(k, View::Json(v))),
+            View::Item(item) => {
+                use std::ops::Bound;
+                item.range::<str, _>((Bound::Excluded(first), Bound::Unbounded))
+                    .take_while(|(k, _)| k.starts_with(first))
+                    .filter(|(k, _)| dotted(k))
+                    .any(|(k, v)| f(k, View::Attr(v)))
+            }
             _ => false,
         }
     }
