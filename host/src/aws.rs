@@ -45,11 +45,6 @@ pub async fn dynamodb(target: &Target<'_>, timeouts: &Timeouts) -> aws_sdk_dynam
     aws_sdk_dynamodb::Client::new(&sdk_config(target, timeouts).await)
 }
 
-/// A DynamoDB Streams client for `target`.
-pub async fn dynamodb_streams(target: &Target<'_>, timeouts: &Timeouts) -> aws_sdk_dynamodbstreams::Client {
-    aws_sdk_dynamodbstreams::Client::new(&sdk_config(target, timeouts).await)
-}
-
 /// Whether an AWS error code means the request was throttled (DynamoDB, DynamoDB Streams).
 pub fn is_throttling(code: Option<&str>) -> bool {
     code.is_some_and(|c| eddy_sink_alternator::THROTTLING_CODES.contains(&c))

@@ -85,11 +85,6 @@ impl DynamoLeaseStore {
         Ok(store)
     }
 
-    /// The table's name.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     async fn ensure_table(&self) -> anyhow::Result<()> {
         let what = format!("cannot describe the lease table {}", self.table);
         let exists = self

@@ -242,7 +242,7 @@ fn node_at(node: &Node, at: Cursor<'_, '_>) -> bool {
 fn field_at(name: &str, target: &Target, at: Cursor<'_, '_>) -> bool {
     if at.prefix.is_none() {
         match at.base {
-            // One search of the item's sorted keys finds the member and its dotted spellings.
+            // The member first; dotted spellings only next to it in key order, and only if needed.
             Some(View::Item(item)) => return item_field(item, name, target),
             Some(View::Json(serde_json::Value::Object(_))) => {}
             // A record's own fields, an attribute value, a leaf: no key there holds a dot.

@@ -42,8 +42,8 @@ pub struct Pipeline {
 /// Why a batch could not be completed. The shard must not checkpoint it.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// Stopping was asked while a sink was being written or retried (an unanswered write is
-    /// given [`STOP_GRACE`] to finish first).
+    /// Stopping was asked while a sink was being written (an unanswered write is given
+    /// [`STOP_GRACE`] to finish first).
     #[error("stopped while writing to sink {sink}")]
     Interrupted {
         /// The sink.
