@@ -167,6 +167,46 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// End to end as users run eddy: starts a canned DynamoDB Streams + DynamoDB + CrateDB
+    /// endpoint on loopback (in a child process, answering at once), runs `eddy run` on it until
+    /// the stream is drained, and prints records/s and records per CPU-second of the eddy process
+    /// for each sink and shard count, replication lag p50/p99 at a fixed offered rate, and peak
+    /// memory with many shards.
+    E2e {
+        /// Records per throughput case (over all shards).
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Shard counts of the throughput cases.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        shards: Vec<usize>,
+        /// Cases to run: null, alternator, cratedb, only-dogs, lag, memory.
+        #[arg(long, value_delimiter = ',', default_value = "null,alternator,cratedb,only-dogs,lag,memory")]
+        cases: Vec<String>,
+        /// Where only_dogs.wasm is (`cargo build --release --target wasm32-wasip2` in
+        /// examples/plugins puts it there).
+        #[arg(long, default_value = "examples/plugins/target/wasm32-wasip2/release")]
+        plugins: PathBuf,
+        /// The lag case: records per second offered over 16 shards.
+        #[arg(long, default_value_t = 10_000.0)]
+        lag_rate: f64,
+        /// The lag case: how many seconds records are offered.
+        #[arg(long, default_value_t = 20.0)]
+        lag_seconds: f64,
+        /// The memory case: how many shards.
+        #[arg(long, default_value_t = 64)]
+        memory_shards: usize,
+    },
+    /// The canned endpoint `e2e` starts (prints `listening on ADDRESS`, serves until killed).
+    #[command(hide = true)]
+    Endpoint {
+        #[arg(long)]
+        shards: usize,
+        #[arg(long)]
+        records_per_shard: u64,
+        /// Records per second over all shards; default: all there at once.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// Matches/s of a five-pattern filter on typical DynamoDB stream records, on one core.
     Filter {
         /// How many records to match.
@@ -325,6 +365,41 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        Command::Bench {
+            command: BenchCommand::E2e { records, shards, cases, plugins, lag_rate, lag_seconds, memory_shards },
+        } => {
+            let options =
+                eddy::bench::e2e::Options { records, shards, cases, plugins, lag_rate, lag_seconds, memory_shards };
+            match eddy::bench::e2e::run(&options) {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench { command: BenchCommand::Endpoint { shards, records_per_shard, rate } } => {
+            let spec = eddy::bench::endpoint::Spec { shards, records_per_shard, rate };
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => return usage(&format!("cannot start a runtime: {e}")),
+            };
+            runtime.block_on(async {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(l) => l,
+                    Err(e) => return usage(&format!("cannot listen on loopback: {e}")),
+                };
+                match listener.local_addr() {
+                    Ok(address) => println!("listening on {address}"),
+                    Err(e) => return usage(&format!("{e}")),
+                }
+                eddy::bench::endpoint::serve(spec, listener).await;
+                ExitCode::SUCCESS
+            })
         }
         Command::Bench { command: BenchCommand::Filter { records } } => {
             println!("{}", eddy::bench::filter(records));

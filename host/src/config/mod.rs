@@ -646,7 +646,9 @@ impl Config {
         let mut sinks = BTreeMap::new();
         for (name, v) in raw.sinks {
             let at = [k("sinks"), k(&name)];
-            let sink = match section_type(&v) {
+            // `type: null` unquoted is YAML's null value; it can only mean the null sink.
+            let kind = section_type(&v).or_else(|| v.get("type").filter(|t| t.is_null()).map(|_| "null"));
+            let sink = match kind {
                 Some("alternator") => {
                     c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).map(SinkConfig::Alternator)
                 }

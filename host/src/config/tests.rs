@@ -277,3 +277,12 @@ fn a_password_in_a_url_is_never_printed() {
     let err = error_of(&text);
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn an_unquoted_null_sink_type_is_the_null_sink() {
+    let text = GOOD.replace("  audit: {type: file, path: audit.jsonl}", "  audit: {type: null}");
+    let config = parse(&text).unwrap();
+    assert!(matches!(config.sinks["audit"], SinkConfig::Null), "{:?}", config.sinks["audit"]);
+    let missing = GOOD.replace("  audit: {type: file, path: audit.jsonl}", "  audit: {path: x}");
+    assert!(error_of(&missing).contains("missing `type`"), "{}", error_of(&missing));
+}

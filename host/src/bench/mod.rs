@@ -1,6 +1,9 @@
 //! `eddy bench`: throughput measurements that print records/s. Run them on a release build
 //! (`cargo run --release -p eddy -- bench ...`); debug builds are many times slower.
 
+pub mod e2e;
+pub mod endpoint;
+
 use std::hint::black_box;
 use std::time::Instant;
 

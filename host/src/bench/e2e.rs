@@ -1,0 +1,288 @@
+//! `eddy bench e2e`: what a record costs end to end, as a user runs eddy.
+//!
+//! For each case the benchmark starts the canned endpoint ([`super::endpoint`]) in a child
+//! process, writes a pipeline file, runs `eddy run` on it in another child process until the
+//! stream is drained, and takes that process's CPU time and peak resident memory from the kernel
+//! (`wait4`). Each case is run twice: once with empty shards, to measure start-up (loading the
+//! config, compiling components, connecting), and once with the records; the table gives
+//! records per CPU-second of the second run minus the first. The endpoint checks that every
+//! record was served, and for the Alternator and CrateDB cases that every record reached it.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use super::endpoint::{Stats, STREAM_ARN};
+
+/// What the benchmark runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Records per throughput case (over all shards).
+    pub records: u64,
+    /// Shard counts of the throughput cases.
+    pub shards: Vec<usize>,
+    /// Which cases: `null`, `alternator`, `cratedb`, `only-dogs`, `lag`, `memory`.
+    pub cases: Vec<String>,
+    /// Where `only_dogs.wasm` is.
+    pub plugins: PathBuf,
+    /// The lag case: records per second offered over 16 shards.
+    pub lag_rate: f64,
+    /// The lag case: how long records are offered.
+    pub lag_seconds: f64,
+    /// The memory case: shards (each with 2,000 records).
+    pub memory_shards: usize,
+}
+
+/// One finished `eddy run`.
+struct Measured {
+    cpu: Duration,
+    wall: Duration,
+    peak_rss_kib: u64,
+    stats: Stats,
+}
+
+/// Runs the cases and returns the tables (Markdown).
+///
+/// # Errors
+/// When the endpoint or `eddy run` cannot be started, `eddy run` fails, or a record went missing.
+pub fn run(options: &Options) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("cannot find the eddy executable")?;
+    let dir = tempfile::Builder::new().prefix("eddy-bench-e2e").tempdir()?;
+    let wants = |case: &str| options.cases.iter().any(|c| c == case);
+    let mut out = String::new();
+    let record_bytes = super::endpoint::record_size();
+    out.push_str(&format!(
+        "End to end: canned DynamoDB Streams endpoint on loopback → `eddy run` → sink; {} records per case, \
+         ~{record_bytes}-byte records (GetRecords JSON), 1,000 per page. CPU: the eddy process only, start-up \
+         subtracted.\n\n",
+        options.records
+    ));
+    out.push_str("| case | shards | records/s | records per eddy CPU-second | µs CPU a record | start-up CPU-s | peak RSS MiB |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let dogs = options.plugins.join("only_dogs.wasm");
+    let dogs = std::path::absolute(&dogs).unwrap_or(dogs);
+    for sink in ["null", "alternator", "cratedb", "only-dogs"] {
+        if !wants(sink) {
+            continue;
+        }
+        if sink == "only-dogs" && !dogs.exists() {
+            out.push_str(&format!("| only-dogs → null | – | skipped: {} not built | | | | |\n", dogs.display()));
+            continue;
+        }
+        for &shards in &options.shards {
+            let per_shard = options.records.div_ceil(shards as u64);
+            let case = Case { sink, shards, exe: &exe, dir: dir.path(), dogs: &dogs };
+            let idle = case.measure(0, None)?;
+            let busy = case.measure(per_shard, None)?;
+            let records = per_shard * shards as u64;
+            let cpu = busy.cpu.saturating_sub(idle.cpu).as_secs_f64().max(1e-9);
+            let name = if sink == "only-dogs" { "only-dogs → null" } else { sink };
+            out.push_str(&format!(
+                "| {name} | {shards} | {:.0} | {:.0} | {:.1} | {:.2} | {:.0} |\n",
+                records as f64 / busy.wall.as_secs_f64(),
+                records as f64 / cpu,
+                cpu * 1e6 / records as f64,
+                idle.cpu.as_secs_f64(),
+                busy.peak_rss_kib as f64 / 1024.0,
+            ));
+        }
+    }
+    if wants("lag") {
+        let shards = 16;
+        let per_shard = (options.lag_rate * options.lag_seconds / shards as f64).ceil() as u64;
+        let case = Case { sink: "alternator", shards, exe: &exe, dir: dir.path(), dogs: &dogs };
+        let m = case.measure(per_shard, Some(options.lag_rate))?;
+        out.push_str(&format!(
+            "\nReplication lag (write time in the item → BatchWriteItem arrival), {:.0} records/s offered over {shards} \
+             shards for {:.0} s into Alternator, default settings: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms \
+             ({} samples); eddy used {:.1}% of one core.\n",
+            options.lag_rate,
+            options.lag_seconds,
+            m.stats.lag_p50_ms,
+            m.stats.lag_p99_ms,
+            m.stats.lag_max_ms,
+            m.stats.lag_samples,
+            100.0 * m.cpu.as_secs_f64() / m.wall.as_secs_f64(),
+        ));
+    }
+    if wants("memory") {
+        let shards = options.memory_shards;
+        let case = Case { sink: "null", shards, exe: &exe, dir: dir.path(), dogs: &dogs };
+        let m = case.measure(2000, None)?;
+        out.push_str(&format!(
+            "\nPeak resident memory with {shards} shards (2,000 records each, null sink, default settings): {:.0} MiB.\n",
+            m.peak_rss_kib as f64 / 1024.0
+        ));
+    }
+    Ok(out)
+}
+
+/// Every record was served, and a sink that reports what it received got every one.
+fn check(sink: &str, records: u64, stats: &Stats) -> anyhow::Result<()> {
+    if stats.records_served != records {
+        bail!("{sink}: the endpoint served {} records, not {records}", stats.records_served);
+    }
+    let received = match sink {
+        "alternator" => stats.items_written,
+        "cratedb" => stats.rows_written,
+        _ => return Ok(()),
+    };
+    if received != records {
+        bail!("{sink}: the sink received {received} of {records} records");
+    }
+    Ok(())
+}
+
+struct Case<'a> {
+    sink: &'a str,
+    shards: usize,
+    exe: &'a Path,
+    dir: &'a Path,
+    dogs: &'a Path,
+}
+
+impl Case<'_> {
+    fn measure(&self, per_shard: u64, rate: Option<f64>) -> anyhow::Result<Measured> {
+        let endpoint = Endpoint::start(self.exe, self.shards, per_shard, rate)?;
+        let work = self.dir.join(format!("{}-{}-{per_shard}", self.sink, self.shards));
+        std::fs::create_dir_all(&work)?;
+        let config = work.join("pipeline.yaml");
+        std::fs::write(&config, self.pipeline(&endpoint.url))?;
+        let log = std::fs::File::create(work.join("eddy.log"))?;
+        let started = Instant::now();
+        let child = Command::new(self.exe)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env("CRATEDB_USERNAME", "crate")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start eddy run")?;
+        let (status, usage) = wait(child, Duration::from_secs(900))?;
+        let wall = started.elapsed();
+        let log_tail = || {
+            let text = std::fs::read_to_string(work.join("eddy.log")).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        if !status.success() {
+            bail!("eddy run ({} sink, {} shards) exited with {status}:\n{}", self.sink, self.shards, log_tail());
+        }
+        let stats = endpoint.stats()?;
+        check(self.sink, per_shard * self.shards as u64, &stats).with_context(log_tail)?;
+        Ok(Measured { cpu: usage.cpu, wall, peak_rss_kib: usage.peak_rss_kib, stats })
+    }
+
+    fn pipeline(&self, url: &str) -> String {
+        let (processors, sink) = match self.sink {
+            "alternator" => (
+                String::new(),
+                format!("out: {{type: alternator, endpoint: \"{url}\", region: us-east-1, table: PetReplica}}"),
+            ),
+            "cratedb" => (String::new(), format!("out: {{type: cratedb, url: \"{url}\", table: doc.pets}}")),
+            "only-dogs" => (
+                format!(
+                    "processors:\n  only-dogs:\n    wasm: \"{}\"\n    config: {{species: dog}}\n",
+                    self.dogs.display()
+                ),
+                "out: {type: \"null\"}".to_owned(),
+            ),
+            _ => (String::new(), "out: {type: \"null\"}".to_owned()),
+        };
+        let route_processors = if processors.is_empty() { "" } else { ", processors: [only-dogs]" };
+        format!(
+            "source:\n  type: dynamodb\n  stream_arn: \"{STREAM_ARN}\"\n  endpoint: \"{url}\"\n  region: us-east-1\n  \
+             start: trim_horizon\ncheckpoints: {{type: local, path: state}}\n{processors}sinks:\n  {sink}\n\
+             routes:\n  - {{name: all, sinks: [out]{route_processors}}}\ndead_letter: {{type: file, path: dead-letter.jsonl}}\n"
+        )
+    }
+}
+
+/// The canned endpoint, in a child process that is killed when this is dropped.
+struct Endpoint {
+    child: Child,
+    url: String,
+    address: String,
+}
+
+impl Endpoint {
+    fn start(exe: &Path, shards: usize, per_shard: u64, rate: Option<f64>) -> anyhow::Result<Self> {
+        let mut command = Command::new(exe);
+        command.args(["bench", "endpoint", "--shards", &shards.to_string(), "--records-per-shard"]);
+        command.arg(per_shard.to_string());
+        if let Some(rate) = rate {
+            command.args(["--rate", &rate.to_string()]);
+        }
+        let mut child =
+            command.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().context("cannot start the endpoint")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let address = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+        if address.is_empty() {
+            let _ = child.kill();
+            bail!("the bench endpoint did not say where it listens");
+        }
+        Ok(Self { child, url: format!("http://{address}"), address })
+    }
+
+    fn stats(&self) -> anyhow::Result<Stats> {
+        let mut stream = std::net::TcpStream::connect(&self.address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(b"GET /stats HTTP/1.0\r\nHost: bench\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        serde_json::from_str(body).with_context(|| format!("bad /stats answer: {text}"))
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the kernel counted for one child process.
+struct Usage {
+    cpu: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Waits for `child` with `wait4`, which also returns its resource usage; kills it after
+/// `limit`.
+fn wait(child: Child, limit: Duration) -> anyhow::Result<(std::process::ExitStatus, Usage)> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `usage` is a plain C struct the kernel fills; `pid` is our own child, not yet
+        // reaped (std's `Child` is never waited on here).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+            let usage =
+                Usage { cpu: time(usage.ru_utime) + time(usage.ru_stime), peak_rss_kib: usage.ru_maxrss as u64 };
+            return Ok((std::process::ExitStatus::from_raw(status), usage));
+        }
+        if reaped < 0 {
+            bail!("wait4: {}", std::io::Error::last_os_error());
+        }
+        if Instant::now() > deadline {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            bail!("eddy run did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
