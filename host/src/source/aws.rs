@@ -1,11 +1,14 @@
-//! [`StreamsApi`] on the AWS SDK for Rust (`aws-sdk-dynamodbstreams`).
+//! [`StreamsApi`] on DynamoDB Streams: the control plane (DescribeStream, GetShardIterator)
+//! through the AWS SDK for Rust (`aws-sdk-dynamodbstreams`), GetRecords through eddy's signed
+//! JSON client ([`eddy_sink_api::aws_json`]) and decoded from its bytes ([`super::wire`]).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
 
-use super::decode::decode_record;
+use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError, DYNAMODB_STREAMS};
+
 use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
 use crate::config::DynamodbSource;
 use eddy_sink_api::{RetryPolicy, Timeouts};
@@ -13,6 +16,7 @@ use eddy_sink_api::{RetryPolicy, Timeouts};
 /// The streams API of one stream, through the AWS SDK.
 pub struct AwsStreams {
     client: Client,
+    records: AwsJsonClient,
     stream_arn: String,
 }
 
@@ -52,7 +56,20 @@ impl AwsStreams {
             }
             (None, None) => anyhow::bail!("the source names neither `table` nor `stream_arn`"),
         };
-        Ok(Self { client: Client::new(&shared), stream_arn })
+        let region = shared
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or_else(|| anyhow::anyhow!("no AWS region: set `source.region` or AWS_REGION"))?;
+        let url = match &source.endpoint {
+            Some(url) => url.clone(),
+            None => format!("https://streams.dynamodb.{region}.amazonaws.com"),
+        };
+        let provider = shared
+            .credentials_provider()
+            .ok_or_else(|| anyhow::anyhow!("no AWS credentials provider (the AWS chain found none)"))?;
+        let records =
+            AwsJsonClient::new(DYNAMODB_STREAMS, &url, &region, provider, timeouts).map_err(anyhow::Error::msg)?;
+        Ok(Self { client: Client::new(&shared), records, stream_arn })
     }
 
     /// The stream being read.
@@ -61,19 +78,28 @@ impl AwsStreams {
     }
 }
 
-/// Maps an SDK error to the reader's policy by its error code. Timeouts, dropped connections
-/// and 5xx have no code: they are transient.
+/// Maps an SDK error to the reader's policy by its error code.
 fn classify<E, R>(e: SdkError<E, R>) -> StreamsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
     let code = e.code().map(str::to_owned);
-    let text = aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string();
-    if crate::aws::is_throttling(code.as_deref()) {
+    by_code(code.as_deref(), aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())
+}
+
+/// Maps a GetRecords error to the reader's policy, as [`classify`] does.
+fn classify_records(e: AwsJsonError) -> StreamsError {
+    by_code(e.code(), format!("GetRecords: {e}"))
+}
+
+/// The reader's policy for an error `code` (`None`: timeouts, dropped connections and 5xx
+/// without a code, which are transient).
+fn by_code(code: Option<&str>, text: String) -> StreamsError {
+    if crate::aws::is_throttling(code) {
         crate::aws::count_throttled("dynamodbstreams", 1);
     }
-    match code.as_deref() {
+    match code {
         Some("ExpiredIteratorException") => StreamsError::ExpiredIterator,
         Some("TrimmedDataAccessException") => StreamsError::Trimmed(text),
         Some(
@@ -153,17 +179,11 @@ impl StreamsApi for AwsStreams {
     }
 
     async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, StreamsError> {
-        let out =
-            self.client.get_records().shard_iterator(iterator).limit(limit as i32).send().await.map_err(classify)?;
-        let mut page = RecordsPage { next_iterator: out.next_shard_iterator, ..RecordsPage::default() };
-        let raw = out.records.unwrap_or_default();
-        page.records.reserve(raw.len());
-        for record in raw {
-            match decode_record(record, &self.stream_arn) {
-                Ok(r) => page.records.push(r),
-                Err(u) => page.undecodable.push(u),
-            }
-        }
-        Ok(page)
+        let body = format!(
+            r#"{{"ShardIterator":{},"Limit":{limit}}}"#,
+            serde_json::to_string(iterator).expect("a string serializes")
+        );
+        let answer = self.records.call("GetRecords", body.into_bytes()).await.map_err(classify_records)?;
+        super::wire::decode_page(&answer, &self.stream_arn).map_err(StreamsError::Transient)
     }
 }

@@ -1,9 +1,15 @@
-//! SDK stream records → [`ChangeRecord`]s in Lambda's shape.
+//! Stream view types by name, and (in tests) the SDK's stream records → [`ChangeRecord`]s: the
+//! reference the GetRecords decoder ([`super::wire`]) is checked against.
 
+#[cfg(test)]
 use aws_sdk_dynamodbstreams::types::{AttributeValue as Sdk, OperationType, Record};
-use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType, UserIdentity};
+#[cfg(test)]
+use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, UserIdentity};
+use eddy_sink_api::StreamViewType;
+#[cfg(test)]
 use std::collections::HashMap;
 
+#[cfg(test)]
 use super::Undecodable;
 
 /// Parses a `StreamViewType` wire name.
@@ -17,6 +23,7 @@ pub fn view_type(name: &str) -> Option<StreamViewType> {
     }
 }
 
+#[cfg(test)]
 /// Decodes one record; `stream_arn` becomes its `eventSourceARN`, as Lambda adds it.
 ///
 /// # Errors
@@ -75,11 +82,13 @@ pub fn decode_record(record: Record, stream_arn: &str) -> Result<ChangeRecord, U
     })
 }
 
+#[cfg(test)]
 fn item(m: &HashMap<String, Sdk>) -> Result<Item, String> {
     m.iter().map(|(k, v)| Ok((k.clone(), value(v)?))).collect()
 }
 
 /// Converts one SDK attribute value, exactly.
+#[cfg(test)]
 fn value(v: &Sdk) -> Result<AttributeValue, String> {
     Ok(match v {
         Sdk::S(s) => AttributeValue::S(s.clone()),

@@ -9,6 +9,7 @@
 pub mod aws;
 mod decode;
 pub mod file;
+mod wire;
 
 use async_trait::async_trait;
 use eddy_sink_api::{ChangeRecord, StreamViewType};
@@ -73,7 +74,7 @@ pub struct Undecodable {
     pub sequence_number: Option<String>,
     /// Why it could not be decoded.
     pub reason: String,
-    /// The record as the SDK gave it (debug text).
+    /// The record's text as it was read (its JSON, or the file's line).
     pub raw: String,
 }
 

@@ -6,6 +6,7 @@
 //! processors, and hands each route's output to its sinks. Sinks live in their own crates under
 //! `plugins/` and depend only on this crate.
 
+pub mod aws_json;
 mod record;
 pub mod redact;
 mod retry;
