@@ -1,5 +1,11 @@
 //! The `eddy` command line.
 
+
+/// mimalloc instead of the system allocator: `eddy bench e2e` measured it faster on the hot path
+/// (allocation per record is what remains of decoding GetRecords into attribute trees).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
