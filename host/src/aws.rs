@@ -40,6 +40,35 @@ pub async fn sdk_config(target: &Target<'_>, timeouts: &Timeouts) -> SdkConfig {
     loader.load().await
 }
 
+/// A signed JSON-protocol client of `service` (GetRecords, BatchWriteItem) for `target`: the
+/// endpoint URL when given, else `https://{host}.{region}.amazonaws.com` (`host`:
+/// `streams.dynamodb` or `dynamodb`; `.com.cn` in the China regions), with the region and
+/// credentials of the AWS chain and `timeouts`.
+///
+/// # Errors
+/// When no region is configured or found, or the chain has no credentials provider.
+pub async fn json_client(
+    service: eddy_sink_api::aws_json::Service,
+    host: &str,
+    target: &Target<'_>,
+    timeouts: &Timeouts,
+) -> anyhow::Result<eddy_sink_api::aws_json::AwsJsonClient> {
+    let shared = sdk_config(target, timeouts).await;
+    let region = shared
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no AWS region: set `region` in the pipeline or AWS_REGION"))?;
+    let url = match target.endpoint {
+        Some(url) => url.to_owned(),
+        None if region.starts_with("cn-") => format!("https://{host}.{region}.amazonaws.com.cn"),
+        None => format!("https://{host}.{region}.amazonaws.com"),
+    };
+    let provider = shared
+        .credentials_provider()
+        .ok_or_else(|| anyhow::anyhow!("no AWS credentials provider (the AWS chain found none)"))?;
+    eddy_sink_api::aws_json::AwsJsonClient::new(service, &url, &region, provider, timeouts).map_err(anyhow::Error::msg)
+}
+
 /// A DynamoDB client for `target`.
 pub async fn dynamodb(target: &Target<'_>, timeouts: &Timeouts) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(target, timeouts).await)

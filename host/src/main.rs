@@ -1,6 +1,5 @@
 //! The `eddy` command line.
 
-
 /// mimalloc instead of the system allocator: `eddy bench e2e` measured it faster on the hot path
 /// (allocation per record is what remains of decoding GetRecords into attribute trees).
 #[global_allocator]

@@ -32,7 +32,8 @@ pub async fn build(config: &SinkConfig, retry: RetryPolicy, timeouts: &Timeouts)
     Ok(match config {
         SinkConfig::Alternator(c) => {
             let target = crate::aws::Target { region: c.region.as_deref(), endpoint: c.endpoint.as_deref() };
-            let client = crate::aws::dynamodb(&target, timeouts).await;
+            let client =
+                crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts).await?;
             Arc::new(eddy_sink_alternator::AlternatorSink::new(client, c, retry))
         }
         SinkConfig::CrateDb(c) => {

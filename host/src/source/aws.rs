@@ -56,19 +56,7 @@ impl AwsStreams {
             }
             (None, None) => anyhow::bail!("the source names neither `table` nor `stream_arn`"),
         };
-        let region = shared
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .ok_or_else(|| anyhow::anyhow!("no AWS region: set `source.region` or AWS_REGION"))?;
-        let url = match &source.endpoint {
-            Some(url) => url.clone(),
-            None => format!("https://streams.dynamodb.{region}.amazonaws.com"),
-        };
-        let provider = shared
-            .credentials_provider()
-            .ok_or_else(|| anyhow::anyhow!("no AWS credentials provider (the AWS chain found none)"))?;
-        let records =
-            AwsJsonClient::new(DYNAMODB_STREAMS, &url, &region, provider, timeouts).map_err(anyhow::Error::msg)?;
+        let records = crate::aws::json_client(DYNAMODB_STREAMS, "streams.dynamodb", &target, timeouts).await?;
         Ok(Self { client: Client::new(&shared), records, stream_arn })
     }
 

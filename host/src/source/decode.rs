@@ -3,9 +3,9 @@
 
 #[cfg(test)]
 use aws_sdk_dynamodbstreams::types::{AttributeValue as Sdk, OperationType, Record};
+use eddy_sink_api::StreamViewType;
 #[cfg(test)]
 use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, UserIdentity};
-use eddy_sink_api::StreamViewType;
 #[cfg(test)]
 use std::collections::HashMap;
 

@@ -105,7 +105,8 @@ pub fn decode_record(text: &str, stream_arn: &str) -> Result<ChangeRecord, Undec
         reason,
         raw: text.to_owned(),
     };
-    let record: WireRecord<'_> = serde_json::from_str(text).map_err(|e| fail(format!("not a stream record: {e}"), None))?;
+    let record: WireRecord<'_> =
+        serde_json::from_str(text).map_err(|e| fail(format!("not a stream record: {e}"), None))?;
     let event_name = match record.event_name.as_deref() {
         Some("INSERT") => EventName::Insert,
         Some("MODIFY") => EventName::Modify,

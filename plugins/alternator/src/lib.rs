@@ -6,15 +6,14 @@
 //! hold two operations on one key, and the requests of one write run concurrently, a write first
 //! keeps only the last operation per key: the final state is the same as applying them all in
 //! order. `UnprocessedItems` are retried under the host's retry policy; the host builds the
-//! client (one builder for every AWS client, with timeouts and the SDK's own retries off).
+//! client ([`eddy_sink_api::aws_json::AwsJsonClient`]: SigV4 from the AWS chain, the pipeline's
+//! timeouts, no retries of its own).
 
-mod convert;
 mod sink;
 
 use serde::Deserialize;
 
-pub use convert::to_sdk;
-pub use sink::{AlternatorSink, Plan, THROTTLING_CODES};
+pub use sink::{AlternatorSink, Plan, Request, THROTTLING_CODES};
 
 /// `sinks.NAME` with `type: alternator`.
 #[derive(Debug, Clone, Deserialize)]

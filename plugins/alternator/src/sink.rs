@@ -1,15 +1,17 @@
 //! The sink itself: dedupe per key, batch by 25, write concurrently, retry what is unprocessed.
+//!
+//! Request bodies are written straight from the records' images: eddy's attribute values
+//! serialize to DynamoDB JSON, the wire form of the DynamoDB API, so no other model is built.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
-use aws_sdk_dynamodb::Client;
+use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
 use eddy_sink_api::{ChangeRecord, EventName, Item, Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use crate::convert::to_sdk;
 use crate::AlternatorConfig;
 
 /// `BatchWriteItem` takes at most 25 operations.
@@ -17,17 +19,42 @@ const MAX_BATCH: usize = 25;
 
 /// Writes changes into one table through the DynamoDB API.
 pub struct AlternatorSink {
-    client: Client,
+    client: AwsJsonClient,
     table: String,
+    /// The table name as a JSON string, written into every request.
+    table_json: String,
     concurrency: usize,
     retry: RetryPolicy,
 }
 
+/// One write request: put an image or delete a key (borrowed from the batch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Request<'a> {
+    /// `PutRequest` of the change's `NewImage`.
+    Put(&'a Item),
+    /// `DeleteRequest` of the change's `Keys`.
+    Delete(&'a Item),
+}
+
+impl Request<'_> {
+    /// Appends this request as a `BatchWriteItem` entry: `{"PutRequest":{"Item":...}}` or
+    /// `{"DeleteRequest":{"Key":...}}`.
+    fn write_entry(&self, out: &mut Vec<u8>) {
+        let (head, item) = match self {
+            Request::Put(item) => (&br#"{"PutRequest":{"Item":"#[..], item),
+            Request::Delete(key) => (&br#"{"DeleteRequest":{"Key":"#[..], key),
+        };
+        out.extend_from_slice(head);
+        serde_json::to_writer(&mut *out, item).expect("attribute values serialize");
+        out.extend_from_slice(b"}}");
+    }
+}
+
 /// What one write sends: one request per key, and the changes refused before sending.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct Plan<'a> {
     /// `(index in the batch, request)`, in batch order: the last change of each key.
-    pub requests: Vec<(usize, WriteRequest)>,
+    pub requests: Vec<(usize, Request<'a>)>,
     /// Changes that cannot be written (an INSERT or MODIFY without a `NewImage`).
     pub rejected: Vec<Rejected>,
 }
@@ -35,17 +62,32 @@ pub struct Plan {
 /// A chunk's result: the refused changes and how many rounds were throttled.
 type ChunkResult = Result<(Vec<Rejected>, u32), SinkError>;
 
+/// The part of a `BatchWriteItem` answer the sink reads: the entries left unprocessed, kept as
+/// their JSON text to send again as they are.
+#[derive(Deserialize)]
+struct BatchAnswer {
+    #[serde(rename = "UnprocessedItems", default)]
+    unprocessed: HashMap<String, Vec<Box<RawValue>>>,
+}
+
 impl AlternatorSink {
-    /// A sink on `client` (built by the host with its timeouts and its retries switched off:
-    /// `retry` is the only retry policy, applied to `UnprocessedItems`).
-    pub fn new(client: Client, config: &AlternatorConfig, retry: RetryPolicy) -> Self {
-        Self { client, table: config.table.clone(), concurrency: config.concurrency.max(1), retry }
+    /// A sink on `client` (a DynamoDB-API client built by the host with its timeouts; it does
+    /// not retry: `retry` is the only retry policy, applied to failed requests and to
+    /// `UnprocessedItems`).
+    pub fn new(client: AwsJsonClient, config: &AlternatorConfig, retry: RetryPolicy) -> Self {
+        Self {
+            client,
+            table: config.table.clone(),
+            table_json: serde_json::to_string(&config.table).expect("a string serializes"),
+            concurrency: config.concurrency.max(1),
+            retry,
+        }
     }
 
     /// One write request per key (the last change of each key wins), with the batch index of the
     /// change it came from, in batch order. Changes that cannot be written are rejected. (Public
     /// for `eddy sink preview`, which shows what a batch becomes.)
-    pub fn plan(batch: &[&ChangeRecord]) -> Plan {
+    pub fn plan<'a>(batch: &[&'a ChangeRecord]) -> Plan<'a> {
         let mut plan = Plan::default();
         let mut last: HashMap<&Item, usize> = HashMap::with_capacity(batch.len());
         for (i, record) in batch.iter().enumerate() {
@@ -55,13 +97,10 @@ impl AlternatorSink {
         keep.sort_unstable();
         plan.requests.reserve(keep.len());
         for i in keep {
-            let record = batch[i];
+            let record: &'a ChangeRecord = batch[i];
             let request = match record.event_name {
                 EventName::Insert | EventName::Modify => match &record.dynamodb.new_image {
-                    Some(image) => {
-                        let put = PutRequest::builder().set_item(Some(to_sdk(image))).build();
-                        WriteRequest::builder().put_request(put.expect("item is set")).build()
-                    }
+                    Some(image) => Request::Put(image),
                     None => {
                         plan.rejected.push(Rejected {
                             index: i,
@@ -74,30 +113,55 @@ impl AlternatorSink {
                         continue;
                     }
                 },
-                EventName::Remove => {
-                    let delete = DeleteRequest::builder().set_key(Some(to_sdk(&record.dynamodb.keys))).build();
-                    WriteRequest::builder().delete_request(delete.expect("key is set")).build()
-                }
+                EventName::Remove => Request::Delete(&record.dynamodb.keys),
             };
             plan.requests.push((i, request));
         }
         plan
     }
 
+    /// A `BatchWriteItem` body: `{"RequestItems":{TABLE:[` entries written by `entries` `]}}`.
+    fn batch_body(&self, entries: impl FnOnce(&mut Vec<u8>)) -> bytes::Bytes {
+        let mut body = Vec::with_capacity(32 * 1024);
+        body.extend_from_slice(br#"{"RequestItems":{"#);
+        body.extend_from_slice(self.table_json.as_bytes());
+        body.extend_from_slice(b":[");
+        entries(&mut body);
+        body.extend_from_slice(b"]}}");
+        body.into()
+    }
+
     /// Sends one `BatchWriteItem`, retrying under the retry policy both a failed request and the
     /// items the table left unprocessed (it throttled part of the request).
-    async fn write_chunk(&self, chunk: Vec<(usize, WriteRequest)>) -> ChunkResult {
-        let mut pending: Vec<WriteRequest> = chunk.iter().map(|(_, r)| r.clone()).collect();
+    async fn write_chunk(&self, chunk: &[(usize, Request<'_>)]) -> ChunkResult {
+        let mut body = self.batch_body(|out| {
+            for (n, (_, request)) in chunk.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                request.write_entry(out);
+            }
+        });
         let mut throttled = 0;
         let mut attempt = 0;
         loop {
-            let result = self.client.batch_write_item().request_items(&self.table, pending.clone()).send().await;
-            let failure = match result {
-                Ok(out) => {
-                    pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            let failure = match self.client.call("BatchWriteItem", body.clone()).await {
+                Ok(answer) => {
+                    let answer: BatchAnswer = serde_json::from_slice(&answer).map_err(|e| {
+                        SinkError::Retryable(format!("table {}: a malformed BatchWriteItem answer: {e}", self.table))
+                    })?;
+                    let pending: Vec<Box<RawValue>> = answer.unprocessed.into_values().flatten().collect();
                     if pending.is_empty() {
                         return Ok((Vec::new(), throttled));
                     }
+                    body = self.batch_body(|out| {
+                        for (n, entry) in pending.iter().enumerate() {
+                            if n > 0 {
+                                out.push(b',');
+                            }
+                            out.extend_from_slice(entry.get().as_bytes());
+                        }
+                    });
                     SinkError::Throttled(format!("table {}: {} items unprocessed", self.table, pending.len()))
                 }
                 Err(e) if is_validation(&e) => {
@@ -106,7 +170,7 @@ impl AlternatorSink {
                     let refused = self.write_singly(chunk, &mut singly_throttled).await?;
                     return Ok((refused, throttled + singly_throttled));
                 }
-                Err(e) => match classify(&self.table, e) {
+                Err(e) => match classify(&self.table, &e) {
                     SinkError::Fatal(m) => return Err(SinkError::Fatal(m)),
                     other => other,
                 },
@@ -122,90 +186,55 @@ impl AlternatorSink {
         }
     }
 
-    /// Writes each request on its own (each retried under the policy); requests the table
-    /// refuses for good are rejected.
+    /// Writes each request on its own (`PutItem` or `DeleteItem`, each retried under the
+    /// policy); requests the table refuses for good are rejected.
     async fn write_singly(
         &self,
-        chunk: Vec<(usize, WriteRequest)>,
+        chunk: &[(usize, Request<'_>)],
         throttled: &mut u32,
     ) -> Result<Vec<Rejected>, SinkError> {
         let mut rejected = Vec::new();
         for (index, request) in chunk {
+            let (operation, field, item) = match request {
+                Request::Put(item) => ("PutItem", "Item", item),
+                Request::Delete(key) => ("DeleteItem", "Key", key),
+            };
+            let mut text = format!(r#"{{"TableName":{},"{field}":"#, self.table_json).into_bytes();
+            serde_json::to_writer(&mut text, item).expect("attribute values serialize");
+            text.push(b'}');
+            let body = bytes::Bytes::from(text);
             let result = self
                 .retry
                 .run(throttled, || {
-                    let request = request.clone();
+                    let body = body.clone();
                     async move {
-                        let sent = if let Some(put) = request.put_request {
-                            self.client
-                                .put_item()
-                                .table_name(&self.table)
-                                .set_item(Some(put.item))
-                                .send()
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| classify_single(&self.table, e))
-                        } else if let Some(delete) = request.delete_request {
-                            self.client
-                                .delete_item()
-                                .table_name(&self.table)
-                                .set_key(Some(delete.key))
-                                .send()
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| classify_single(&self.table, e))
-                        } else {
-                            Ok(())
-                        };
                         // A refusal is an answer, not a failure: it is not retried.
-                        match sent {
-                            Ok(()) => Ok(None),
-                            Err(Single::Refused(reason)) => Ok(Some(reason)),
-                            Err(Single::Failed(e)) => Err(e),
+                        match self.client.call(operation, body).await {
+                            Ok(_) => Ok(None),
+                            Err(e) if is_validation(&e) => Ok(Some(format!("table {}: {}", self.table, message(&e)))),
+                            Err(e) => Err(classify(&self.table, &e)),
                         }
                     }
                 })
                 .await?;
             if let Some(reason) = result {
-                rejected.push(Rejected { index, reason });
+                rejected.push(Rejected { index: *index, reason });
             }
         }
         Ok(rejected)
     }
 }
 
-/// How a single put or delete failed.
-enum Single {
-    /// The table refuses this item for good (ValidationException).
-    Refused(String),
-    /// Anything else, classified as for a batch.
-    Failed(SinkError),
-}
-
-fn classify_single<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
-    table: &str,
-    e: SdkError<E, R>,
-) -> Single {
-    if is_validation(&e) {
-        let message = e.message().unwrap_or("ValidationException").to_owned();
-        return Single::Refused(format!("table {table}: {message}"));
-    }
-    Single::Failed(classify(table, e))
-}
-
 #[async_trait]
 impl Sink for AlternatorSink {
     async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
         let Plan { requests, mut rejected } = Self::plan(batch);
-        let mut chunks = Vec::with_capacity(requests.len().div_ceil(MAX_BATCH));
-        let mut it = requests.into_iter().peekable();
-        while it.peek().is_some() {
-            chunks.push(it.by_ref().take(MAX_BATCH).collect::<Vec<_>>());
+        let mut writes = Vec::with_capacity(requests.len().div_ceil(MAX_BATCH));
+        for chunk in requests.chunks(MAX_BATCH) {
+            writes.push(self.write_chunk(chunk));
         }
-        let results: Vec<(Vec<Rejected>, u32)> = stream::iter(chunks.into_iter().map(|c| self.write_chunk(c)))
-            .buffer_unordered(self.concurrency)
-            .try_collect()
-            .await?;
+        let results: Vec<(Vec<Rejected>, u32)> =
+            stream::iter(writes).buffer_unordered(self.concurrency).try_collect().await?;
         let mut throttled = 0;
         for (refused, t) in results {
             rejected.extend(refused);
@@ -216,8 +245,21 @@ impl Sink for AlternatorSink {
     }
 }
 
-fn is_validation<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("ValidationException"))
+fn is_validation(e: &AwsJsonError) -> bool {
+    e.code() == Some("ValidationException")
+}
+
+fn message(e: &AwsJsonError) -> String {
+    match e {
+        AwsJsonError::Service { message, code, .. } if !message.is_empty() => {
+            if code.is_empty() {
+                message.clone()
+            } else {
+                format!("{code}: {message}")
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The error codes with which the DynamoDB API throttles a request.
@@ -229,19 +271,16 @@ pub const THROTTLING_CODES: &[&str] = &[
 ];
 
 /// Missing tables and refused credentials are fatal; throttling is counted; everything else (5xx,
-/// network, timeouts) is worth retrying.
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
-    table: &str,
-    e: SdkError<E, R>,
-) -> SinkError {
-    let code = e.code().map(str::to_owned);
-    let message = format!("table {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e));
-    match code.as_deref() {
+/// network, timeouts, credentials that could not be loaded yet) is worth retrying.
+fn classify(table: &str, e: &AwsJsonError) -> SinkError {
+    let message = format!("table {table}: {e}");
+    match e.code() {
         Some(
             "ResourceNotFoundException"
             | "AccessDeniedException"
             | "UnrecognizedClientException"
-            | "InvalidSignatureException",
+            | "InvalidSignatureException"
+            | "MissingAuthenticationTokenException",
         ) => SinkError::Fatal(message),
         Some(c) if THROTTLING_CODES.contains(&c) => SinkError::Throttled(message),
         _ => SinkError::Retryable(message),
@@ -288,8 +327,8 @@ mod tests {
         let plan = AlternatorSink::plan(&batch);
         let indices: Vec<usize> = plan.requests.iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, vec![2, 3, 4]);
-        assert!(plan.requests[0].1.delete_request.is_some());
-        assert!(plan.requests[1].1.put_request.is_some());
+        assert!(matches!(plan.requests[0].1, Request::Delete(_)));
+        assert!(matches!(plan.requests[1].1, Request::Put(_)));
         assert!(plan.rejected.is_empty());
     }
 

@@ -70,8 +70,7 @@ pub struct Service {
 /// DynamoDB's data plane (BatchWriteItem, PutItem, DeleteItem).
 pub const DYNAMODB: Service = Service { signing_name: "dynamodb", target_prefix: "DynamoDB_20120810" };
 /// DynamoDB Streams (GetRecords).
-pub const DYNAMODB_STREAMS: Service =
-    Service { signing_name: "dynamodb", target_prefix: "DynamoDBStreams_20120810" };
+pub const DYNAMODB_STREAMS: Service = Service { signing_name: "dynamodb", target_prefix: "DynamoDBStreams_20120810" };
 
 /// One endpoint of one service, with its region and credentials.
 pub struct AwsJsonClient {
@@ -81,6 +80,7 @@ pub struct AwsJsonClient {
     service: Service,
     provider: SharedCredentialsProvider,
     cached: RwLock<Option<Credentials>>,
+    timeouts: Timeouts,
 }
 
 impl AwsJsonClient {
@@ -112,6 +112,7 @@ impl AwsJsonClient {
             service,
             provider,
             cached: RwLock::new(None),
+            timeouts: *timeouts,
         })
     }
 
@@ -125,7 +126,8 @@ impl AwsJsonClient {
     /// # Errors
     /// [`AwsJsonError::Service`] for an error answer, [`AwsJsonError::Transport`] when there is
     /// no answer in time, [`AwsJsonError::Credentials`] when signing fails.
-    pub async fn call(&self, operation: &str, body: Vec<u8>) -> Result<bytes::Bytes, AwsJsonError> {
+    pub async fn call(&self, operation: &str, body: impl Into<bytes::Bytes>) -> Result<bytes::Bytes, AwsJsonError> {
+        let body: bytes::Bytes = body.into();
         let credentials = self.credentials().await?;
         let target = format!("{}.{operation}", self.service.target_prefix);
         let content_type = "application/x-amz-json-1.0";
@@ -143,14 +145,14 @@ impl AwsJsonClient {
         let signable =
             SignableRequest::new("POST", self.url.as_str(), headers.iter().copied(), SignableBody::Bytes(&body))
                 .map_err(|e| AwsJsonError::Credentials(format!("cannot sign a request to {}: {e}", self.url)))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| AwsJsonError::Credentials(format!("cannot sign: {e}")))?
-            .into_parts();
-        let mut request = self.http.post(&self.url).header("content-type", content_type).header("x-amz-target", &target);
+        let (instructions, _) =
+            sign(signable, &params).map_err(|e| AwsJsonError::Credentials(format!("cannot sign: {e}")))?.into_parts();
+        let mut request =
+            self.http.post(&self.url).header("content-type", content_type).header("x-amz-target", &target);
         for (name, value) in instructions.headers() {
             request = request.header(name, value);
         }
-        let response = request.body(body).send().await.map_err(|e| transport(operation, &self.url, &e))?;
+        let response = request.body(body).send().await.map_err(|e| self.transport(operation, &e))?;
         let status = response.status().as_u16();
         if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
             return Err(AwsJsonError::Transport(format!(
@@ -158,7 +160,7 @@ impl AwsJsonClient {
                 self.url
             )));
         }
-        let bytes = response.bytes().await.map_err(|e| transport(operation, &self.url, &e))?;
+        let bytes = response.bytes().await.map_err(|e| self.transport(operation, &e))?;
         if status == 200 {
             return Ok(bytes);
         }
@@ -179,24 +181,27 @@ impl AwsJsonClient {
         *self.cached.write().expect("not poisoned") = Some(credentials.clone());
         Ok(credentials)
     }
-}
 
-fn transport(operation: &str, url: &str, e: &reqwest::Error) -> AwsJsonError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
+    /// A failed exchange, named by what ran out (`timeouts.connect`, `timeouts.request`).
+    fn transport(&self, operation: &str, e: &reqwest::Error) -> AwsJsonError {
+        let what = if e.is_timeout() && e.is_connect() {
+            format!("could not connect within the connect timeout ({:?}, timeouts.connect)", self.timeouts.connect)
+        } else if e.is_timeout() {
+            format!("got no answer within the request timeout ({:?}, timeouts.request)", self.timeouts.request)
+        } else if e.is_connect() {
+            "could not connect".to_owned()
+        } else {
+            "failed".to_owned()
+        };
+        let mut detail = String::new();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        AwsJsonError::Transport(format!("{operation} to {} {what}{detail}", crate::redact(&self.url)))
     }
-    AwsJsonError::Transport(format!("{operation} to {} {what}: {detail}", crate::redact(url)))
 }
 
 /// Reads an AWS JSON 1.0 error answer: `{"__type": "prefix#Code", "message": "..."}` (the
