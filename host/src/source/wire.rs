@@ -26,6 +26,16 @@ struct Page<'a> {
     records: Vec<&'a RawValue>,
 }
 
+/// The same page with every record decoded in one pass: the fast path, taken when every record
+/// decodes and has what a change record needs.
+#[derive(Deserialize)]
+struct DecodedPage<'a> {
+    #[serde(rename = "NextShardIterator", default)]
+    next_shard_iterator: Option<String>,
+    #[serde(rename = "Records", default, borrow)]
+    records: Vec<WireRecord<'a>>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireRecord<'a> {
@@ -82,6 +92,24 @@ struct WireStream<'a> {
 /// When `body` is not a GetRecords answer (not JSON, or `Records` is not a list); the message
 /// says where it broke.
 pub fn decode_page(body: &[u8], stream_arn: &str) -> Result<RecordsPage, String> {
+    // Fast path: the whole page in one pass. Any problem, and the page is read again record by
+    // record, so that only the records at fault go to the dead letter, each with its reason.
+    if let Ok(page) = serde_json::from_slice::<DecodedPage<'_>>(body) {
+        let mut records = Vec::with_capacity(page.records.len());
+        for record in page.records {
+            match convert(record, stream_arn) {
+                Ok(r) => records.push(r),
+                Err(_) => return decode_each(body, stream_arn),
+            }
+        }
+        return Ok(RecordsPage { records, undecodable: Vec::new(), next_iterator: page.next_shard_iterator });
+    }
+    decode_each(body, stream_arn)
+}
+
+/// The slow path of [`decode_page`]: the page split into its records' JSON text, each decoded on
+/// its own.
+fn decode_each(body: &[u8], stream_arn: &str) -> Result<RecordsPage, String> {
     let page: Page<'_> =
         serde_json::from_slice(body).map_err(|e| format!("GetRecords answered with malformed JSON: {e}"))?;
     let mut out = RecordsPage { next_iterator: page.next_shard_iterator, ..RecordsPage::default() };
@@ -107,6 +135,12 @@ pub fn decode_record(text: &str, stream_arn: &str) -> Result<ChangeRecord, Undec
     };
     let record: WireRecord<'_> =
         serde_json::from_str(text).map_err(|e| fail(format!("not a stream record: {e}"), None))?;
+    convert(record, stream_arn).map_err(|(reason, sequence_number)| fail(reason, sequence_number))
+}
+
+/// A decoded wire record → a change record, or why not (and its sequence number if it has one).
+fn convert(record: WireRecord<'_>, stream_arn: &str) -> Result<ChangeRecord, (String, Option<String>)> {
+    let fail = |reason: String, sequence_number: Option<String>| (reason, sequence_number);
     let event_name = match record.event_name.as_deref() {
         Some("INSERT") => EventName::Insert,
         Some("MODIFY") => EventName::Modify,
@@ -154,4 +188,215 @@ fn sequence_of(text: &str) -> Option<String> {
         sequence_number: String,
     }
     serde_json::from_str::<Outer>(text).ok().map(|o| o.dynamodb.sequence_number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_sink_api::AttributeValue;
+    use proptest::prelude::*;
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+
+    const ARN: &str = "arn:aws:dynamodb:us-east-1:1:table/T/stream/2024";
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "-?[1-9][0-9]{0,37}",
+            "-?[0-9]\\.[0-9]{1,20}",
+            "[1-9](\\.[0-9]{1,5})?E[-+]?[1-9][0-9]?",
+            Just("0".to_owned()),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z]{0,12}", "\\PC{0,16}", Just("quote \" backslash \\ tab \t newline \n é 😀 \u{1}".to_owned())]
+    }
+
+    fn value() -> impl Strategy<Value = AttributeValue> {
+        let leaf = prop_oneof![
+            text().prop_map(AttributeValue::S),
+            number().prop_map(AttributeValue::N),
+            prop::collection::vec(any::<u8>(), 0..24).prop_map(AttributeValue::B),
+            prop::collection::btree_set(text(), 1..4).prop_map(|s| AttributeValue::Ss(s.into_iter().collect())),
+            prop::collection::btree_set(number(), 1..4).prop_map(|s| AttributeValue::Ns(s.into_iter().collect())),
+            prop::collection::btree_set(prop::collection::vec(any::<u8>(), 1..8), 1..4)
+                .prop_map(|s| AttributeValue::Bs(s.into_iter().collect())),
+            Just(AttributeValue::Null),
+            any::<bool>().prop_map(AttributeValue::Bool),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::btree_map(text(), inner.clone(), 0..4).prop_map(AttributeValue::M),
+                prop::collection::vec(inner, 0..4).prop_map(AttributeValue::L),
+            ]
+        })
+    }
+
+    fn item() -> impl Strategy<Value = Item> {
+        prop::collection::btree_map("[A-Za-z_#.:-]{1,10}", value(), 1..8)
+    }
+
+    /// One GetRecords record in the API's form, with the given images.
+    fn wire_record(seq: u64, keys: &Item, new: Option<&Item>, old: Option<&Item>, event: &str) -> serde_json::Value {
+        let mut stream = serde_json::json!({
+            "ApproximateCreationDateTime": 1.7000000125E9,
+            "Keys": keys,
+            "SequenceNumber": format!("{}", 100_000_000_000_000_000_000u128 + u128::from(seq)),
+            "SizeBytes": 321,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        });
+        if let Some(new) = new {
+            stream["NewImage"] = serde_json::to_value(new).unwrap();
+        }
+        if let Some(old) = old {
+            stream["OldImage"] = serde_json::to_value(old).unwrap();
+        }
+        serde_json::json!({
+            "awsRegion": "us-east-1", "eventID": format!("e{seq}"), "eventName": event,
+            "eventSource": "aws:dynamodb", "eventVersion": "1.1", "dynamodb": stream,
+            "userIdentity": {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"},
+        })
+    }
+
+    /// A loopback server answering every request with the current `body` (as GetRecords would).
+    fn canned_server(body: Arc<Mutex<Vec<u8>>>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the headers and the body (Content-Length) of one request.
+                loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body = body.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        format!("http://{address}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Random items of every attribute type decode exactly as the AWS SDK's decoder (the
+        /// SDK's GetRecords through `decode::decode_record`, eddy's path before) decodes them.
+        #[test]
+        fn pages_decode_exactly_as_the_sdk_decodes_them(keys in item(), new in item(), old in item()) {
+            static SERVER: std::sync::OnceLock<(String, Arc<Mutex<Vec<u8>>>, tokio::runtime::Runtime)> =
+                std::sync::OnceLock::new();
+            let (url, body, runtime) = SERVER.get_or_init(|| {
+                let body = Arc::new(Mutex::new(Vec::new()));
+                let url = canned_server(Arc::clone(&body));
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                (url, body, runtime)
+            });
+            let page = serde_json::json!({
+                "NextShardIterator": "next",
+                "Records": [
+                    wire_record(1, &keys, Some(&new), None, "INSERT"),
+                    wire_record(2, &keys, Some(&new), Some(&old), "MODIFY"),
+                    wire_record(3, &keys, None, Some(&old), "REMOVE"),
+                ],
+            });
+            let bytes = serde_json::to_vec(&page).unwrap();
+            *body.lock().unwrap() = bytes.clone();
+            let ours = decode_page(&bytes, ARN).unwrap();
+            prop_assert!(ours.undecodable.is_empty(), "{:?}", ours.undecodable);
+            let config = aws_sdk_dynamodbstreams::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+                .endpoint_url(url.as_str())
+                .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("a", "b", None, None, "test"))
+                .build();
+            let client = aws_sdk_dynamodbstreams::Client::from_conf(config);
+            let out = runtime.block_on(client.get_records().shard_iterator("it").send()).unwrap();
+            let sdk: Vec<ChangeRecord> = out
+                .records
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| super::super::decode::decode_record(r, ARN).unwrap())
+                .collect();
+            prop_assert_eq!(sdk.len(), 3);
+            prop_assert_eq!(ours.next_iterator.as_deref(), out.next_shard_iterator.as_deref());
+            prop_assert_eq!(&ours.records, &sdk);
+            // What the Alternator sink sends is eddy's serialization of these values: it reads back
+            // as the same item.
+            let image = ours.records[1].dynamodb.new_image.as_ref().unwrap();
+            let again: Item = serde_json::from_slice(&serde_json::to_vec(image).unwrap()).unwrap();
+            prop_assert_eq!(&again, &new);
+        }
+    }
+
+    #[test]
+    fn a_truncated_page_is_an_error_that_says_so() {
+        let keys: Item = [("id".to_owned(), AttributeValue::S("a".into()))].into();
+        let page = serde_json::json!({"Records": [wire_record(1, &keys, Some(&keys), None, "INSERT")]}).to_string();
+        let err = decode_page(&page.as_bytes()[..page.len() / 2], ARN).unwrap_err();
+        assert!(err.contains("malformed JSON") && err.contains("EOF"), "{err}");
+    }
+
+    #[test]
+    fn bad_records_become_dead_letters_with_the_reason_and_the_rest_decodes() {
+        let keys: Item = [("id".to_owned(), AttributeValue::S("a".into()))].into();
+        let good = wire_record(1, &keys, Some(&keys), None, "INSERT");
+        let mut no_sequence = wire_record(2, &keys, Some(&keys), None, "INSERT");
+        no_sequence["dynamodb"].as_object_mut().unwrap().remove("SequenceNumber");
+        let mut wrong_type = wire_record(3, &keys, Some(&keys), None, "MODIFY");
+        wrong_type["dynamodb"]["Keys"] = serde_json::json!("not a map");
+        let mut unknown_type = wire_record(4, &keys, None, None, "REMOVE");
+        unknown_type["dynamodb"]["Keys"] = serde_json::json!({"id": {"X": "1"}});
+        let mut unknown_event = wire_record(5, &keys, None, None, "TRUNCATE");
+        unknown_event["eventID"] = serde_json::json!("e5");
+        let page = serde_json::json!({"NextShardIterator": "n", "Records": [good, no_sequence, wrong_type, unknown_type, unknown_event]});
+        let page = decode_page(page.to_string().as_bytes(), ARN).unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].dynamodb.sequence_number, "100000000000000000001");
+        let reasons: Vec<(Option<&str>, &str)> =
+            page.undecodable.iter().map(|u| (u.sequence_number.as_deref(), u.reason.as_str())).collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[0].0.is_none() && reasons[0].1.contains("no SequenceNumber"), "{reasons:?}");
+        assert_eq!(reasons[1].0, Some("100000000000000000003"));
+        assert!(reasons[1].1.contains("invalid type"), "{reasons:?}");
+        assert!(reasons[2].1.contains("unknown DynamoDB type \"X\""), "{reasons:?}");
+        assert!(reasons[3].1.contains("unknown eventName Some(\"TRUNCATE\")"), "{reasons:?}");
+        assert!(page.undecodable.iter().all(|u| u.raw.starts_with('{') && u.raw.contains("eventID")));
+    }
+
+    #[test]
+    fn a_six_megabyte_page_decodes_every_record() {
+        let keys: Item = [("id".to_owned(), AttributeValue::S("a".into()))].into();
+        let mut image = keys.clone();
+        image.insert("blob".into(), AttributeValue::S("x".repeat(6000)));
+        let records: Vec<serde_json::Value> =
+            (0..1000).map(|i| wire_record(i, &keys, Some(&image), Some(&image), "MODIFY")).collect();
+        let body = serde_json::json!({"Records": records}).to_string();
+        assert!(body.len() > 6 << 20, "{} bytes", body.len());
+        let page = decode_page(body.as_bytes(), ARN).unwrap();
+        assert_eq!(page.records.len(), 1000);
+        assert!(page.undecodable.is_empty());
+        assert!(page.next_iterator.is_none(), "no NextShardIterator: the shard has ended");
+    }
 }
