@@ -87,8 +87,10 @@ impl Template {
         let mut record = super::sample_record(i);
         record.event_source_arn.clear(); // GetRecords does not carry it; eddy adds it.
         record.dynamodb.sequence_number = SEQUENCE_MARK.to_owned();
-        if let Some(image) = &mut record.dynamodb.new_image {
-            image.insert("written_at".into(), eddy_sink_api::AttributeValue::N(WRITTEN_MARK.to_owned()));
+        if let Some(image) = record.dynamodb.new_image.take() {
+            let mut item = image.into_item();
+            item.insert("written_at".into(), eddy_sink_api::AttributeValue::N(WRITTEN_MARK.to_owned()));
+            record.dynamodb.new_image = Some(item.into());
         }
         let text = serde_json::to_string(&record).expect("records serialize");
         let mut pieces = Vec::new();

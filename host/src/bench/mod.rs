@@ -65,8 +65,8 @@ pub fn sample_record(i: usize) -> ChangeRecord {
         dynamodb: StreamRecord {
             approximate_creation_date_time: Some(1_700_000_000 + i as i64),
             keys,
-            new_image: (i % 4 != 3).then(|| image(i % 15)),
-            old_image: (!i.is_multiple_of(4)).then(|| image(i % 15 + 1)),
+            new_image: (i % 4 != 3).then(|| image(i % 15).into()),
+            old_image: (!i.is_multiple_of(4)).then(|| image(i % 15 + 1).into()),
             sequence_number: format!("{}", 100_000_000_000_000_000_000u128 + i as u128),
             size_bytes: 1024,
             stream_view_type: StreamViewType::NewAndOldImages,

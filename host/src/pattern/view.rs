@@ -106,8 +106,8 @@ impl<'a> View<'a> {
             View::Stream(s) => match key {
                 "ApproximateCreationDateTime" => s.approximate_creation_date_time.map(|t| View::Num(t as f64)),
                 "Keys" => Some(View::Item(&s.keys)),
-                "NewImage" => s.new_image.as_ref().map(View::Item),
-                "OldImage" => s.old_image.as_ref().map(View::Item),
+                "NewImage" => s.new_image.as_ref().map(|i| View::Item(i.item())),
+                "OldImage" => s.old_image.as_ref().map(|i| View::Item(i.item())),
                 "SequenceNumber" => Some(View::Str(&s.sequence_number)),
                 "SizeBytes" => Some(View::Num(s.size_bytes as f64)),
                 "StreamViewType" => Some(View::Str(view_type(s))),

@@ -183,7 +183,7 @@ mod tests {
             aws_region: "us-east-1".into(),
             dynamodb: StreamRecord {
                 approximate_creation_date_time: None,
-                new_image: (event != EventName::Remove).then_some(image),
+                new_image: (event != EventName::Remove).then_some(image.into()),
                 keys,
                 old_image: None,
                 sequence_number: seq.to_string(),

@@ -61,8 +61,8 @@ pub fn decode_record(record: Record, stream_arn: &str) -> Result<ChangeRecord, U
     let dynamodb = StreamRecord {
         approximate_creation_date_time: stream.approximate_creation_date_time.map(|t| t.secs()),
         keys,
-        new_image,
-        old_image,
+        new_image: new_image.map(Into::into),
+        old_image: old_image.map(Into::into),
         sequence_number,
         size_bytes: stream.size_bytes.unwrap_or_default().max(0) as u64,
         stream_view_type,

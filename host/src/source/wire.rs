@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use eddy_sink_api::{ChangeRecord, EventName, Item, StreamRecord, UserIdentity};
+use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -73,10 +73,10 @@ struct WireStream<'a> {
     approximate_creation_date_time: Option<f64>,
     #[serde(default)]
     keys: Option<Item>,
-    #[serde(default)]
-    new_image: Option<Item>,
-    #[serde(default)]
-    old_image: Option<Item>,
+    #[serde(default, borrow)]
+    new_image: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    old_image: Option<&'a RawValue>,
     #[serde(default)]
     sequence_number: Option<String>,
     #[serde(default)]
@@ -156,6 +156,14 @@ fn convert(record: WireRecord<'_>, stream_arn: &str) -> Result<ChangeRecord, (St
     let Some(stream_view_type) = stream.stream_view_type.as_deref().and_then(super::decode::view_type) else {
         return Err(fail(format!("unknown StreamViewType {:?}", stream.stream_view_type), Some(sequence_number)));
     };
+    // Images stay DynamoDB JSON text, checked here and decoded only if something reads them.
+    let image = |raw: Option<&RawValue>, name: &str| -> Result<Option<Image>, (String, Option<String>)> {
+        raw.map(|raw| Image::from_json(raw.get()))
+            .transpose()
+            .map_err(|e| (format!("{name}: {e}"), Some(sequence_number.clone())))
+    };
+    let new_image = image(stream.new_image, "NewImage")?;
+    let old_image = image(stream.old_image, "OldImage")?;
     Ok(ChangeRecord {
         event_id: record.event_id,
         event_name,
@@ -165,8 +173,8 @@ fn convert(record: WireRecord<'_>, stream_arn: &str) -> Result<ChangeRecord, (St
         dynamodb: StreamRecord {
             approximate_creation_date_time: stream.approximate_creation_date_time.map(|t| t.floor() as i64),
             keys: stream.keys.unwrap_or_default(),
-            new_image: stream.new_image,
-            old_image: stream.old_image,
+            new_image,
+            old_image,
             sequence_number,
             size_bytes: stream.size_bytes.unwrap_or_default().max(0) as u64,
             stream_view_type,

@@ -24,8 +24,9 @@ pub(super) fn params<'a>(
     keys: &'a [Vec<(&'a str, wit::KeyValueParam<'a>)>],
     state: &mut HostState,
 ) -> wasmtime::Result<Vec<wit::Change<'a>>> {
-    let mut image =
-        |i: usize, image: &Option<Item>, old: bool| image.as_ref().map(|_| state.image_handle(i, old)).transpose();
+    let mut image = |i: usize, image: &Option<eddy_sink_api::Image>, old: bool| {
+        image.as_ref().map(|_| state.image_handle(i, old)).transpose()
+    };
     records
         .iter()
         .zip(keys)
@@ -133,8 +134,8 @@ pub fn to_record(change: GuestChange, original: &ChangeRecord) -> Result<ChangeR
         dynamodb: StreamRecord {
             approximate_creation_date_time: change.approximate_creation_time,
             keys,
-            new_image: image(change.new_image, "NewImage")?,
-            old_image: image(change.old_image, "OldImage")?,
+            new_image: image(change.new_image, "NewImage")?.map(Into::into),
+            old_image: image(change.old_image, "OldImage")?.map(Into::into),
             sequence_number: change.sequence_number,
             size_bytes: change.size_bytes,
             stream_view_type: original.dynamodb.stream_view_type,

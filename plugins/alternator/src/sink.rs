@@ -1,13 +1,14 @@
 //! The sink itself: dedupe per key, batch by 25, write concurrently, retry what is unprocessed.
 //!
-//! Request bodies are written straight from the records' images: eddy's attribute values
-//! serialize to DynamoDB JSON, the wire form of the DynamoDB API, so no other model is built.
+//! Request bodies are written straight from the records' images: an image read from GetRecords
+//! is copied as the DynamoDB JSON text it arrived as (never decoded), and an image a processor
+//! built serializes to the same form, so no other model is built.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
-use eddy_sink_api::{ChangeRecord, EventName, Item, Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
+use eddy_sink_api::{ChangeRecord, EventName, Image, Item, Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -31,7 +32,7 @@ pub struct AlternatorSink {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Request<'a> {
     /// `PutRequest` of the change's `NewImage`.
-    Put(&'a Item),
+    Put(&'a Image),
     /// `DeleteRequest` of the change's `Keys`.
     Delete(&'a Item),
 }
@@ -40,12 +41,16 @@ impl Request<'_> {
     /// Appends this request as a `BatchWriteItem` entry: `{"PutRequest":{"Item":...}}` or
     /// `{"DeleteRequest":{"Key":...}}`.
     fn write_entry(&self, out: &mut Vec<u8>) {
-        let (head, item) = match self {
-            Request::Put(item) => (&br#"{"PutRequest":{"Item":"#[..], item),
-            Request::Delete(key) => (&br#"{"DeleteRequest":{"Key":"#[..], key),
-        };
-        out.extend_from_slice(head);
-        serde_json::to_writer(&mut *out, item).expect("attribute values serialize");
+        match self {
+            Request::Put(image) => {
+                out.extend_from_slice(br#"{"PutRequest":{"Item":"#);
+                image.write_json(out);
+            }
+            Request::Delete(key) => {
+                out.extend_from_slice(br#"{"DeleteRequest":{"Key":"#);
+                serde_json::to_writer(&mut *out, key).expect("attribute values serialize");
+            }
+        }
         out.extend_from_slice(b"}}");
     }
 }
@@ -195,12 +200,15 @@ impl AlternatorSink {
     ) -> Result<Vec<Rejected>, SinkError> {
         let mut rejected = Vec::new();
         for (index, request) in chunk {
-            let (operation, field, item) = match request {
-                Request::Put(item) => ("PutItem", "Item", item),
-                Request::Delete(key) => ("DeleteItem", "Key", key),
+            let (operation, field) = match request {
+                Request::Put(_) => ("PutItem", "Item"),
+                Request::Delete(_) => ("DeleteItem", "Key"),
             };
             let mut text = format!(r#"{{"TableName":{},"{field}":"#, self.table_json).into_bytes();
-            serde_json::to_writer(&mut text, item).expect("attribute values serialize");
+            match request {
+                Request::Put(image) => image.write_json(&mut text),
+                Request::Delete(key) => serde_json::to_writer(&mut text, key).expect("attribute values serialize"),
+            }
             text.push(b'}');
             let body = bytes::Bytes::from(text);
             let result = self
@@ -302,7 +310,7 @@ mod tests {
             aws_region: "us-east-1".into(),
             dynamodb: StreamRecord {
                 approximate_creation_date_time: None,
-                new_image: with_image.then(|| keys.clone()),
+                new_image: with_image.then(|| keys.clone().into()),
                 keys,
                 old_image: None,
                 sequence_number: seq.to_owned(),

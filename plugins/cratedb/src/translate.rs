@@ -66,7 +66,7 @@ pub fn row(record: &ChangeRecord) -> Result<Row, String> {
                 )
             })?;
             let (mut data, mut aux) = (Map::new(), Map::new());
-            for (name, value) in image {
+            for (name, value) in image.item() {
                 if record.dynamodb.keys.contains_key(name) {
                     continue;
                 }

@@ -7,12 +7,14 @@
 //! `plugins/` and depend only on this crate.
 
 pub mod aws_json;
+mod image;
 mod record;
 pub mod redact;
 mod retry;
 mod sink;
 mod value;
 
+pub use image::Image;
 pub use record::{ChangeRecord, EventName, StreamRecord, StreamViewType, UserIdentity};
 pub use redact::redact;
 pub use retry::{Backoff, RetryPolicy, Timeouts};

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::image::Image;
 use crate::value::Item;
 
 /// What happened to the item: `INSERT`, `MODIFY` or `REMOVE` (the stream record's `eventName`).
@@ -95,10 +96,10 @@ pub struct StreamRecord {
     pub keys: Item,
     /// The item after the change (stream views NEW_IMAGE and NEW_AND_OLD_IMAGES; not on REMOVE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_image: Option<Item>,
+    pub new_image: Option<Image>,
     /// The item before the change (stream views OLD_IMAGE and NEW_AND_OLD_IMAGES; not on INSERT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub old_image: Option<Item>,
+    pub old_image: Option<Image>,
     /// The record's position in its shard: a decimal string of up to 40 digits. Within a shard,
     /// later records have larger numbers (compare with [`StreamRecord::sequence_cmp`]).
     pub sequence_number: String,
