@@ -3,6 +3,10 @@
 //!
 //! - A poll that returned records is followed by another at once; an empty one waits
 //!   `poll_interval`.
+//! - Pipelining: while a batch is in the pipeline, the next GetRecords (on the batch's
+//!   `NextShardIterator`) is already in flight, at most one page ahead. It is used only once the
+//!   batch is acknowledged and checkpointed; after a failed batch it is thrown away and the shard
+//!   rewinds to its checkpoint as before.
 //! - The iterator advances only after the batch is checkpointed: a failure never skips records
 //!   (scylla-migrator's poller moves its iterator before writing, and loses the batch on a
 //!   failed write).
@@ -107,6 +111,8 @@ impl ShardReader {
         // The position to resume from when an iterator has to be fetched again.
         let mut resume = self.start.clone();
         let mut iterator: Option<String> = None;
+        // The next page, fetched while the previous batch was in the pipeline.
+        let mut ahead: Option<Fetched> = None;
         let mut errors = 0u32;
         let mut sink_failures = 0u32;
         tracing::info!(shard, start = ?resume, "reading shard");
@@ -116,30 +122,35 @@ impl ShardReader {
             if self.stop.is_set() {
                 return Ok(ReaderExit::Stopped);
             }
-            let it = match iterator.take() {
-                Some(it) => it,
-                None => match tokio::select! {
-                    it = self.api.get_shard_iterator(&shard, &resume) => it,
-                    () = self.stop.wait() => return Ok(ReaderExit::Stopped),
-                } {
-                    Ok(it) => it,
-                    Err(StreamsError::Trimmed(detail)) => {
-                        resume = trimmed(&shard, &self.settings, &resume, &detail)?;
-                        continue;
+            let fetched = match ahead.take() {
+                Some(fetched) => fetched,
+                None => {
+                    let it = match iterator.take() {
+                        Some(it) => it,
+                        None => match tokio::select! {
+                            it = self.api.get_shard_iterator(&shard, &resume) => it,
+                            () = self.stop.wait() => return Ok(ReaderExit::Stopped),
+                        } {
+                            Ok(it) => it,
+                            Err(StreamsError::Trimmed(detail)) => {
+                                resume = trimmed(&shard, &self.settings, &resume, &detail)?;
+                                continue;
+                            }
+                            Err(e) => {
+                                backoff(&shard, &self.settings, &self.stop, &mut errors, "GetShardIterator", e).await?;
+                                continue;
+                            }
+                        },
+                    };
+                    match fetch(self.api.as_ref(), it, self.settings.max_records_per_poll, &self.stop).await {
+                        Some(fetched) => fetched,
+                        None => return Ok(ReaderExit::Stopped),
                     }
-                    Err(e) => {
-                        backoff(&shard, &self.settings, &self.stop, &mut errors, "GetShardIterator", e).await?;
-                        continue;
-                    }
-                },
+                }
             };
-            let polled = std::time::Instant::now();
-            let page = tokio::select! {
-                page = self.api.get_records(&it, self.settings.max_records_per_poll) => page,
-                _ = self.stop.wait() => return Ok(ReaderExit::Stopped),
-            };
+            let Fetched { iterator: it, page, took } = fetched;
             if let Ok(page) = &page {
-                metrics.poll(polled.elapsed(), iterator_age(page));
+                metrics.poll(took, iterator_age(page));
             }
             let page = match page {
                 Ok(p) => p,
@@ -177,8 +188,18 @@ impl ShardReader {
                         () = self.stop.wait() => return Ok(ReaderExit::Stopped),
                     }
                 }
-                match self.worker.process(&shard, &page.records, &page.undecodable, &self.stop).await {
-                    Ok(()) => {}
+                let process = self.worker.process(&shard, &page.records, &page.undecodable, &self.stop);
+                let (processed, next) = match page.next_iterator.clone() {
+                    Some(next) => {
+                        let limit = self.settings.max_records_per_poll;
+                        let (processed, next) =
+                            tokio::join!(process, fetch(self.api.as_ref(), next, limit, &self.stop));
+                        (processed, next)
+                    }
+                    None => (process.await, None),
+                };
+                match processed {
+                    Ok(()) => ahead = next,
                     Err(PipelineError::Interrupted { sink }) => {
                         tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
                         return Ok(ReaderExit::Stopped);
@@ -230,6 +251,22 @@ impl ShardReader {
                 return Ok(ReaderExit::Stopped);
             }
         }
+    }
+}
+
+/// One GetRecords call: the iterator it used, its answer, and how long it took.
+struct Fetched {
+    iterator: String,
+    page: Result<crate::source::RecordsPage, StreamsError>,
+    took: Duration,
+}
+
+/// Calls GetRecords on `iterator`; `None` when stopping was asked first.
+async fn fetch(api: &dyn StreamsApi, iterator: String, limit: u32, stop: &Stop) -> Option<Fetched> {
+    let started = std::time::Instant::now();
+    tokio::select! {
+        page = api.get_records(&iterator, limit) => Some(Fetched { iterator, page, took: started.elapsed() }),
+        () = stop.wait() => None,
     }
 }
 
