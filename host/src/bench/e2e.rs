@@ -168,8 +168,9 @@ impl Case<'_> {
             .context("cannot start eddy run")?;
         let (status, usage) = wait(child, Duration::from_secs(900))?;
         let wall = started.elapsed();
+        let log = work.join("eddy.log");
         let log_tail = || {
-            let text = std::fs::read_to_string(work.join("eddy.log")).unwrap_or_default();
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(20).collect();
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         };
@@ -177,7 +178,13 @@ impl Case<'_> {
             bail!("eddy run ({} sink, {} shards) exited with {status}:\n{}", self.sink, self.shards, log_tail());
         }
         let stats = endpoint.stats()?;
-        check(self.sink, per_shard * self.shards as u64, &stats).with_context(log_tail)?;
+        if let Err(e) = check(self.sink, per_shard * self.shards as u64, &stats) {
+            // Keep the pipeline, its state and its log for a look.
+            let tail = log_tail();
+            let kept = std::env::temp_dir().join(format!("eddy-bench-failed-{}", std::process::id()));
+            let _ = std::fs::rename(&work, &kept);
+            bail!("{e} ({stats:?}; pipeline, state and log kept in {}):\n{tail}", kept.display());
+        }
         Ok(Measured { cpu: usage.cpu, wall, peak_rss_kib: usage.peak_rss_kib, stats })
     }
 
