@@ -63,8 +63,13 @@ pub fn preview(sink: &SinkConfig, batch: &[&ChangeRecord]) -> Vec<Value> {
             let plan = eddy_sink_cratedb::CrateDbSink::plan(batch);
             let statements = eddy_sink_cratedb::Statements::new(&c.table);
             let mut out = superseded(batch);
-            for (i, row) in &plan.rows {
-                let (stmt, args) = statements.for_row(row);
+            for (i, _) in &plan.rows {
+                let Ok(row) = eddy_sink_cratedb::translate::row(batch[*i]) else { continue };
+                let (stmt, _) = statements.for_row(&row);
+                // The arguments exactly as the sink writes them.
+                let mut bytes = Vec::new();
+                let _ = eddy_sink_cratedb::translate::write_args(batch[*i], &mut bytes);
+                let args: Value = serde_json::from_slice(&bytes).expect("bulk_args entries are JSON");
                 let row_json = match row.op {
                     eddy_sink_cratedb::translate::Op::Delete => json!({"pk": row.pk}),
                     _ => json!({"pk": row.pk, "data": row.data, "aux": row.aux}),

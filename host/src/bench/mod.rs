@@ -109,25 +109,34 @@ pub fn filter(n: usize) -> String {
     )
 }
 
-/// Translates `records` to CrateDB rows (commons-codec's layout) and serializes them as the
-/// `bulk_args` of upsert and delete requests, as the cratedb sink does, without a network; reports
-/// rows/s.
+/// Translates `records` to CrateDB rows (commons-codec's layout) and writes them as the
+/// `bulk_args` of upsert and delete requests, as the cratedb sink does
+/// ([`eddy_sink_cratedb::translate::write_args`]), without a network; reports rows/s.
 pub fn cratedb(records: &[ChangeRecord], rounds: usize) -> String {
-    use eddy_sink_cratedb::translate::{row, Op};
+    use eddy_sink_cratedb::translate::{write_args, Op};
     let started = Instant::now();
     let mut bytes = 0usize;
+    let (mut upserts, mut deletes, mut entry) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let mut upserts = Vec::with_capacity(records.len());
-        let mut deletes = Vec::new();
+        upserts.clear();
+        deletes.clear();
+        upserts.extend_from_slice(br#"{"stmt":"upsert","bulk_args":["#);
+        deletes.extend_from_slice(br#"{"stmt":"delete","bulk_args":["#);
         for record in records {
-            match row(black_box(record)) {
-                Ok(r) if r.op == Op::Delete => deletes.push(json!([r.pk])),
-                Ok(r) => upserts.push(json!([r.pk, r.data, r.aux])),
-                Err(_) => {}
+            entry.clear();
+            let body = match write_args(black_box(record), &mut entry) {
+                Ok(Op::Delete) => &mut deletes,
+                Ok(Op::Upsert) => &mut upserts,
+                Err(_) => continue,
+            };
+            if body.last() != Some(&b'[') {
+                body.push(b',');
             }
+            body.extend_from_slice(&entry);
         }
-        bytes += serde_json::to_vec(&json!({"stmt": "upsert", "bulk_args": upserts})).map(|b| b.len()).unwrap_or(0);
-        bytes += serde_json::to_vec(&json!({"stmt": "delete", "bulk_args": deletes})).map(|b| b.len()).unwrap_or(0);
+        upserts.extend_from_slice(b"]}");
+        deletes.extend_from_slice(b"]}");
+        bytes += black_box(&upserts).len() + black_box(&deletes).len();
     }
     let secs = started.elapsed().as_secs_f64();
     let rows = records.len() * rounds;

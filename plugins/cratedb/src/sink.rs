@@ -144,8 +144,8 @@ impl CrateDbSink {
     }
 
     /// Sends one request; returns the per-row results of a bulk request.
-    async fn send(&self, body: Value) -> Result<Vec<Value>, Failure> {
-        let mut request = self.client.post(&self.endpoint).json(&body);
+    async fn send(&self, body: bytes::Bytes) -> Result<Vec<Value>, Failure> {
+        let mut request = self.client.post(&self.endpoint).header("content-type", "application/json").body(body);
         if let Some((user, password)) = &self.auth {
             request = request.basic_auth(user, password.as_deref());
         }
@@ -173,7 +173,7 @@ impl CrateDbSink {
 
     /// Sends one request, retrying transient failures (HTTP 5xx, 5xxx codes, connection errors,
     /// timeouts) under the retry policy; other failures are fatal.
-    async fn send_with_retry(&self, body: Value) -> Result<Vec<Value>, SinkError> {
+    async fn send_with_retry(&self, body: bytes::Bytes) -> Result<Vec<Value>, SinkError> {
         let mut throttled = 0;
         self.retry
             .run(&mut throttled, || async {
@@ -185,18 +185,23 @@ impl CrateDbSink {
             .await
     }
 
-    /// Writes `rows` (index in the batch, row) with one bulk request per chunk; rows CrateDB
-    /// refuses for good are returned.
-    async fn bulk(
-        &self,
-        stmt: &str,
-        rows: &[(usize, &Row)],
-        args: impl Fn(&Row) -> Value,
-    ) -> Result<Vec<Rejected>, SinkError> {
+    /// Writes the changes `rows` (index in `batch`, op) with `stmt`, one bulk request per
+    /// `batch_size` rows, their `bulk_args` written straight from the records
+    /// ([`translate::write_args`]); rows CrateDB refuses for good are returned.
+    async fn bulk(&self, stmt: &str, batch: &[&ChangeRecord], rows: &[usize]) -> Result<Vec<Rejected>, SinkError> {
         let mut rejected = Vec::new();
+        let head = format!(r#"{{"stmt":{},"bulk_args":["#, serde_json::to_string(stmt).expect("a string serializes"));
         for chunk in rows.chunks(self.batch_size) {
-            let bulk_args: Vec<Value> = chunk.iter().map(|(_, r)| args(r)).collect();
-            let results = self.send_with_retry(json!({"stmt": stmt, "bulk_args": bulk_args})).await?;
+            let mut body = Vec::with_capacity(head.len() + chunk.len() * 1024);
+            body.extend_from_slice(head.as_bytes());
+            for (n, &index) in chunk.iter().enumerate() {
+                if n > 0 {
+                    body.push(b',');
+                }
+                translate::write_args(batch[index], &mut body).map_err(SinkError::Fatal)?;
+            }
+            body.extend_from_slice(b"]}");
+            let results = self.send_with_retry(body.into()).await?;
             if results.len() != chunk.len() {
                 return Err(SinkError::Retryable(format!(
                     "CrateDB returned {} results for {} rows",
@@ -204,7 +209,7 @@ impl CrateDbSink {
                     chunk.len()
                 )));
             }
-            for ((index, _), result) in chunk.iter().zip(results) {
+            for (&index, result) in chunk.iter().zip(results) {
                 if result["rowcount"].as_i64() != Some(-2) {
                     continue;
                 }
@@ -215,19 +220,19 @@ impl CrateDbSink {
                     // Transient: the whole write is retried (upserts and deletes are idempotent).
                     return Err(SinkError::Retryable(format!("CrateDB error {code}: {message}")));
                 }
-                rejected.push(Rejected { index: *index, reason: format!("CrateDB error {code}: {message}") });
+                rejected.push(Rejected { index, reason: format!("CrateDB error {code}: {message}") });
             }
         }
         Ok(rejected)
     }
 }
 
-/// What one write sends: the row of the last change of each key, and the changes that cannot be
-/// translated.
+/// What one write sends: the operation of the last change of each key, and the changes that
+/// cannot be written.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// `(index in the batch, row)`, in batch order.
-    pub rows: Vec<(usize, Row)>,
+    /// `(index in the batch, op)`, in batch order.
+    pub rows: Vec<(usize, Op)>,
     /// Changes that cannot be written, with the reason.
     pub rejected: Vec<Rejected>,
 }
@@ -238,17 +243,23 @@ impl CrateDbSink {
     /// preview`.)
     pub fn plan(batch: &[&ChangeRecord]) -> Plan {
         let mut plan = Plan::default();
-        let mut last: HashMap<&eddy_sink_api::Item, (usize, Row)> = HashMap::with_capacity(batch.len());
+        let mut last: HashMap<&eddy_sink_api::Item, usize> = HashMap::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
-            match translate::row(record) {
-                Ok(row) => {
-                    last.insert(&record.dynamodb.keys, (index, row));
-                }
-                Err(reason) => plan.rejected.push(Rejected { index, reason }),
+            last.insert(&record.dynamodb.keys, index);
+        }
+        let mut keep: Vec<usize> = last.into_values().collect();
+        keep.sort_unstable();
+        for index in keep {
+            let record = batch[index];
+            match (record.event_name, &record.dynamodb.new_image) {
+                (eddy_sink_api::EventName::Remove, _) => plan.rows.push((index, Op::Delete)),
+                (_, Some(_)) => plan.rows.push((index, Op::Upsert)),
+                (_, None) => match translate::row(record) {
+                    Ok(row) => plan.rows.push((index, row.op)),
+                    Err(reason) => plan.rejected.push(Rejected { index, reason }),
+                },
             }
         }
-        plan.rows = last.into_values().collect();
-        plan.rows.sort_by_key(|(i, _)| *i);
         plan
     }
 }
@@ -262,7 +273,8 @@ impl Sink for CrateDbSink {
                 let stmt = self.statements.create(first);
                 self.created
                     .get_or_try_init(|| async {
-                        self.send_with_retry(json!({"stmt": stmt})).await.map(|_| ()).map_err(|e| match e {
+                        let body = serde_json::to_vec(&json!({"stmt": stmt})).expect("JSON serializes");
+                        self.send_with_retry(body.into()).await.map(|_| ()).map_err(|e| match e {
                             SinkError::Fatal(m) => SinkError::Fatal(format!("cannot create the table: {m}")),
                             other => other,
                         })
@@ -270,29 +282,23 @@ impl Sink for CrateDbSink {
                     .await?;
             }
         }
-        let mut upserts: HashMap<Vec<&str>, Vec<(usize, &Row)>> = HashMap::new();
-        let mut deletes: Vec<(usize, &Row)> = Vec::new();
-        for (index, row) in &rows {
-            match row.op {
-                Op::Upsert => {
-                    upserts.entry(row.pk.keys().map(String::as_str).collect()).or_default().push((*index, row))
-                }
-                Op::Delete => deletes.push((*index, row)),
+        // Upserts are grouped by their key names (the statement's conflict target).
+        let mut upserts: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+        let mut deletes: Vec<usize> = Vec::new();
+        for &(index, op) in &rows {
+            match op {
+                Op::Upsert => upserts
+                    .entry(batch[index].dynamodb.keys.keys().map(String::as_str).collect())
+                    .or_default()
+                    .push(index),
+                Op::Delete => deletes.push(index),
             }
         }
         for (keys, group) in &upserts {
-            let stmt = self.statements.upsert(keys);
-            let refused = self
-                .bulk(&stmt, group, |r| {
-                    json!([Value::Object(r.pk.clone()), Value::Object(r.data.clone()), Value::Object(r.aux.clone())])
-                })
-                .await?;
-            rejected.extend(refused);
+            rejected.extend(self.bulk(&self.statements.upsert(keys), batch, group).await?);
         }
         if !deletes.is_empty() {
-            rejected.extend(
-                self.bulk(&self.statements.delete(), &deletes, |r| json!([Value::Object(r.pk.clone())])).await?,
-            );
+            rejected.extend(self.bulk(&self.statements.delete(), batch, &deletes).await?);
         }
         rejected.sort_by_key(|r| r.index);
         Ok(WriteOutcome { rejected, throttled: 0 })

@@ -122,6 +122,106 @@ pub fn number(text: &str) -> Value {
     }
 }
 
+/// Appends the `bulk_args` entry of `record` to `out`: `[pk, data, aux]` for an upsert,
+/// `[pk]` for a delete, each written straight from the attributes (the same JSON that
+/// serializing [`row`]'s maps gives, without building them).
+///
+/// # Errors
+/// As [`row`]: an upsert without a `NewImage`; nothing is appended then.
+pub fn write_args(record: &ChangeRecord, out: &mut Vec<u8>) -> Result<Op, String> {
+    let keys = &record.dynamodb.keys;
+    if record.event_name == EventName::Remove {
+        out.push(b'[');
+        write_object(keys.iter(), out);
+        out.push(b']');
+        return Ok(Op::Delete);
+    }
+    let Some(image) = record.dynamodb.new_image.as_ref() else {
+        return row(record).map(|r| r.op);
+    };
+    let image = image.item();
+    out.push(b'[');
+    write_object(keys.iter(), out);
+    out.push(b',');
+    write_object(image.iter().filter(|(name, value)| !keys.contains_key(*name) && !is_mixed_list(value)), out);
+    out.push(b',');
+    write_object(image.iter().filter(|(name, value)| !keys.contains_key(*name) && is_mixed_list(value)), out);
+    out.push(b']');
+    Ok(Op::Upsert)
+}
+
+fn write_object<'a>(attributes: impl Iterator<Item = (&'a String, &'a AttributeValue)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (n, (name, value)) in attributes.enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write_str(name, out);
+        out.push(b':');
+        write_value(value, out);
+    }
+    out.push(b'}');
+}
+
+fn write_str(text: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, text).expect("a string serializes");
+}
+
+fn write_list<T>(items: &[T], out: &mut Vec<u8>, mut each: impl FnMut(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        each(item, out);
+    }
+    out.push(b']');
+}
+
+fn write_base64(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    // Base64 needs no JSON escaping.
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .expect("the buffer is sized for the encoding");
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+/// [`decode`], written as JSON text.
+fn write_value(value: &AttributeValue, out: &mut Vec<u8>) {
+    match value {
+        AttributeValue::S(s) => write_str(s, out),
+        AttributeValue::N(n) => write_number(n, out),
+        AttributeValue::B(b) => write_base64(b, out),
+        AttributeValue::Ss(v) => write_list(v, out, |s, out| write_str(s, out)),
+        AttributeValue::Ns(v) => write_list(v, out, |n, out| write_number(n, out)),
+        AttributeValue::Bs(v) => write_list(v, out, |b, out| write_base64(b, out)),
+        AttributeValue::M(m) => write_object(m.iter(), out),
+        AttributeValue::L(l) => write_list(l, out, write_value),
+        AttributeValue::Null => out.extend_from_slice(b"null"),
+        AttributeValue::Bool(true) => out.extend_from_slice(b"true"),
+        AttributeValue::Bool(false) => out.extend_from_slice(b"false"),
+    }
+}
+
+/// [`number`], written as JSON text.
+fn write_number(text: &str, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    if let Ok(i) = text.parse::<i64>() {
+        write!(out, "{i}").expect("writing to a Vec");
+    } else if let Ok(u) = text.parse::<u64>() {
+        write!(out, "{u}").expect("writing to a Vec");
+    } else {
+        match text.parse::<f64>().ok().and_then(Number::from_f64) {
+            Some(n) => serde_json::to_writer(&mut *out, &n).expect("a number serializes"),
+            None => write_str(text, out),
+        }
+    }
+}
+
 /// The CrateDB column type for a key attribute, as commons-codec's DDL writes it.
 pub fn key_type(value: &AttributeValue) -> &'static str {
     match value {

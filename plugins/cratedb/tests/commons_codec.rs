@@ -3,7 +3,7 @@
 //! as documented (INSERT and MODIFY → upsert, REMOVE → delete).
 
 use eddy_sink_api::{AttributeValue, ChangeRecord, Item};
-use eddy_sink_cratedb::translate::{row, Op};
+use eddy_sink_cratedb::translate::{row, write_args, Op};
 use serde_json::{Map, Value};
 
 /// Compares our value with the reference's, guided by the DynamoDB value both came from.
@@ -84,7 +84,18 @@ fn rows_match_commons_codec() {
             Op::Upsert => stmt.starts_with("INSERT") || stmt.starts_with("UPDATE"),
         };
         let image = record.dynamodb.new_image.clone().unwrap_or_default();
+        // What the sink sends: written straight from the attributes, byte for byte the JSON of
+        // the row's maps.
+        let mut sent = Vec::new();
+        let sent_op = write_args(&record, &mut sent).unwrap();
+        let reference = match ours.op {
+            Op::Delete => serde_json::json!([ours.pk]),
+            Op::Upsert => serde_json::json!([ours.pk, ours.data, ours.aux]),
+        };
         let result = (|| {
+            if sent_op != ours.op || sent != serde_json::to_vec(&reference).unwrap() {
+                return Err(format!("bulk_args {} ≠ the row's {reference}", String::from_utf8_lossy(&sent)));
+            }
             if !kind_ok {
                 return Err(format!("{:?} for reference statement {stmt}", ours.op));
             }
