@@ -147,7 +147,10 @@ struct Case<'a> {
 impl Case<'_> {
     fn measure(&self, per_shard: u64, rate: Option<f64>) -> anyhow::Result<Measured> {
         let endpoint = Endpoint::start(self.exe, self.shards, per_shard, rate)?;
-        let work = self.dir.join(format!("{}-{}-{per_shard}", self.sink, self.shards));
+        // A fresh folder per run: a run must not find another's checkpoints.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = self.dir.join(format!("{run:02}-{}-{}-{per_shard}", self.sink, self.shards));
         std::fs::create_dir_all(&work)?;
         let config = work.join("pipeline.yaml");
         std::fs::write(&config, self.pipeline(&endpoint.url))?;
