@@ -8,7 +8,7 @@
 
 use std::ptr::NonNull;
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, Item};
+use eddy_sink_api::{AttributeValue, ChangeRecord, Image};
 use wasmtime::component::{Resource, ResourceTable};
 
 use super::bindings::eddy::processor::types::{self as wit, Attribute};
@@ -68,7 +68,7 @@ impl LentRecords {
         call(guard.0)
     }
 
-    fn image(&self, table: &ResourceTable, handle: &Resource<ImageRef>) -> wasmtime::Result<&Item> {
+    fn image(&self, table: &ResourceTable, handle: &Resource<ImageRef>) -> wasmtime::Result<&Image> {
         let image = table.get(handle)?;
         let record = match self.records.get(image.index as usize) {
             Some(record) if image.call == self.call => record,
@@ -93,7 +93,7 @@ impl HostState {
 
 impl wit::HostImage for HostState {
     fn get(&mut self, image: Resource<ImageRef>, name: String) -> wasmtime::Result<Option<Attribute>> {
-        Ok(self.lent.image(&self.table, &image)?.get(&name).map(attribute))
+        Ok(self.lent.image(&self.table, &image)?.attribute(&name).as_deref().map(attribute))
     }
 
     fn names(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<Vec<String>> {
@@ -101,7 +101,9 @@ impl wit::HostImage for HostState {
     }
 
     fn to_json(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<String> {
-        Ok(serde_json::to_string(self.lent.image(&self.table, &image)?)?)
+        let mut text = Vec::new();
+        self.lent.image(&self.table, &image)?.write_json(&mut text);
+        Ok(String::from_utf8(text)?)
     }
 
     fn drop(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<()> {

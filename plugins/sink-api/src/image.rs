@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::value::Item;
+use crate::value::{AttributeValue, Item};
 
 /// An item image: DynamoDB JSON text decoded on first use, or an [`Item`] built in memory.
 pub struct Image {
@@ -40,6 +40,22 @@ impl Image {
             Some(text) => serde_json::from_str(text).expect("image text is checked when the image is made"),
             None => Item::new(),
         })
+    }
+
+    /// One top-level attribute. An image not decoded yet stays so: its text is scanned for
+    /// `name` and only that attribute is decoded (what a processor reading one attribute pays).
+    pub fn attribute(&self, name: &str) -> Option<std::borrow::Cow<'_, AttributeValue>> {
+        use std::borrow::Cow;
+        match (self.item.get(), &self.text) {
+            (Some(item), _) => item.get(name).map(Cow::Borrowed),
+            (None, Some(text)) => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                de::DeserializeSeed::deserialize(Find(name), &mut de)
+                    .expect("image text is checked when the image is made")
+                    .map(Cow::Owned)
+            }
+            (None, None) => None,
+        }
     }
 
     /// The item, owned.
@@ -124,6 +140,37 @@ impl Serialize for Image {
 impl<'de> Deserialize<'de> for Image {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Item::deserialize(d).map(Image::from)
+    }
+}
+
+/// Finds one attribute in an item's text, skipping the others without decoding them.
+struct Find<'n>(&'n str);
+
+impl<'de> de::DeserializeSeed<'de> for Find<'_> {
+    type Value = Option<AttributeValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Find<'_> {
+    type Value = Option<AttributeValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an item in DynamoDB JSON")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && key == self.0 {
+                found = Some(map.next_value::<AttributeValue>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -280,8 +327,12 @@ mod tests {
         assert_eq!(out, TEXT.as_bytes(), "the text is copied as it was read");
         assert_eq!(serde_json::to_string(&image).unwrap(), TEXT, "serializes as its text");
         assert!(!image.is_decoded());
+        assert_eq!(image.attribute("s").as_deref().and_then(|v| v.as_s()), Some("héllo \"q\""));
+        assert_eq!(image.attribute("missing"), None);
+        assert!(!image.is_decoded(), "one attribute is found without decoding the image");
         assert_eq!(image.get("s").and_then(|v| v.as_s()), Some("héllo \"q\""));
         assert!(image.is_decoded());
+        assert_eq!(image.attribute("n").as_deref(), image.get("n"));
         let item: Item = serde_json::from_str(TEXT).unwrap();
         assert_eq!(image, Image::from(item));
     }
