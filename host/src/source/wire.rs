@@ -267,6 +267,9 @@ mod tests {
         })
     }
 
+    /// The canned server's address, the body it answers with, and a runtime for the SDK.
+    type Canned = (String, Arc<Mutex<Vec<u8>>>, tokio::runtime::Runtime);
+
     /// A loopback server answering every request with the current `body` (as GetRecords would).
     fn canned_server(body: Arc<Mutex<Vec<u8>>>) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -313,8 +316,7 @@ mod tests {
         /// SDK's GetRecords through `decode::decode_record`, eddy's path before) decodes them.
         #[test]
         fn pages_decode_exactly_as_the_sdk_decodes_them(keys in item(), new in item(), old in item()) {
-            static SERVER: std::sync::OnceLock<(String, Arc<Mutex<Vec<u8>>>, tokio::runtime::Runtime)> =
-                std::sync::OnceLock::new();
+            static SERVER: std::sync::OnceLock<Canned> = std::sync::OnceLock::new();
             let (url, body, runtime) = SERVER.get_or_init(|| {
                 let body = Arc::new(Mutex::new(Vec::new()));
                 let url = canned_server(Arc::clone(&body));
