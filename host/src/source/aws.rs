@@ -175,3 +175,32 @@ impl StreamsApi for AwsStreams {
         super::wire::decode_page(&answer, &self.stream_arn).map_err(StreamsError::Transient)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_sink_api::aws_json::service_error;
+
+    /// GetRecords errors keep the meaning they had through the SDK: the reader's policy is chosen
+    /// by the error code of the answer.
+    #[test]
+    fn get_records_errors_map_to_the_readers_policy_by_code() {
+        let error = |status: u16, code: &str| {
+            let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"m"}}"#);
+            classify_records(service_error(status, body.as_bytes()))
+        };
+        assert!(matches!(error(400, "ExpiredIteratorException"), StreamsError::ExpiredIterator));
+        assert!(matches!(error(400, "TrimmedDataAccessException"), StreamsError::Trimmed(_)));
+        assert!(matches!(error(400, "LimitExceededException"), StreamsError::Transient(_)));
+        assert!(matches!(error(400, "ThrottlingException"), StreamsError::Transient(_)));
+        assert!(matches!(error(500, "InternalServerError"), StreamsError::Transient(_)));
+        assert!(matches!(error(400, "ResourceNotFoundException"), StreamsError::Fatal(_)));
+        assert!(matches!(error(400, "UnrecognizedClientException"), StreamsError::Fatal(_)));
+        assert!(matches!(
+            classify_records(service_error(503, b"<html>Service Unavailable</html>")),
+            StreamsError::Transient(_)
+        ));
+        let timeout = classify_records(AwsJsonError::Transport("GetRecords to http://x got no answer".into()));
+        assert!(matches!(timeout, StreamsError::Transient(m) if m.contains("no answer")));
+    }
+}

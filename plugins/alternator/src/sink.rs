@@ -349,4 +349,114 @@ mod tests {
         assert_eq!(plan.rejected.len(), 1);
         assert!(plan.rejected[0].reason.contains("needs NEW_IMAGE"), "{}", plan.rejected[0].reason);
     }
+
+    /// A loopback server that answers each request with the next of `answers` (status, body)
+    /// and records the bodies it got.
+    fn scripted(answers: Vec<(u16, &'static str)>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&got);
+        std::thread::spawn(move || {
+            for ((status, body), stream) in answers.into_iter().zip(listener.incoming()) {
+                let mut stream = stream.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                let text = loop {
+                    let n = stream.read(&mut buf).unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break text[end + 4..].to_owned();
+                        }
+                    }
+                };
+                seen.lock().unwrap().push(text);
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(body.as_bytes()).unwrap();
+            }
+        });
+        (url, got)
+    }
+
+    fn sink(url: &str) -> AlternatorSink {
+        let credentials = aws_credential_types::Credentials::new("a", "b", None, None, "test");
+        let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
+        let client = AwsJsonClient::new(
+            eddy_sink_api::aws_json::DYNAMODB,
+            url,
+            "us-east-1",
+            provider,
+            &eddy_sink_api::Timeouts::default(),
+        )
+        .unwrap();
+        let config = AlternatorConfig { table: "T".into(), endpoint: None, region: None, concurrency: 1 };
+        let retry = RetryPolicy {
+            attempts: 3,
+            backoff: eddy_sink_api::Backoff {
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(2),
+            },
+        };
+        AlternatorSink::new(client, &config, retry)
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_sent_again_as_the_table_returned_them() {
+        let (url, got) = scripted(vec![
+            (200, r#"{"UnprocessedItems":{"T":[{"DeleteRequest":{"Key":{"id":{"S":"b"}}}}]}}"#),
+            (200, r#"{"UnprocessedItems":{}}"#),
+        ]);
+        let recs = [record(EventName::Insert, "a", "1", true), record(EventName::Remove, "b", "2", false)];
+        let batch: Vec<&ChangeRecord> = recs.iter().collect();
+        let outcome = sink(&url).write(&batch).await.unwrap();
+        assert_eq!(outcome, WriteOutcome { rejected: vec![], throttled: 1 });
+        let got = got.lock().unwrap();
+        assert_eq!(
+            got[0],
+            r#"{"RequestItems":{"T":[{"PutRequest":{"Item":{"id":{"S":"a"}}}},{"DeleteRequest":{"Key":{"id":{"S":"b"}}}}]}}"#
+        );
+        assert_eq!(got[1], r#"{"RequestItems":{"T":[{"DeleteRequest":{"Key":{"id":{"S":"b"}}}}]}}"#);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_written_item_by_item_and_only_the_refused_item_is_rejected() {
+        let refused = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"Item size has exceeded the maximum allowed size"}"#;
+        let (url, got) = scripted(vec![(400, refused), (400, refused), (200, "{}")]);
+        let recs = [record(EventName::Insert, "a", "1", true), record(EventName::Modify, "b", "2", true)];
+        let batch: Vec<&ChangeRecord> = recs.iter().collect();
+        let outcome = sink(&url).write(&batch).await.unwrap();
+        assert_eq!(outcome.rejected.len(), 1);
+        assert_eq!(outcome.rejected[0].index, 0);
+        assert!(outcome.rejected[0].reason.contains("maximum allowed size"), "{}", outcome.rejected[0].reason);
+        let got = got.lock().unwrap();
+        assert_eq!(got[1], r#"{"TableName":"T","Item":{"id":{"S":"a"}}}"#);
+        assert_eq!(got[2], r#"{"TableName":"T","Item":{"id":{"S":"b"}}}"#);
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_is_fatal_and_throttling_is_retried_then_reported() {
+        let missing = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no table"}"#;
+        let (url, _) = scripted(vec![(400, missing)]);
+        let recs = [record(EventName::Insert, "a", "1", true)];
+        let batch: Vec<&ChangeRecord> = recs.iter().collect();
+        assert!(matches!(sink(&url).write(&batch).await, Err(SinkError::Fatal(m)) if m.contains("no table")));
+        let slow = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
+        let (url, got) = scripted(vec![(400, slow), (400, slow), (400, slow)]);
+        let err = sink(&url).write(&batch).await.unwrap_err();
+        assert!(matches!(&err, SinkError::Throttled(m) if m.contains("tried 3 times")), "{err}");
+        assert_eq!(got.lock().unwrap().len(), 3);
+    }
 }
