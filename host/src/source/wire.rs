@@ -158,9 +158,7 @@ fn convert(record: WireRecord<'_>, stream_arn: &str) -> Result<ChangeRecord, (St
     };
     // Images stay DynamoDB JSON text, checked here and decoded only if something reads them.
     let image = |raw: Option<&RawValue>, name: &str| -> Result<Option<Image>, (String, Option<String>)> {
-        raw.map(|raw| Image::from_json(raw.get()))
-            .transpose()
-            .map_err(|e| (format!("{name}: {e}"), Some(sequence_number.clone())))
+        raw.map(Image::from_raw).transpose().map_err(|e| (format!("{name}: {e}"), Some(sequence_number.clone())))
     };
     let new_image = image(stream.new_image, "NewImage")?;
     let old_image = image(stream.old_image, "OldImage")?;

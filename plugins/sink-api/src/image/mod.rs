@@ -7,6 +7,8 @@
 //! Sinks that write DynamoDB JSON (the Alternator sink, the dead letter, the file sink) copy the
 //! text as it is ([`Image::write_json`]), so a record that only passes through is never decoded.
 
+mod scan;
+
 use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
@@ -32,6 +34,18 @@ impl Image {
         let mut de = serde_json::Deserializer::from_str(text);
         CheckedItem::deserialize(&mut de).and_then(|_| de.end()).map_err(|e| e.to_string())?;
         Ok(Self { text: Some(text.into()), item: OnceLock::new() })
+    }
+
+    /// An image of `raw`, valid JSON read from a GetRecords answer: its DynamoDB JSON is checked
+    /// by a fast scan, and by the full check of [`Image::from_json`] when the scan cannot tell.
+    ///
+    /// # Errors
+    /// As [`Image::from_json`].
+    pub fn from_raw(raw: &serde_json::value::RawValue) -> Result<Self, String> {
+        if scan::is_item(raw.get().as_bytes()) {
+            return Ok(Self { text: Some(raw.get().into()), item: OnceLock::new() });
+        }
+        Self::from_json(raw.get())
     }
 
     /// The item, decoded from its text on first use.
