@@ -1,7 +1,9 @@
-//! The one AWS client builder: every client eddy makes (DynamoDB Streams for the source, DynamoDB
-//! for the table lookup, the lease table and the Alternator sink) gets its credentials and region
-//! from the AWS chain, the pipeline's call [`Timeouts`], and the SDK's own retries switched off,
-//! so that the pipeline's `retry:` policy is the only one (Vector's AWS sinks do the same).
+//! The one AWS client builder: every client eddy makes gets its credentials and region from the
+//! AWS chain, the pipeline's call [`Timeouts`], and no retries of its own, so that the pipeline's
+//! `retry:` policy is the only one (Vector's AWS sinks do the same). The SDK's clients
+//! ([`sdk_config`], [`dynamodb`]) serve the control plane: the table lookup, DescribeStream,
+//! GetShardIterator, the lease table. The hot path (GetRecords, the Alternator sink's writes) uses
+//! [`json_client`], eddy's SigV4-signed DynamoDB JSON client built from the same SDK config.
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;

@@ -1,8 +1,9 @@
 //! The source: the streams API and the records it yields.
 //!
 //! [`StreamsApi`] is the seam between eddy and the DynamoDB Streams API (DescribeStream,
-//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it with the AWS SDK,
-//! [`file::FileStreams`] over a JSONL file; tests can implement it with a scripted shard
+//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it (the AWS SDK for the control
+//! plane, eddy's signed client and the `wire` decoder for GetRecords), [`file::FileStreams`]
+//! over a JSONL file; tests can implement it with a scripted shard
 //! topology. This module depends on nothing else of eddy's but the config: the coordinator
 //! (`crate::coordinator`) drives it, the lease store and the pipeline use its types.
 
