@@ -5,7 +5,8 @@
 //! read (so it decodes without error later), and turn it into an [`Item`] the first time a
 //! filter, a processor or a sink asks for an attribute ([`Image::item`], or through `Deref`).
 //! Sinks that write DynamoDB JSON (the Alternator sink, the dead letter, the file sink) copy the
-//! text as it is ([`Image::write_json`]), so a record that only passes through is never decoded.
+//! text as it is ([`Image::write_json`], `Serialize`), so a record that only passes through is
+//! never decoded.
 
 mod scan;
 
@@ -13,37 +14,41 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
 
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::value::{AttributeValue, Item};
 
 /// An item image: DynamoDB JSON text decoded on first use, or an [`Item`] built in memory.
 pub struct Image {
     /// The item's DynamoDB JSON, valid by construction; `None` for images built from an item.
-    text: Option<Box<str>>,
+    text: Option<Box<RawValue>>,
     item: OnceLock<Item>,
 }
 
 impl Image {
-    /// An image of DynamoDB JSON `text` (`{"name": {"S": "x"}, ...}`), checked but not decoded.
+    /// An image of DynamoDB JSON `text` (`{"name": {"S": "x"}, ...}`). It is checked by decoding
+    /// it (the decoder is the one definition of valid DynamoDB JSON), and keeps both the text and
+    /// the item.
     ///
     /// # Errors
     /// When `text` is not an item in DynamoDB JSON; the message says what and where.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        CheckedItem::deserialize(&mut de).and_then(|_| de.end()).map_err(|e| e.to_string())?;
-        Ok(Self { text: Some(text.into()), item: OnceLock::new() })
+        let item: Item = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let text = RawValue::from_string(text.to_owned()).map_err(|e| e.to_string())?;
+        Ok(Self { text: Some(text), item: OnceLock::from(item) })
     }
 
-    /// An image of `raw`, valid JSON read from a GetRecords answer: its DynamoDB JSON is checked
-    /// by a fast scan, and by the full check of [`Image::from_json`] when the scan cannot tell.
+    /// An image of `raw`, valid JSON read from a GetRecords answer, not decoded: its DynamoDB
+    /// JSON is checked by a one-pass byte scan, or by decoding it ([`Image::from_json`]) when the
+    /// scan cannot tell.
     ///
     /// # Errors
     /// As [`Image::from_json`].
-    pub fn from_raw(raw: &serde_json::value::RawValue) -> Result<Self, String> {
+    pub fn from_raw(raw: &RawValue) -> Result<Self, String> {
         if scan::is_item(raw.get().as_bytes()) {
-            return Ok(Self { text: Some(raw.get().into()), item: OnceLock::new() });
+            return Ok(Self { text: Some(raw.to_owned()), item: OnceLock::new() });
         }
         Self::from_json(raw.get())
     }
@@ -51,7 +56,7 @@ impl Image {
     /// The item, decoded from its text on first use.
     pub fn item(&self) -> &Item {
         self.item.get_or_init(|| match &self.text {
-            Some(text) => serde_json::from_str(text).expect("image text is checked when the image is made"),
+            Some(text) => serde_json::from_str(text.get()).expect("image text is checked when the image is made"),
             None => Item::new(),
         })
     }
@@ -63,7 +68,7 @@ impl Image {
         match (self.item.get(), &self.text) {
             (Some(item), _) => item.get(name).map(Cow::Borrowed),
             (None, Some(text)) => {
-                let mut de = serde_json::Deserializer::from_str(text);
+                let mut de = serde_json::Deserializer::from_str(text.get());
                 de::DeserializeSeed::deserialize(Find(name), &mut de)
                     .expect("image text is checked when the image is made")
                     .map(Cow::Owned)
@@ -89,7 +94,7 @@ impl Image {
     /// item serialized.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.text {
-            Some(text) => out.extend_from_slice(text.as_bytes()),
+            Some(text) => out.extend_from_slice(text.get().as_bytes()),
             None => serde_json::to_writer(out, self.item()).expect("attribute values serialize"),
         }
     }
@@ -125,7 +130,7 @@ impl Clone for Image {
 impl PartialEq for Image {
     fn eq(&self, other: &Self) -> bool {
         match (&self.text, &other.text) {
-            (Some(a), Some(b)) if a == b => true,
+            (Some(a), Some(b)) if a.get() == b.get() => true,
             _ => self.item() == other.item(),
         }
     }
@@ -138,15 +143,11 @@ impl fmt::Debug for Image {
 }
 
 impl Serialize for Image {
+    /// The text as read when there is one (with serde_json, copied as it is), else the item.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match (&self.text, self.item.get()) {
-            (_, Some(item)) => item.serialize(s),
-            (Some(text), None) => {
-                let raw: &serde_json::value::RawValue =
-                    serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
-                raw.serialize(s)
-            }
-            (None, None) => Item::new().serialize(s),
+        match &self.text {
+            Some(text) => text.serialize(s),
+            None => self.item().serialize(s),
         }
     }
 }
@@ -188,144 +189,6 @@ impl<'de> Visitor<'de> for Find<'_> {
     }
 }
 
-/// Checks that a JSON map is an item in DynamoDB JSON, without building it: the same rules as
-/// [`crate::AttributeValue`]'s decoder (one known type key per value, the right JSON type under
-/// it, base64 in binaries), so that a checked image always decodes.
-struct CheckedItem;
-
-impl<'de> Deserialize<'de> for CheckedItem {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ItemVisitor)
-    }
-}
-
-struct ItemVisitor;
-
-impl<'de> Visitor<'de> for ItemVisitor {
-    type Value = CheckedItem;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an item in DynamoDB JSON (a map of attribute values)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckedItem, A::Error> {
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value::<CheckedValue>()?;
-        }
-        Ok(CheckedItem)
-    }
-}
-
-struct CheckedValue;
-
-impl<'de> Deserialize<'de> for CheckedValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = CheckedValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a DynamoDB JSON value with one type key, such as {\"S\": \"text\"}")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckedValue, A::Error> {
-        let Some(tag) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
-            return Err(de::Error::custom("empty DynamoDB JSON value: expected one type key"));
-        };
-        match tag.as_ref() {
-            "S" | "N" => {
-                map.next_value::<std::borrow::Cow<'de, str>>()?;
-            }
-            "B" => {
-                map.next_value::<Base64>()?;
-            }
-            "SS" | "NS" => {
-                map.next_value::<Strings>()?;
-            }
-            "BS" => {
-                map.next_value::<Vec<Base64>>()?;
-            }
-            "M" => {
-                map.next_value::<CheckedItem>()?;
-            }
-            "L" => {
-                map.next_value::<CheckedList>()?;
-            }
-            "NULL" | "BOOL" => {
-                map.next_value::<bool>()?;
-            }
-            other => {
-                return Err(de::Error::custom(format!(
-                    "unknown DynamoDB type {other:?} (expected S, N, B, SS, NS, BS, M, L, NULL or BOOL)"
-                )))
-            }
-        }
-        if map.next_key::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom("a DynamoDB JSON value has exactly one type key"));
-        }
-        Ok(CheckedValue)
-    }
-}
-
-/// A list of strings, checked without keeping them.
-struct Strings;
-
-impl<'de> Deserialize<'de> for Strings {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Strings;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of strings")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
-                while seq.next_element::<std::borrow::Cow<'de, str>>()?.is_some() {}
-                Ok(Strings)
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// A list of attribute values, checked.
-struct CheckedList;
-
-impl<'de> Deserialize<'de> for CheckedList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CheckedList;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of DynamoDB JSON values")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CheckedList, A::Error> {
-                while seq.next_element::<CheckedValue>()?.is_some() {}
-                Ok(CheckedList)
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// A base64 string, checked by decoding it (binary attributes are rare and small).
-struct Base64;
-
-impl<'de> Deserialize<'de> for Base64 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use base64::Engine as _;
-        let text: std::borrow::Cow<'de, str> = Deserialize::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
-            .map(|_| Base64)
-            .map_err(|e| de::Error::custom(format!("invalid base64 in a binary value: {e}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,7 +197,8 @@ mod tests {
 
     #[test]
     fn an_image_is_decoded_only_when_its_attributes_are_asked_for() {
-        let image = Image::from_json(TEXT).unwrap();
+        let raw: &RawValue = serde_json::from_str(TEXT).unwrap();
+        let image = Image::from_raw(raw).unwrap();
         assert!(!image.is_decoded());
         let mut out = Vec::new();
         image.write_json(&mut out);
@@ -352,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn what_the_decoder_refuses_the_check_refuses() {
+    fn an_image_that_is_not_dynamodb_json_is_refused_with_the_reason() {
         for (text, reason) in [
             (r#"{"a":{"X":"1"}}"#, "unknown DynamoDB type \"X\""),
             (r#"{"a":{"S":"1","N":"1"}}"#, "exactly one type key"),
@@ -365,7 +229,9 @@ mod tests {
         ] {
             let err = Image::from_json(text).unwrap_err();
             assert!(err.contains(reason), "{text}: {err}");
-            assert!(serde_json::from_str::<Item>(text).is_err(), "{text} decodes");
+            if let Ok(raw) = serde_json::from_str::<&RawValue>(text) {
+                assert_eq!(Image::from_raw(raw).unwrap_err(), err, "{text}");
+            }
         }
     }
 }

@@ -1,10 +1,10 @@
 //! A fast structural check of DynamoDB JSON over text that is already known to be valid JSON (a
 //! `serde_json::value::RawValue`): one forward scan, no allocation, no decoding.
 //!
-//! It is conservative: it accepts only what the full check ([`super::CheckedItem`], serde) also
-//! accepts, and answers `false` for anything else, including valid inputs it does not bother
-//! with (a type key or a base64 value written with escapes, a long binary); the caller then runs
-//! the full check, which decides and gives the reason.
+//! It is conservative: it accepts only what decoding the item ([`super::Image::from_json`])
+//! also accepts, and answers `false` for anything else, including valid inputs it does not
+//! bother with (a type key or a base64 value written with escapes, a long binary); the caller then
+//! decodes, which decides and gives the reason.
 
 use base64::Engine as _;
 
@@ -145,7 +145,7 @@ impl<'a> Scanner<'a> {
         match self.string() {
             Some((text, false)) => {
                 // Decoding into a stack buffer checks the text without allocating; longer values
-                // are left to the full check.
+                // are left to the decoder.
                 let mut buf = [0u8; 768];
                 text.len() <= 1024 && base64::engine::general_purpose::STANDARD.decode_slice(text, &mut buf).is_ok()
             }
@@ -215,7 +215,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
-        /// The scan never accepts what the full check refuses (the one that decides).
+        /// The scan never accepts what the decoder refuses (the one that decides).
         #[test]
         fn the_scan_accepts_only_what_the_full_check_accepts(doc in json(), pretty in any::<bool>()) {
             let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
