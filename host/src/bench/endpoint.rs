@@ -139,6 +139,19 @@ struct State {
 }
 
 impl State {
+    fn new(spec: Spec) -> Self {
+        State {
+            spec,
+            templates: (0..1000).map(Template::new).collect(),
+            started: OnceLock::new(),
+            records_served: AtomicU64::new(0),
+            get_records_calls: AtomicU64::new(0),
+            items_written: AtomicU64::new(0),
+            rows_written: AtomicU64::new(0),
+            lags_ms: Mutex::new(Vec::new()),
+        }
+    }
+
     fn t0(&self) -> (Instant, u64) {
         *self.started.get_or_init(|| (Instant::now(), now_ms()))
     }
@@ -180,16 +193,7 @@ pub fn record_size() -> usize {
 
 /// Serves `spec` on `listener` until the process ends.
 pub async fn serve(spec: Spec, listener: tokio::net::TcpListener) {
-    let state = Arc::new(State {
-        spec,
-        templates: (0..1000).map(Template::new).collect(),
-        started: OnceLock::new(),
-        records_served: AtomicU64::new(0),
-        get_records_calls: AtomicU64::new(0),
-        items_written: AtomicU64::new(0),
-        rows_written: AtomicU64::new(0),
-        lags_ms: Mutex::new(Vec::new()),
-    });
+    let state = Arc::new(State::new(spec));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -428,16 +432,7 @@ mod tests {
 
     #[test]
     fn templates_render_records_the_streams_decoder_reads() {
-        let state = State {
-            spec: Spec { shards: 2, records_per_shard: 3, rate: None },
-            templates: (0..1000).map(Template::new).collect(),
-            started: OnceLock::new(),
-            records_served: AtomicU64::new(0),
-            get_records_calls: AtomicU64::new(0),
-            items_written: AtomicU64::new(0),
-            rows_written: AtomicU64::new(0),
-            lags_ms: Mutex::new(Vec::new()),
-        };
+        let state = State::new(Spec { shards: 2, records_per_shard: 3, rate: None });
         let page = get_records(&state, br#"{"ShardIterator":"1:1","Limit":1000}"#).unwrap();
         let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
         assert!(page.get("NextShardIterator").is_none(), "the shard ends after 3 records: {page}");

@@ -121,7 +121,7 @@ impl StreamsApi for AwsStreams {
             };
             disabled = desc.stream_status.as_ref().is_some_and(|s| s.as_str() == "DISABLED");
             if view_type.is_none() {
-                view_type = desc.stream_view_type.as_ref().and_then(|v| super::decode::view_type(v.as_str()));
+                view_type = desc.stream_view_type.as_ref().and_then(|v| super::wire::view_type(v.as_str()));
             }
             for shard in desc.shards.unwrap_or_default() {
                 let Some(shard_id) = shard.shard_id else {

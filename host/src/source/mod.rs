@@ -8,8 +8,9 @@
 //! (`crate::coordinator`) drives it, the lease store and the pipeline use its types.
 
 pub mod aws;
-mod decode;
 pub mod file;
+#[cfg(test)]
+mod sdk_reference;
 mod wire;
 
 use async_trait::async_trait;

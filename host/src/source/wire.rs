@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
+use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -85,6 +85,17 @@ struct WireStream<'a> {
     stream_view_type: Option<Cow<'a, str>>,
 }
 
+/// Parses a `StreamViewType` wire name.
+pub fn view_type(name: &str) -> Option<StreamViewType> {
+    match name {
+        "KEYS_ONLY" => Some(StreamViewType::KeysOnly),
+        "NEW_IMAGE" => Some(StreamViewType::NewImage),
+        "OLD_IMAGE" => Some(StreamViewType::OldImage),
+        "NEW_AND_OLD_IMAGES" => Some(StreamViewType::NewAndOldImages),
+        _ => None,
+    }
+}
+
 /// Decodes a GetRecords answer; `stream_arn` becomes each record's `eventSourceARN`, as Lambda
 /// adds it.
 ///
@@ -153,7 +164,7 @@ fn convert(record: WireRecord<'_>, stream_arn: &str) -> Result<ChangeRecord, (St
     let Some(sequence_number) = stream.sequence_number else {
         return Err(fail("record has no SequenceNumber".into(), None));
     };
-    let Some(stream_view_type) = stream.stream_view_type.as_deref().and_then(super::decode::view_type) else {
+    let Some(stream_view_type) = stream.stream_view_type.as_deref().and_then(view_type) else {
         return Err(fail(format!("unknown StreamViewType {:?}", stream.stream_view_type), Some(sequence_number)));
     };
     // Images stay DynamoDB JSON text, checked here and decoded only if something reads them.
@@ -311,7 +322,7 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
         /// Random items of every attribute type decode exactly as the AWS SDK's decoder (the
-        /// SDK's GetRecords through `decode::decode_record`, eddy's path before) decodes them.
+        /// SDK's GetRecords through `sdk_reference::decode_record`, eddy's path before) decodes them.
         #[test]
         fn pages_decode_exactly_as_the_sdk_decodes_them(keys in item(), new in item(), old in item()) {
             static SERVER: std::sync::OnceLock<Canned> = std::sync::OnceLock::new();
@@ -345,7 +356,7 @@ mod tests {
                 .records
                 .unwrap_or_default()
                 .into_iter()
-                .map(|r| super::super::decode::decode_record(r, ARN).unwrap())
+                .map(|r| super::super::sdk_reference::decode_record(r, ARN).unwrap())
                 .collect();
             prop_assert_eq!(sdk.len(), 3);
             prop_assert_eq!(ours.next_iterator.as_deref(), out.next_shard_iterator.as_deref());

@@ -20,7 +20,8 @@ use aws_sigv4::sign::v4;
 
 use crate::Timeouts;
 
-/// Answers larger than this are refused (GetRecords answers at most 1 MB, BatchWriteItem less).
+/// Answers larger than this are refused, by their Content-Length or once read (GetRecords
+/// answers at most 1 MB, BatchWriteItem less).
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 /// Credentials are fetched again when they expire within this margin.
@@ -155,12 +156,13 @@ impl AwsJsonClient {
         let response = request.body(body).send().await.map_err(|e| self.transport(operation, &e))?;
         let status = response.status().as_u16();
         if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-            return Err(AwsJsonError::Transport(format!(
-                "{operation}: the answer of {} is larger than {MAX_RESPONSE_BYTES} bytes",
-                self.url
-            )));
+            return Err(self.too_large(operation));
         }
         let bytes = response.bytes().await.map_err(|e| self.transport(operation, &e))?;
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            // An answer without a Content-Length is measured once read.
+            return Err(self.too_large(operation));
+        }
         if status == 200 {
             return Ok(bytes);
         }
@@ -180,6 +182,13 @@ impl AwsJsonClient {
             .map_err(|e| AwsJsonError::Credentials(format!("no AWS credentials: {e}")))?;
         *self.cached.write().expect("not poisoned") = Some(credentials.clone());
         Ok(credentials)
+    }
+
+    fn too_large(&self, operation: &str) -> AwsJsonError {
+        AwsJsonError::Transport(format!(
+            "{operation}: the answer of {} is larger than {MAX_RESPONSE_BYTES} bytes",
+            self.url
+        ))
     }
 
     /// A failed exchange, named by what ran out (`timeouts.connect`, `timeouts.request`).

@@ -1,29 +1,13 @@
-//! Stream view types by name, and (in tests) the SDK's stream records → [`ChangeRecord`]s: the
-//! reference the GetRecords decoder ([`super::wire`]) is checked against.
+//! The AWS SDK's stream records → [`ChangeRecord`]s, as eddy decoded GetRecords before it read
+//! the answers itself: the reference the GetRecords decoder ([`super::wire`]) is checked
+//! against in tests.
 
-#[cfg(test)]
 use aws_sdk_dynamodbstreams::types::{AttributeValue as Sdk, OperationType, Record};
-use eddy_sink_api::StreamViewType;
-#[cfg(test)]
 use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, UserIdentity};
-#[cfg(test)]
 use std::collections::HashMap;
 
-#[cfg(test)]
 use super::Undecodable;
 
-/// Parses a `StreamViewType` wire name.
-pub fn view_type(name: &str) -> Option<StreamViewType> {
-    match name {
-        "KEYS_ONLY" => Some(StreamViewType::KeysOnly),
-        "NEW_IMAGE" => Some(StreamViewType::NewImage),
-        "OLD_IMAGE" => Some(StreamViewType::OldImage),
-        "NEW_AND_OLD_IMAGES" => Some(StreamViewType::NewAndOldImages),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
 /// Decodes one record; `stream_arn` becomes its `eventSourceARN`, as Lambda adds it.
 ///
 /// # Errors
@@ -47,7 +31,7 @@ pub fn decode_record(record: Record, stream_arn: &str) -> Result<ChangeRecord, U
     let Some(sequence_number) = stream.sequence_number.clone() else {
         return Err(fail("record has no SequenceNumber".into(), &record));
     };
-    let stream_view_type = match stream.stream_view_type.as_ref().map(|v| v.as_str()).and_then(view_type) {
+    let stream_view_type = match stream.stream_view_type.as_ref().map(|v| v.as_str()).and_then(super::wire::view_type) {
         Some(v) => v,
         None => return Err(fail(format!("unknown StreamViewType {:?}", stream.stream_view_type), &record)),
     };
@@ -82,13 +66,11 @@ pub fn decode_record(record: Record, stream_arn: &str) -> Result<ChangeRecord, U
     })
 }
 
-#[cfg(test)]
 fn item(m: &HashMap<String, Sdk>) -> Result<Item, String> {
     m.iter().map(|(k, v)| Ok((k.clone(), value(v)?))).collect()
 }
 
 /// Converts one SDK attribute value, exactly.
-#[cfg(test)]
 fn value(v: &Sdk) -> Result<AttributeValue, String> {
     Ok(match v {
         Sdk::S(s) => AttributeValue::S(s.clone()),
