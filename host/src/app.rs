@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checkpoint::{local::LocalStore, CheckpointStore};
-use crate::config::{CheckpointConfig, Config, OnTrimmed, SinkConfig, SourceConfig, StartPosition};
+use anyhow::Context;
+
+use crate::checkpoint::{local::LocalStore, CheckpointStore, PlanStore};
+use crate::config::{CheckpointConfig, Config, OnTrimmed, SinkConfig, SnapshotMode, SourceConfig, StartPosition};
 use crate::coordinator::reader::{ReaderSettings, RecordBudget};
 use crate::coordinator::Coordinator;
 use crate::lease::dynamo::DynamoLeaseStore;
@@ -43,6 +45,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                     on_trimmed: s.on_trimmed,
                     budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
                     retry: config.retry,
+                    skip_created_before: None,
                 },
             }
         }
@@ -60,6 +63,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                     on_trimmed: OnTrimmed::Fail,
                     budget: None,
                     retry: config.retry,
+                    skip_created_before: None,
                 },
             }
         }
@@ -70,12 +74,31 @@ async fn lease_manager(
     config: &Config,
     table: &crate::config::LeaseTableConfig,
     stream: &str,
-) -> anyhow::Result<Arc<LeaseManager>> {
-    let store = DynamoLeaseStore::open(table, stream, &config.timeouts, config.retry).await?;
-    let manager =
-        LeaseManager::new(Arc::new(store), Arc::new(SystemClock), LeaseManager::process_id(), table.lease_duration);
-    tracing::info!(table = %table.table, worker = %manager.worker_id(), "using the lease table");
-    Ok(Arc::new(manager))
+) -> anyhow::Result<(Arc<LeaseManager>, Arc<DynamoLeaseStore>)> {
+    let store = Arc::new(DynamoLeaseStore::open(table, stream, &config.timeouts, config.retry).await?);
+    let manager = LeaseManager::new(
+        Arc::clone(&store) as Arc<dyn crate::lease::store::LeaseStore>,
+        Arc::new(SystemClock),
+        LeaseManager::process_id(),
+        table.lease_duration,
+    );
+    tracing::info!(table = %table.table, worker = %manager.worker_id(), stream, "using the lease table");
+    Ok((Arc::new(manager), store))
+}
+
+/// The leases and plan store of `stream` (a stream ARN, or a table's snapshot key) in the
+/// configured checkpoint store.
+async fn leases_for(config: &Config, stream: &str) -> anyhow::Result<(Arc<dyn Leases>, Arc<dyn PlanStore>)> {
+    Ok(match &config.checkpoints {
+        CheckpointConfig::Local { path } => {
+            let store = Arc::new(LocalStore::open(path, stream)?);
+            (Arc::new(LocalLeases::new(Arc::clone(&store) as Arc<dyn CheckpointStore>)), store)
+        }
+        CheckpointConfig::Dynamodb(table) => {
+            let (manager, store) = lease_manager(config, table, stream).await?;
+            (Arc::new(manager), store)
+        }
+    })
 }
 
 /// `eddy leases`: the lease table of `config`'s stream, one line per shard.
@@ -86,9 +109,34 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
     let CheckpointConfig::Dynamodb(table) = &config.checkpoints else {
         anyhow::bail!("checkpoints are not a lease table (`checkpoints: {{type: dynamodb, ...}}`); nothing to show");
     };
-    let source = connect(config).await?;
-    let manager = lease_manager(config, table, &source.stream_arn).await?;
-    crate::lease::report::report(&manager, source.api.as_ref()).await
+    // The stream's leases, then the snapshot's segments if the table has a snapshot in the table
+    // (`eddy snapshot` needs no stream, so a missing stream is an error only without segments).
+    let mut report = String::new();
+    let stream = match connect(config).await {
+        Ok(source) => {
+            let (manager, _) = lease_manager(config, table, &source.stream_arn).await?;
+            report = crate::lease::report::report(&manager, Some(source.api.as_ref())).await?;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    if let SourceConfig::Dynamodb(s) = &config.source {
+        let info = describe_source_table(config, s).await?;
+        let (segments, _) = lease_manager(config, table, &snapshot_key(&info)).await?;
+        if !segments.list().await?.is_empty() {
+            if !report.is_empty() {
+                report.push('\n');
+            }
+            report.push_str("snapshot segments:\n");
+            report.push_str(&crate::lease::report::report(&segments, None).await?);
+            if let Err(e) = &stream {
+                report.push_str(&format!("\nstream: {e:#}\n"));
+            }
+            return Ok(report);
+        }
+    }
+    stream?;
+    Ok(report)
 }
 
 /// Everything that can be checked without the network and without creating anything: every
@@ -120,8 +168,34 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
         started = start(&config, &stop) => started?,
         () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
     };
-    let (source, leases, pipeline) = started;
+    let (mut source, leases, pipeline) = started;
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
+    if let SourceConfig::Dynamodb(s) = &config.source {
+        if s.snapshot.mode == SnapshotMode::FirstRun {
+            let stream = Some((source.stream_arn.as_str(), source.api.as_ref()));
+            let prepared = tokio::select! {
+                prepared = prepare_snapshot(&config, s, stream) => prepared?,
+                () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
+            };
+            let (snapshot, plan) = prepared;
+            if snapshot.run(&pipeline, &stop, &stop_handle).await? == crate::snapshot::Outcome::Stopped {
+                return Ok(format!(
+                    "stopped during the snapshot (it resumes on the next start); {}",
+                    pipeline.stats().summary()
+                ));
+            }
+            let desc = source.api.describe_stream().await.map_err(|e| anyhow::anyhow!("DescribeStream failed: {e}"))?;
+            let saved = leases.checkpoints().load().await.context("cannot load checkpoints")?;
+            crate::snapshot::check_retention_now(&plan, &desc, &saved)?;
+            let cutoff = plan.stream_cutoff(s.snapshot.safety_margin);
+            source.settings.skip_created_before = Some(cutoff);
+            tracing::info!(
+                started_at = plan.started_at(),
+                "snapshot complete; reading the stream from its trim horizon, skipping records created more than {} before the snapshot began",
+                humantime::format_duration(s.snapshot.safety_margin)
+            );
+        }
+    }
     let coordinator = Coordinator {
         api: source.api,
         leases,
@@ -137,23 +211,136 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
     result.map(|()| summary)
 }
 
-/// Start-up, cheapest and side-effect-free parts first.
-async fn start(config: &Config, stop: &Stop) -> anyhow::Result<(Source, Arc<dyn Leases>, Arc<Pipeline>)> {
-    // The recorder comes first: metric handles are registered as the parts are built.
+/// `eddy snapshot`: scans the table through the pipeline and exits once every segment is done
+/// (a full load, without the stream). It records the same plan as `snapshot.mode: first_run`,
+/// so a later `eddy run` with `first_run` goes straight to the stream (if the table had a
+/// stream when the scan began).
+///
+/// # Errors
+/// Start-up failures, a segment failing for good, or a stop before every segment was done.
+pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow::Result<String> {
+    let SourceConfig::Dynamodb(s) = &config.source else {
+        anyhow::bail!("`eddy snapshot` scans a DynamoDB table: the pipeline's source must be `type: dynamodb`");
+    };
+    let prepared = async {
+        let pipeline = build_pipeline(&config, &stop).await?;
+        let info = describe_source_table(&config, s).await?;
+        // The stream, if the table has one, so that `run` with `first_run` can continue from it.
+        let stream = match &info.stream_arn {
+            Some(arn) => {
+                let with_arn =
+                    crate::config::DynamodbSource { stream_arn: Some(arn.clone()), table: None, ..s.clone() };
+                Some(AwsStreams::connect(&with_arn, &config.timeouts, &config.retry).await?)
+            }
+            None => None,
+        };
+        let stream = stream.as_ref().map(|api| (api.stream_arn(), api as &dyn StreamsApi));
+        let (snapshot, _) = prepare_snapshot(&config, s, stream).await?;
+        Ok::<_, anyhow::Error>((pipeline, snapshot))
+    };
+    let (pipeline, snapshot) = tokio::select! {
+        prepared = prepared => prepared?,
+        () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
+    };
+    tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
+    match snapshot.run(&pipeline, &stop, &stop_handle).await? {
+        crate::snapshot::Outcome::Complete => Ok(format!("snapshot complete; {}", pipeline.stats().summary())),
+        crate::snapshot::Outcome::Stopped => {
+            let done = snapshot.segments_done().await.unwrap_or(0);
+            anyhow::bail!(
+                "stopped with {done} of {} segments done; run `eddy snapshot` again to resume after the last acknowledged pages",
+                snapshot.api.segments()
+            )
+        }
+    }
+}
+
+/// The key of `table`'s snapshot in the checkpoint store: its segments and its plan.
+fn snapshot_key(table: &crate::snapshot::scan::TableInfo) -> String {
+    format!("{}#snapshot", table.arn)
+}
+
+/// DescribeTable of the source's table (`table`, or the table named in `stream_arn`).
+async fn describe_source_table(
+    config: &Config,
+    s: &crate::config::DynamodbSource,
+) -> anyhow::Result<crate::snapshot::scan::TableInfo> {
+    let table = match (&s.table, &s.stream_arn) {
+        (Some(t), _) => t.clone(),
+        (None, Some(arn)) => arn
+            .split_once(":table/")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("cannot tell the table from stream ARN {arn}; set `source.table`"))?,
+        (None, None) => anyhow::bail!("the source names neither `table` nor `stream_arn`"),
+    };
+    let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
+    let client = crate::aws::dynamodb(&target, &config.timeouts).await;
+    crate::snapshot::scan::describe_table(&client, &table, &config.retry).await
+}
+
+/// The table's snapshot, with its plan read back or recorded now (T0 and `stream`'s open
+/// shards).
+async fn prepare_snapshot(
+    config: &Config,
+    s: &crate::config::DynamodbSource,
+    stream: Option<(&str, &dyn StreamsApi)>,
+) -> anyhow::Result<(crate::snapshot::Snapshot, crate::snapshot::Plan)> {
+    use crate::snapshot::scan::{ScanSegments, ScanSettings};
+    let info = describe_source_table(config, s).await?;
+    let (leases, plans) = leases_for(config, &snapshot_key(&info)).await?;
+    let plan = crate::snapshot::plan(plans.as_ref(), s.snapshot.segments, stream).await?;
+    if plan.segments != s.snapshot.segments {
+        tracing::warn!(
+            recorded = plan.segments,
+            configured = s.snapshot.segments,
+            "the snapshot in progress was planned with another number of segments; keeping the recorded one"
+        );
+    }
+    let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
+    let shared = crate::aws::sdk_config(&target, &config.timeouts).await;
+    let region = shared.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
+    let client =
+        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
+    let settings = ScanSettings {
+        segments: plan.segments,
+        consistent_read: s.snapshot.consistent_read,
+        max_items_per_second: s.snapshot.max_items_per_second,
+        max_items_per_page: s.max_records_per_poll,
+    };
+    let snapshot = crate::snapshot::Snapshot {
+        api: Arc::new(ScanSegments::new(client, info, region, &settings)),
+        leases,
+        settings: ReaderSettings {
+            poll_interval: Duration::from_millis(50),
+            max_records_per_poll: s.max_records_per_poll,
+            max_consecutive_errors: s.max_consecutive_errors,
+            on_trimmed: OnTrimmed::Fail,
+            budget: None,
+            retry: config.retry,
+            skip_created_before: None,
+        },
+    };
+    Ok((snapshot, plan))
+}
+
+/// The pipeline, with the metrics recorder installed first (metric handles are registered as
+/// the parts are built) and the metrics endpoint serving.
+async fn build_pipeline(config: &Config, stop: &Stop) -> anyhow::Result<Arc<Pipeline>> {
     let recorder = config.metrics.as_ref().map(|_| crate::metrics::install()).transpose()?;
     let processors = crate::pipeline::load_processors(config)?;
     let pipeline = Arc::new(Pipeline::build(config, processors).await?);
     if let (Some(m), Some(handle)) = (&config.metrics, recorder) {
         crate::metrics::serve(m.listen, handle, stop.clone()).await?;
     }
+    Ok(pipeline)
+}
+
+/// Start-up, cheapest and side-effect-free parts first.
+async fn start(config: &Config, stop: &Stop) -> anyhow::Result<(Source, Arc<dyn Leases>, Arc<Pipeline>)> {
+    let pipeline = build_pipeline(config, stop).await?;
     let source = connect(config).await?;
     tracing::info!(stream = source.stream_arn, "connected");
-    let leases: Arc<dyn Leases> = match &config.checkpoints {
-        CheckpointConfig::Local { path } => {
-            let store: Arc<dyn CheckpointStore> = Arc::new(LocalStore::open(path, &source.stream_arn)?);
-            Arc::new(LocalLeases::new(store))
-        }
-        CheckpointConfig::Dynamodb(table) => Arc::new(lease_manager(config, table, &source.stream_arn).await?),
-    };
+    let (leases, _) = leases_for(config, &source.stream_arn).await?;
     Ok((source, leases, pipeline))
 }

@@ -21,6 +21,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod plugin_test;
 pub mod sinks;
+pub mod snapshot;
 pub mod source;
 pub mod stop;
 pub mod wasm;

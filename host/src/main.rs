@@ -36,6 +36,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Copy the table's existing items through the pipeline (a full load), then exit: a parallel
+    /// Scan of `source.snapshot.segments` segments, each checkpointed after the sinks acknowledge
+    /// a page, so a stopped or killed run resumes where it was. With a lease table, several
+    /// processes share the segments. Exits 0 once every segment is done. To follow with the
+    /// stream, use `snapshot.mode: first_run` with `eddy run` instead (or afterwards: it continues
+    /// from this snapshot's start).
+    Snapshot {
+        /// The pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show the lease table of a pipeline with `checkpoints: {type: dynamodb}`: per shard, its
     /// owner (and who asked for it), lease counter, checkpoint, parent, and how far behind the
     /// checkpoint is (records after it, up to 1,000, and the oldest one's age).
@@ -476,7 +487,15 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            runtime.block_on(run(config))
+            runtime.block_on(run(config, Job::Run))
+        }
+        Command::Snapshot { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            runtime.block_on(run(config, Job::Snapshot))
         }
     }
 }
@@ -484,7 +503,15 @@ fn main() -> ExitCode {
 /// The longest a shutdown may take after SIGINT/SIGTERM before eddy exits anyway.
 const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 
-async fn run(config: Config) -> ExitCode {
+/// What `run` runs until a signal.
+enum Job {
+    /// `eddy run`
+    Run,
+    /// `eddy snapshot`
+    Snapshot,
+}
+
+async fn run(config: Config, job: Job) -> ExitCode {
     let (stop_handle, stop) = eddy::stop::channel();
     let signals = stop_handle.clone();
     tokio::spawn(async move {
@@ -505,7 +532,11 @@ async fn run(config: Config) -> ExitCode {
         tracing::warn!("second signal: exiting now; unacknowledged batches will be read again");
         std::process::exit(130);
     });
-    match eddy::app::run(config, stop, stop_handle).await {
+    let result = match job {
+        Job::Run => eddy::app::run(config, stop, stop_handle).await,
+        Job::Snapshot => eddy::app::snapshot(config, stop, stop_handle).await,
+    };
+    match result {
         Ok(summary) => {
             tracing::info!("stopped: {summary}");
             ExitCode::SUCCESS

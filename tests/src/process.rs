@@ -104,7 +104,24 @@ impl Eddy {
     /// Starts `eddy run --config <config>` with at most `open_files` file descriptors (`ulimit
     /// -n`), when given.
     pub fn start_limited(config: &Path, open_files: Option<u32>) -> Self {
-        let log = config.with_extension(format!("{}.log", std::process::id()));
+        let config = config.to_str().expect("a UTF-8 path");
+        Self::spawn(&["run", "--config", config], open_files, None)
+    }
+
+    /// Starts `eddy ARGS...` (e.g. `snapshot --config FILE`); its log goes beside the file after
+    /// `--config`, one log per process started.
+    pub fn start_args(args: &[&str]) -> Self {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        Self::spawn(args, None, Some(STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+    }
+
+    fn spawn(args: &[&str], open_files: Option<u32>, number: Option<usize>) -> Self {
+        let config = args.iter().skip_while(|a| **a != "--config").nth(1).expect("--config FILE");
+        let name = match number {
+            Some(n) => format!("{}.{n}.log", std::process::id()),
+            None => format!("{}.log", std::process::id()),
+        };
+        let log = Path::new(config).with_extension(name);
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let mut command = match open_files {
             None => Command::new(eddy_bin()),
@@ -115,8 +132,7 @@ impl Eddy {
             }
         };
         let child = command
-            .args(["run", "--config"])
-            .arg(config)
+            .args(args)
             .env("EDDY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -65,6 +65,10 @@ impl LocalStore {
 /// The file in a stream's folder that names the stream.
 const STREAM_FILE: &str = "stream";
 
+/// The file in a folder that holds its [`super::PlanStore`] plan (not `.json`: it is not a
+/// checkpoint).
+const PLAN_FILE: &str = "plan";
+
 /// `<readable ARN, at most 80 characters>-<16 hex digits of its SHA-256>`: the readable part helps
 /// a person find the folder, the hash makes the name unique per stream.
 fn folder_name(stream_arn: &str) -> String {
@@ -146,6 +150,28 @@ impl CheckpointStore for LocalStore {
             .map_err(anyhow::Error::from)?
             .with_context(|| format!("cannot save the checkpoint of {shard_id} in {}", self.dir.display()))
             .map_err(CheckpointError::Store)
+    }
+}
+
+#[async_trait]
+impl super::PlanStore for LocalStore {
+    async fn plan(&self) -> anyhow::Result<Option<String>> {
+        let path = self.dir.join(PLAN_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    async fn record_plan(&self, text: &str) -> anyhow::Result<String> {
+        // One process per local folder: read, then write if missing.
+        if let Some(recorded) = self.plan().await? {
+            return Ok(recorded);
+        }
+        write_atomically(&self.dir, PLAN_FILE, text.as_bytes())
+            .with_context(|| format!("cannot write {}", self.dir.join(PLAN_FILE).display()))?;
+        Ok(text.to_owned())
     }
 }
 

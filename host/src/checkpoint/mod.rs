@@ -56,3 +56,22 @@ pub trait CheckpointStore: Send + Sync {
     /// [`CheckpointError::Store`] when it could not be saved.
     async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
 }
+
+/// A document kept beside the checkpoints, written once and then only read: the snapshot's plan
+/// (when its scan began, and which stream shards were open then). The first writer wins, so every
+/// process sharing a lease table works to the same plan.
+#[async_trait]
+pub trait PlanStore: Send + Sync {
+    /// The recorded plan's text, if any.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    async fn plan(&self) -> anyhow::Result<Option<String>>;
+
+    /// Records `text` unless a plan is recorded already; returns the recorded plan (`text`, or
+    /// the one another process wrote first).
+    ///
+    /// # Errors
+    /// When the store cannot be written or read.
+    async fn record_plan(&self, text: &str) -> anyhow::Result<String>;
+}

@@ -138,6 +138,60 @@ pub struct DynamodbSource {
     /// keeps a backfill from flooding the sinks). Default: no limit.
     #[serde(default)]
     pub max_records_per_second: Option<std::num::NonZeroU32>,
+    /// `snapshot:`: scan the table's existing items before reading the stream (a migration), and
+    /// how. Default: off.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+}
+
+/// `source.snapshot`: a parallel Scan of the table, written through the same routes as the
+/// stream, then the stream from the trim horizon of the shards open when the scan began (see
+/// [`crate::snapshot`]). `eddy snapshot` uses these settings whatever `mode` says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// `off` (default) or `first_run`.
+    #[serde(default)]
+    pub mode: SnapshotMode,
+    /// Scan `TotalSegments`: how many segments are read in parallel (and leased separately with
+    /// a lease table). 1 to 1,000,000 (DynamoDB's limit); default 8.
+    #[serde(default = "defaults::snapshot_segments")]
+    pub segments: u32,
+    /// The most items per second the scan reads, over all segments of this process. Default: no
+    /// limit (throttling still backs off).
+    #[serde(default)]
+    pub max_items_per_second: Option<std::num::NonZeroU32>,
+    /// Scan with `ConsistentRead`. Default false (half the read capacity).
+    #[serde(default)]
+    pub consistent_read: bool,
+    /// Stream records created more than this before the scan began are skipped after it (the
+    /// scan saw their effect); the margin covers clock differences. Default 5m.
+    #[serde(default = "defaults::snapshot_safety_margin", deserialize_with = "units::duration")]
+    pub safety_margin: Duration,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            mode: SnapshotMode::Off,
+            segments: defaults::snapshot_segments(),
+            max_items_per_second: None,
+            consistent_read: false,
+            safety_margin: defaults::snapshot_safety_margin(),
+        }
+    }
+}
+
+/// `source.snapshot.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Read the stream only.
+    #[default]
+    Off,
+    /// Scan the table once, before the stream; a finished snapshot is recorded with the
+    /// checkpoints, so later starts go straight to the stream.
+    FirstRun,
 }
 
 /// `source.start`: where a shard without a checkpoint starts.
@@ -321,6 +375,12 @@ mod defaults {
     }
     pub fn lease_duration() -> Duration {
         Duration::from_secs(10)
+    }
+    pub fn snapshot_segments() -> u32 {
+        8
+    }
+    pub fn snapshot_safety_margin() -> Duration {
+        Duration::from_secs(300)
     }
 }
 
@@ -577,6 +637,19 @@ impl Config {
                     s.shard_discovery_interval,
                     minimums::SHARD_DISCOVERY_INTERVAL,
                 );
+                if !(1..=1_000_000).contains(&s.snapshot.segments) {
+                    c.error(
+                        &[k("source"), k("snapshot"), k("segments")],
+                        "must be between 1 and 1000000 (Scan's TotalSegments)",
+                    );
+                }
+                if s.snapshot.mode == SnapshotMode::FirstRun && s.start != StartPosition::TrimHorizon {
+                    c.error(
+                        &[k("source"), k("start")],
+                        "with `snapshot.mode: first_run` the stream is read from the trim horizon of the shards \
+                         open when the scan began (so no change is missed); remove `start`",
+                    );
+                }
                 SourceConfig::Dynamodb(s)
             }),
             Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {

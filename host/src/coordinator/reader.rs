@@ -26,7 +26,7 @@ use eddy_sink_api::RetryPolicy;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::OnTrimmed;
 use crate::pipeline::{PipelineError, Worker};
-use crate::source::{IteratorPosition, StreamsApi, StreamsError};
+use crate::source::{IteratorPosition, Resume, StreamsApi, StreamsError};
 use crate::stop::Stop;
 
 /// Polling settings, from `source:`.
@@ -44,6 +44,9 @@ pub struct ReaderSettings {
     pub budget: Option<Arc<RecordBudget>>,
     /// The waits between failed calls and between rewinds (`retry:`).
     pub retry: RetryPolicy,
+    /// Records whose `ApproximateCreationDateTime` (epoch seconds) is below this are skipped and
+    /// counted (still checkpointed past): after a snapshot, the changes its scan already saw.
+    pub skip_created_before: Option<i64>,
 }
 
 /// `source.max_records_per_second`: a token bucket (governor) shared by all shard readers. A
@@ -169,17 +172,24 @@ impl ShardReader {
                 }
             };
             errors = 0;
-            let last = page
-                .records
-                .iter()
-                .map(|r| r.dynamodb.sequence_number.as_str())
-                .chain(page.undecodable.iter().filter_map(|u| u.sequence_number.as_deref()))
-                .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
-                .map(str::to_owned);
+            let last = match &page.resume {
+                Resume::AfterLastSequence => page
+                    .records
+                    .iter()
+                    .map(|r| r.dynamodb.sequence_number.as_str())
+                    .chain(page.undecodable.iter().filter_map(|u| u.sequence_number.as_deref()))
+                    .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
+                    .map(str::to_owned),
+                Resume::AfterKey(key) => key.clone(),
+            };
             // Every record read reaches a sink or the dead letter, even a page of undecodable
             // records without sequence numbers (it cannot move the checkpoint, so a restart may
             // dead-letter it again: at least once).
             let read_any = !page.records.is_empty() || !page.undecodable.is_empty();
+            let mut page = page;
+            if let Some(cutoff) = self.settings.skip_created_before {
+                skip_older(&shard, &mut page.records, cutoff);
+            }
             if read_any {
                 if let Some(budget) = &self.settings.budget {
                     let n = (page.records.len() + page.undecodable.len()) as u32;
@@ -280,6 +290,18 @@ async fn save(checkpoints: &dyn CheckpointStore, shard: &str, checkpoint: &Check
             Ok(false)
         }
         Err(CheckpointError::Store(e)) => Err(e),
+    }
+}
+
+/// Drops the records created before `cutoff` (epoch seconds), counting them in
+/// [`crate::metrics::SNAPSHOT_SKIPPED`]. A record without a creation time is kept.
+fn skip_older(shard: &str, records: &mut Vec<eddy_sink_api::ChangeRecord>, cutoff: i64) {
+    let before = records.len();
+    records.retain(|r| r.dynamodb.approximate_creation_date_time.is_none_or(|t| t >= cutoff));
+    let skipped = before - records.len();
+    if skipped > 0 {
+        metrics::counter!(crate::metrics::SNAPSHOT_SKIPPED).increment(skipped as u64);
+        tracing::debug!(shard, skipped, "skipped stream records older than the snapshot");
     }
 }
 

@@ -201,6 +201,54 @@ where
     anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
 }
 
+/// The plan is one item beside the leases: key `stream` = `<stream>#plan`, `shard_id` = `plan`
+/// (outside the stream's lease rows, which [`LeaseStore::list`] queries by `stream`).
+#[async_trait]
+impl crate::checkpoint::PlanStore for DynamoLeaseStore {
+    async fn plan(&self) -> anyhow::Result<Option<String>> {
+        let what = format!("cannot read the plan in the lease table {}", self.table);
+        let key = self.plan_key();
+        let out = self
+            .retried(&what, || {
+                let sent = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key.clone()))
+                    .consistent_read(true)
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+        Ok(out.item().and_then(|i| i.get("plan")).and_then(|v| v.as_s().ok()).cloned())
+    }
+
+    async fn record_plan(&self, text: &str) -> anyhow::Result<String> {
+        let mut item = self.plan_key();
+        item.insert("plan".to_owned(), Av::S(text.to_owned()));
+        let what = format!("cannot record the plan in the lease table {}", self.table);
+        self.conditional(&what, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(shard_id)")
+                .send()
+        })
+        .await?;
+        self.plan().await?.ok_or_else(|| anyhow::anyhow!("{what}: it is missing after being written"))
+    }
+}
+
+impl DynamoLeaseStore {
+    fn plan_key(&self) -> HashMap<String, Av> {
+        HashMap::from([
+            ("stream".to_owned(), Av::S(format!("{}#plan", self.stream))),
+            ("shard_id".to_owned(), Av::S("plan".to_owned())),
+        ])
+    }
+}
+
 fn parse(item: &HashMap<String, Av>) -> Option<Lease> {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     Some(Lease {

@@ -41,6 +41,14 @@ pub const WASM_CALL_DURATION: &str = "eddy_wasm_call_duration_seconds";
 /// Times records were trimmed from a shard before eddy read them and `on_trimmed: skip` went on.
 pub const TRIMMED_SKIPS: &str = "eddy_trimmed_skips_total";
 
+/// Snapshot items read by the Scan and handed to the routes.
+pub const SNAPSHOT_ITEMS: &str = "eddy_snapshot_items_total";
+/// Snapshot segments not yet read to their end (by any process).
+pub const SNAPSHOT_SEGMENTS_REMAINING: &str = "eddy_snapshot_segments_remaining";
+/// Stream records skipped after a snapshot because they are older than its start (minus the
+/// safety margin): the scan already saw their effect.
+pub const SNAPSHOT_SKIPPED: &str = "eddy_snapshot_stream_records_skipped_total";
+
 /// Histogram buckets, in seconds: 100 µs to 30 s.
 const BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -64,6 +72,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
     describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
     describe_counter!(TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");
+    describe_counter!(SNAPSHOT_ITEMS, "Snapshot items read by the Scan and handed to the routes.");
+    describe_gauge!(SNAPSHOT_SEGMENTS_REMAINING, "Snapshot segments not yet read to their end.");
+    describe_counter!(SNAPSHOT_SKIPPED, "Stream records skipped after a snapshot as older than its start.");
     Ok(handle)
 }
 

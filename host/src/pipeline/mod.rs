@@ -165,6 +165,10 @@ impl Worker {
         undecodable: &[Undecodable],
         stop: &Stop,
     ) -> Result<(), PipelineError> {
+        if batch.is_empty() && undecodable.is_empty() {
+            // A page whose records were all skipped (older than a snapshot): nothing to write.
+            return Ok(());
+        }
         let p = &self.pipeline;
         let n = (batch.len() + undecodable.len()) as u64;
         p.stats.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);

@@ -67,6 +67,20 @@ pub struct RecordsPage {
     pub undecodable: Vec<Undecodable>,
     /// The iterator for the next call; `None` once a closed shard is fully read (SHARD_END).
     pub next_iterator: Option<String>,
+    /// Where a reader resumes once this page is acknowledged.
+    pub resume: Resume,
+}
+
+/// Where a reader resumes after an acknowledged page: the checkpoint it saves.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// After the largest sequence number in the page (stream shards).
+    #[default]
+    AfterLastSequence,
+    /// After this position, which is not a sequence number: a snapshot segment's Scan
+    /// `LastEvaluatedKey` (DynamoDB JSON text). `None` on a segment's last page, where only
+    /// SHARD_END is saved.
+    AfterKey(Option<String>),
 }
 
 /// A stream record eddy could not turn into a [`ChangeRecord`].

@@ -113,7 +113,7 @@ pub fn decode_page(body: &[u8], stream_arn: &str) -> Result<RecordsPage, String>
                 Err(_) => return decode_each(body, stream_arn),
             }
         }
-        return Ok(RecordsPage { records, undecodable: Vec::new(), next_iterator: page.next_shard_iterator });
+        return Ok(RecordsPage { records, next_iterator: page.next_shard_iterator, ..RecordsPage::default() });
     }
     decode_each(body, stream_arn)
 }

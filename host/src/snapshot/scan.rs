@@ -1,0 +1,396 @@
+//! The table's items as a [`StreamsApi`]: each parallel Scan segment is a closed "shard" named
+//! `segment-I-of-N`, read page by page, so the coordinator, readers, leases and checkpoints that
+//! read a stream read a snapshot too, unchanged.
+//!
+//! - An iterator is `I` and the Scan's `ExclusiveStartKey` (DynamoDB JSON), a page is one Scan
+//!   call (`Segment` I, `TotalSegments` N, `Limit`), and a page's checkpoint is its
+//!   `LastEvaluatedKey` ([`Resume::AfterKey`]): a restart resumes a segment after its last
+//!   acknowledged page, re-reading at most the page that was in flight.
+//! - Items become change records as a stream would carry an insert of them: `eventName: INSERT`,
+//!   `eventSource: "eddy:snapshot"`, `dynamodb.Keys` from the table's key schema, `NewImage` the
+//!   item as its DynamoDB JSON text (decoded only if a filter, processor or sink looks inside),
+//!   `ApproximateCreationDateTime` the time it was read. Their sequence numbers only order the
+//!   records of one segment in this process; they are not positions.
+//! - Scan goes through eddy's signed JSON client (as GetRecords and the Alternator sink do);
+//!   DescribeTable through the AWS SDK. `max_items_per_second` is taken before each Scan, for
+//!   the `Limit` it asks for, so the read rate holds whatever the page sizes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+#[cfg(test)]
+use eddy_sink_api::aws_json::DYNAMODB;
+use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
+#[cfg(test)]
+use eddy_sink_api::Timeouts;
+use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::coordinator::reader::RecordBudget;
+use crate::source::{
+    IteratorPosition, RecordsPage, Resume, ShardInfo, StreamDescription, StreamsApi, StreamsError, Undecodable,
+};
+
+/// What DescribeTable says about the table being scanned.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Its name.
+    pub name: String,
+    /// Its ARN (the records' `eventSourceARN`, and the snapshot's key in the checkpoint store).
+    pub arn: String,
+    /// The key attributes: the partition key, then the sort key if any.
+    pub key: Vec<String>,
+    /// DescribeTable's `ItemCount` (updated by DynamoDB about every six hours): for an ETA only.
+    pub approximate_items: u64,
+    /// The table's current stream (`LatestStreamArn` while `StreamEnabled`), if any.
+    pub stream_arn: Option<String>,
+}
+
+/// Describes `table` with the SDK, under `retry`.
+///
+/// # Errors
+/// When the table does not exist or cannot be described.
+pub async fn describe_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    retry: &eddy_sink_api::RetryPolicy,
+) -> anyhow::Result<TableInfo> {
+    let fatal = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
+        matches!(
+            ProvideErrorMetadata::code(e),
+            Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
+        )
+    };
+    let out = retry.retry(|| client.describe_table().table_name(table).send(), |e| !fatal(e)).await.map_err(
+        |(e, tries)| {
+            anyhow::anyhow!(
+                "cannot describe table {table} (tried {tries} times): {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        },
+    )?;
+    let t = out.table.ok_or_else(|| anyhow::anyhow!("DescribeTable {table} returned no table"))?;
+    let mut key: Vec<(bool, String)> =
+        t.key_schema().iter().map(|k| (k.key_type().as_str() != "HASH", k.attribute_name().to_owned())).collect();
+    key.sort();
+    let streaming = t.stream_specification().is_some_and(|s| s.stream_enabled());
+    Ok(TableInfo {
+        name: table.to_owned(),
+        arn: t.table_arn().unwrap_or(table).to_owned(),
+        key: key.into_iter().map(|(_, name)| name).collect(),
+        approximate_items: t.item_count().unwrap_or(0).max(0) as u64,
+        stream_arn: if streaming { t.latest_stream_arn().map(str::to_owned) } else { None },
+    })
+}
+
+/// The segments of one table's parallel Scan.
+pub struct ScanSegments {
+    client: AwsJsonClient,
+    table: TableInfo,
+    region: String,
+    segments: u32,
+    consistent_read: bool,
+    budget: Option<RecordBudget>,
+    /// The most items one Scan asks for.
+    page_limit: u32,
+    /// The last sequence number given to a record.
+    sequence: AtomicU64,
+    /// Items read and handed to the routes (counted again when a page is read again).
+    items: Arc<AtomicU64>,
+}
+
+/// Scan settings, from `source.snapshot` and `source.max_records_per_poll`.
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    /// `TotalSegments`.
+    pub segments: u32,
+    /// `ConsistentRead`.
+    pub consistent_read: bool,
+    /// Items per second over all segments of this process.
+    pub max_items_per_second: Option<std::num::NonZeroU32>,
+    /// The largest `Limit` of one Scan.
+    pub max_items_per_page: u32,
+}
+
+impl ScanSegments {
+    /// The segments of `table`, scanned through `client` (a DynamoDB JSON client for the table's
+    /// region) with `settings`.
+    pub fn new(client: AwsJsonClient, table: TableInfo, region: String, settings: &ScanSettings) -> Self {
+        let mut page_limit = settings.max_items_per_page.clamp(1, 1000);
+        if let Some(rate) = settings.max_items_per_second {
+            // Several calls a second, so that the rate holds over short windows too.
+            page_limit = page_limit.min((rate.get() / 4).max(1));
+        }
+        Self {
+            client,
+            table,
+            region,
+            segments: settings.segments,
+            consistent_read: settings.consistent_read,
+            budget: settings.max_items_per_second.map(RecordBudget::new),
+            page_limit,
+            sequence: AtomicU64::new(0),
+            items: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The table being scanned.
+    pub fn table(&self) -> &TableInfo {
+        &self.table
+    }
+
+    /// `TotalSegments`.
+    pub fn segments(&self) -> u32 {
+        self.segments
+    }
+
+    /// Items read so far by this process (a page read again after a restart or a failed write is
+    /// counted again).
+    pub fn items(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.items)
+    }
+
+    /// The shard id of segment `i`.
+    pub fn segment_id(&self, i: u32) -> String {
+        format!("segment-{i}-of-{}", self.segments)
+    }
+
+    fn parse_segment(&self, shard_id: &str) -> Result<u32, StreamsError> {
+        shard_id
+            .strip_prefix("segment-")
+            .and_then(|rest| rest.split_once("-of-"))
+            .filter(|(_, n)| n.parse() == Ok(self.segments))
+            .and_then(|(i, _)| i.parse().ok())
+            .filter(|i| *i < self.segments)
+            .ok_or_else(|| {
+                StreamsError::Fatal(format!("{shard_id} is not a segment of a {}-segment scan", self.segments))
+            })
+    }
+
+    /// Turns one Scan answer into a page of `segment`.
+    fn page(&self, segment: u32, answer: &[u8]) -> Result<RecordsPage, StreamsError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Answer<'a> {
+            #[serde(borrow, default)]
+            items: Vec<&'a RawValue>,
+            #[serde(borrow, default)]
+            last_evaluated_key: Option<&'a RawValue>,
+        }
+        let answer: Answer = serde_json::from_slice(answer).map_err(|e| {
+            StreamsError::Transient(format!("Scan answered with something that is not a Scan answer: {e}"))
+        })?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut page = RecordsPage {
+            next_iterator: answer.last_evaluated_key.map(|k| iterator(segment, Some(k.get()))),
+            resume: Resume::AfterKey(answer.last_evaluated_key.map(|k| k.get().to_owned())),
+            ..RecordsPage::default()
+        };
+        page.records.reserve(answer.items.len());
+        for raw in answer.items {
+            match self.record(raw, now as i64) {
+                Ok(record) => page.records.push(record),
+                Err(reason) => page.undecodable.push(Undecodable {
+                    sequence_number: None,
+                    reason: format!("snapshot item of {}: {reason}", self.segment_id(segment)),
+                    raw: raw.get().to_owned(),
+                }),
+            }
+        }
+        self.items.fetch_add((page.records.len() + page.undecodable.len()) as u64, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::SNAPSHOT_ITEMS)
+            .increment((page.records.len() + page.undecodable.len()) as u64);
+        Ok(page)
+    }
+
+    /// One item as an INSERT change record.
+    fn record(&self, raw: &RawValue, now: i64) -> Result<ChangeRecord, String> {
+        let image = Image::from_raw(raw)?;
+        let mut keys = Item::new();
+        for name in &self.table.key {
+            let value = image.attribute(name).ok_or_else(|| format!("the item has no key attribute {name:?}"))?;
+            keys.insert(name.clone(), value.into_owned());
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(ChangeRecord {
+            event_id: format!("snapshot-{sequence}"),
+            event_name: EventName::Insert,
+            event_version: "1.1".to_owned(),
+            event_source: SNAPSHOT_EVENT_SOURCE.to_owned(),
+            aws_region: self.region.clone(),
+            dynamodb: StreamRecord {
+                approximate_creation_date_time: Some(now),
+                keys,
+                new_image: Some(image),
+                old_image: None,
+                sequence_number: sequence.to_string(),
+                size_bytes: raw.get().len() as u64,
+                stream_view_type: StreamViewType::NewImage,
+            },
+            event_source_arn: self.table.arn.clone(),
+            user_identity: None,
+        })
+    }
+}
+
+/// The `eventSource` of snapshot records, so a pattern (`{"eventSource": ["eddy:snapshot"]}`)
+/// can tell them from stream records (`aws:dynamodb`).
+pub const SNAPSHOT_EVENT_SOURCE: &str = "eddy:snapshot";
+
+/// An iterator: the segment, a newline, and the `ExclusiveStartKey` text (empty at the start).
+fn iterator(segment: u32, start: Option<&str>) -> String {
+    format!("{segment}\n{}", start.unwrap_or_default())
+}
+
+/// Whether `text` is a Scan key: a JSON object (a stream sequence number is not).
+fn is_key(text: &str) -> bool {
+    text.starts_with('{') && serde_json::from_str::<&RawValue>(text).is_ok()
+}
+
+/// Maps a Scan error to the reader's policy: throttling (ProvisionedThroughputExceeded), 5xx and
+/// timeouts back off; a missing table, refused credentials or a refused request stop.
+fn classify(e: AwsJsonError) -> StreamsError {
+    let code = e.code();
+    if crate::aws::is_throttling(code) {
+        crate::aws::count_throttled("dynamodb", 1);
+    }
+    let text = format!("Scan: {e}");
+    match code {
+        Some(
+            "ResourceNotFoundException"
+            | "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "ValidationException",
+        ) => StreamsError::Fatal(text),
+        _ => StreamsError::Transient(text),
+    }
+}
+
+#[async_trait]
+impl StreamsApi for ScanSegments {
+    async fn describe_stream(&self) -> Result<StreamDescription, StreamsError> {
+        Ok(StreamDescription {
+            stream_arn: format!("{}#snapshot", self.table.arn),
+            view_type: Some(StreamViewType::NewImage),
+            shards: (0..self.segments)
+                .map(|i| ShardInfo {
+                    shard_id: self.segment_id(i),
+                    parent_shard_id: None,
+                    starting_sequence_number: None,
+                    ending_sequence_number: Some(String::new()),
+                })
+                .collect(),
+            ended: true,
+        })
+    }
+
+    async fn get_shard_iterator(&self, shard_id: &str, position: &IteratorPosition) -> Result<String, StreamsError> {
+        let segment = self.parse_segment(shard_id)?;
+        match position {
+            IteratorPosition::TrimHorizon => Ok(iterator(segment, None)),
+            IteratorPosition::AfterSequence(key) if is_key(key) => Ok(iterator(segment, Some(key))),
+            other => Err(StreamsError::Fatal(format!(
+                "{shard_id}: cannot resume a scan segment at {other:?} (its checkpoint is not a Scan key)"
+            ))),
+        }
+    }
+
+    async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, StreamsError> {
+        let (segment, start) = iterator
+            .split_once('\n')
+            .and_then(|(s, k)| Some((s.parse::<u32>().ok()?, k)))
+            .ok_or_else(|| StreamsError::Fatal(format!("not a scan iterator: {iterator:?}")))?;
+        let limit = limit.min(self.page_limit).max(1);
+        if let Some(budget) = &self.budget {
+            budget.take(limit).await;
+        }
+        let mut body = format!(
+            r#"{{"TableName":{},"Segment":{segment},"TotalSegments":{},"Limit":{limit},"ConsistentRead":{}"#,
+            serde_json::to_string(&self.table.name).expect("a string serializes"),
+            self.segments,
+            self.consistent_read
+        );
+        if !start.is_empty() {
+            body.push_str(r#","ExclusiveStartKey":"#);
+            body.push_str(start);
+        }
+        body.push('}');
+        let answer = self.client.call("Scan", body.into_bytes()).await.map_err(classify)?;
+        self.page(segment, &answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(n: u32) -> ScanSegments {
+        let credentials = aws_credential_types::Credentials::new("a", "b", None, None, "test");
+        let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
+        let client =
+            AwsJsonClient::new(DYNAMODB, "http://127.0.0.1:9", "us-east-1", provider, &Timeouts::default()).unwrap();
+        let table = TableInfo {
+            name: "Pets".into(),
+            arn: "arn:aws:dynamodb:us-east-1:1:table/Pets".into(),
+            key: vec!["pk".into(), "sk".into()],
+            approximate_items: 0,
+            stream_arn: None,
+        };
+        let settings =
+            ScanSettings { segments: n, consistent_read: false, max_items_per_second: None, max_items_per_page: 1000 };
+        ScanSegments::new(client, table, "us-east-1".into(), &settings)
+    }
+
+    /// A Scan page becomes INSERT records with the key schema's keys, the item as `NewImage`, and
+    /// the `LastEvaluatedKey` as both the next iterator's start and the page's checkpoint; an item
+    /// without its key goes to the dead letter with the reason and its text.
+    #[test]
+    fn a_scan_page_becomes_insert_records_and_resumes_after_its_last_key() {
+        let scan = segments(4);
+        let answer = br#"{"Items":[
+            {"pk":{"S":"a"},"sk":{"N":"1"},"name":{"S":"Rex"}},
+            {"pk":{"S":"b"},"name":{"S":"no sort key"}}
+        ],"Count":2,"ScannedCount":2,"LastEvaluatedKey":{"pk":{"S":"b"},"sk":{"N":"2"}}}"#;
+        let page = scan.page(3, answer).unwrap();
+        assert_eq!(page.records.len(), 1);
+        let r = &page.records[0];
+        assert_eq!(r.event_name, EventName::Insert);
+        assert_eq!(r.event_source, "eddy:snapshot");
+        assert_eq!(r.dynamodb.keys.len(), 2);
+        assert_eq!(r.dynamodb.keys["pk"].as_s(), Some("a"));
+        assert_eq!(r.dynamodb.new_image.as_ref().unwrap().attribute("name").unwrap().as_s(), Some("Rex"));
+        assert!(r.dynamodb.old_image.is_none());
+        assert_eq!(page.undecodable.len(), 1);
+        assert!(page.undecodable[0].reason.contains("no key attribute \"sk\""), "{}", page.undecodable[0].reason);
+        assert!(page.undecodable[0].raw.contains("no sort key"));
+        let key = r#"{"pk":{"S":"b"},"sk":{"N":"2"}}"#;
+        assert_eq!(page.next_iterator.as_deref(), Some(format!("3\n{key}").as_str()));
+        assert_eq!(page.resume, Resume::AfterKey(Some(key.to_owned())));
+        // The last page of a segment: no key, so SHARD_END follows.
+        let last = scan.page(3, br#"{"Items":[],"Count":0,"ScannedCount":0}"#).unwrap();
+        assert_eq!(last.next_iterator, None);
+        assert_eq!(last.resume, Resume::AfterKey(None));
+    }
+
+    /// Segments are closed shards named `segment-I-of-N`; a checkpoint resumes after its key, and
+    /// a checkpoint that is not a key (or a segment of another scan) is refused, never rescanned.
+    #[tokio::test]
+    async fn segments_are_closed_shards_and_resume_after_their_checkpointed_key() {
+        let scan = segments(2);
+        let desc = scan.describe_stream().await.unwrap();
+        assert!(desc.ended);
+        let ids: Vec<&str> = desc.shards.iter().map(|s| s.shard_id.as_str()).collect();
+        assert_eq!(ids, ["segment-0-of-2", "segment-1-of-2"]);
+        assert_eq!(scan.get_shard_iterator("segment-1-of-2", &IteratorPosition::TrimHorizon).await.unwrap(), "1\n");
+        let key = r#"{"pk":{"S":"b"}}"#;
+        let at = IteratorPosition::AfterSequence(key.into());
+        assert_eq!(scan.get_shard_iterator("segment-0-of-2", &at).await.unwrap(), format!("0\n{key}"));
+        let seq = IteratorPosition::AfterSequence("12345".into());
+        assert!(matches!(scan.get_shard_iterator("segment-0-of-2", &seq).await, Err(StreamsError::Fatal(_))));
+        let other = scan.get_shard_iterator("segment-0-of-3", &IteratorPosition::TrimHorizon).await;
+        assert!(matches!(other, Err(StreamsError::Fatal(m)) if m.contains("not a segment of a 2-segment scan")));
+    }
+}
