@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """The PetTracker demo's data side: create the tables, write pets, check the replica.
 
-    pets.py setup  --endpoint URL   create PetTracker (NEW_AND_OLD_IMAGES stream) and PetReplica
-    pets.py write  --endpoint URL   write a few dozen pets: inserts, updates, deletes
-    pets.py verify --endpoint URL   wait until PetReplica holds exactly PetTracker's dogs
+    pets.py setup         --endpoint URL   create PetTracker (no stream yet) and PetReplica
+    pets.py existing      --endpoint URL   write pets 0-23, then enable the stream (NEW_AND_OLD_IMAGES)
+                                           and write pets 24-47: the items a snapshot must copy
+    pets.py live          --endpoint URL   while eddy runs: pets 48-71, updates and deletes (also of
+                                           pets written before the stream existed)
+    pets.py verify        --endpoint URL   wait until PetReplica holds exactly PetTracker's dogs
 
 Uses boto3 (installed with moto[server]) against a DynamoDB-compatible endpoint on loopback.
 """
@@ -24,17 +27,18 @@ def client(endpoint):
 
 
 def setup(db):
-    for name, stream in (("PetTracker", True), ("PetReplica", False)):
-        args = dict(
+    for name in ("PetTracker", "PetReplica"):
+        db.create_table(
             TableName=name,
             KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        if stream:
-            args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-        db.create_table(**args)
-    print("created tables PetTracker (stream: NEW_AND_OLD_IMAGES) and PetReplica")
+    print("created tables PetTracker (no stream yet) and PetReplica")
+
+
+def key(i):
+    return {"PK": {"S": f"OWNER#{i % 7}"}, "SK": {"S": f"PET#{i:03d}"}}
 
 
 def pet(i):
@@ -60,20 +64,32 @@ def pet(i):
     }
 
 
-def write(db):
-    n = 36
-    for i in range(n):
+def existing(db):
+    for i in range(24):
         db.put_item(TableName="PetTracker", Item=pet(i))
+    db.update_table(
+        TableName="PetTracker",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    for i in range(24, 48):
+        db.put_item(TableName="PetTracker", Item=pet(i))
+    print("wrote pets 0-23 before the stream was enabled, then pets 24-47 (the table's existing items)")
+
+
+def live(db):
+    n = 72
+    for i in range(48, n):
+        db.put_item(TableName="PetTracker", Item=pet(i))
+        time.sleep(0.02)
     for i in range(0, n, 4):  # updates: a birthday and a new tag
-        key = {"PK": {"S": f"OWNER#{i % 7}"}, "SK": {"S": f"PET#{i:03d}"}}
         db.update_item(
-            TableName="PetTracker", Key=key,
+            TableName="PetTracker", Key=key(i),
             UpdateExpression="SET age = :a, tags = :t REMOVE notes",
             ExpressionAttributeValues={":a": {"N": str(1 + i % 12)}, ":t": {"SS": ["updated", "friendly"]}},
         )
     for i in range(0, n, 5):  # deletes
-        db.delete_item(TableName="PetTracker", Key={"PK": {"S": f"OWNER#{i % 7}"}, "SK": {"S": f"PET#{i:03d}"}})
-    print(f"wrote {n} pets, updated {len(range(0, n, 4))}, deleted {len(range(0, n, 5))}")
+        db.delete_item(TableName="PetTracker", Key=key(i))
+    print(f"while eddy ran: wrote pets 48-{n - 1}, updated {len(range(0, n, 4))}, deleted {len(range(0, n, 5))}")
 
 
 def scan(db, table):
@@ -115,15 +131,17 @@ def verify(db, timeout):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["setup", "write", "verify"])
+    p.add_argument("command", choices=["setup", "existing", "live", "verify"])
     p.add_argument("--endpoint", required=True)
     p.add_argument("--timeout", type=float, default=60)
     a = p.parse_args()
     db = client(a.endpoint)
     if a.command == "setup":
         setup(db)
-    elif a.command == "write":
-        write(db)
+    elif a.command == "existing":
+        existing(db)
+    elif a.command == "live":
+        live(db)
     else:
         return verify(db, a.timeout)
     return 0

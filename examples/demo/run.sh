@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# eddy's main job, end to end, on a fresh machine:
-#   DynamoDB stream (moto_server on loopback) → only-dogs (Wasm) → Alternator-compatible replica.
-# Installs what is missing (wasm32-wasip2 target, moto[server]), builds eddy and the example
-# component, writes a few dozen pets, runs eddy, and shows that the replica holds exactly the dogs.
+# eddy's main job, end to end, on a fresh machine: a live migration.
+#   DynamoDB table and its stream (moto_server on loopback) → only-dogs (Wasm) → Alternator-
+#   compatible replica. Installs what is missing (wasm32-wasip2 target, moto[server]), builds eddy
+#   and the example component, writes pets (some before the table even has a stream), starts eddy
+#   (a snapshot of the table, then the stream), keeps writing while it runs, and shows that the
+#   replica ends with exactly the source's dogs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
@@ -33,13 +35,15 @@ echo "== pipeline: $work/pipeline.yaml"
 target/debug/eddy validate --config "$work/pipeline.yaml"
 
 python3 examples/demo/pets.py setup --endpoint "$endpoint"
-python3 examples/demo/pets.py write --endpoint "$endpoint"
+python3 examples/demo/pets.py existing --endpoint "$endpoint"
 
 echo "== running eddy (log: $work/eddy.log)"
 target/debug/eddy run --config "$work/pipeline.yaml" 2>"$work/eddy.log" &
 eddy_pid=$!
 status=0
+python3 examples/demo/pets.py live --endpoint "$endpoint" || status=$?
 python3 examples/demo/pets.py verify --endpoint "$endpoint" --timeout 60 || status=$?
+grep -o 'snapshot progress.*segments=[0-9]*' "$work/eddy.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' || true
 kill -INT "$eddy_pid"
 wait "$eddy_pid" || status=$?
 eddy_pid=""
