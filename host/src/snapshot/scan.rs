@@ -9,8 +9,9 @@
 //! - Items become change records as a stream would carry an insert of them: `eventName: INSERT`,
 //!   `eventSource: "eddy:snapshot"`, `dynamodb.Keys` from the table's key schema, `NewImage` the
 //!   item as its DynamoDB JSON text (decoded only if a filter, processor or sink looks inside),
-//!   `ApproximateCreationDateTime` the time it was read. Their sequence numbers only order the
-//!   records of one segment in this process; they are not positions.
+//!   `ApproximateCreationDateTime` the time it was read, `eventID` `snapshot-I-S` (segment I,
+//!   record S). Their sequence numbers only order the records of one segment in this process;
+//!   they are not positions.
 //! - Scan goes through eddy's signed JSON client (as GetRecords and the Alternator sink do);
 //!   DescribeTable through the AWS SDK. `max_items_per_second` is taken before each Scan, for
 //!   the `Limit` it asks for, so the read rate holds whatever the page sizes.
@@ -191,7 +192,7 @@ impl ScanSegments {
         };
         page.records.reserve(answer.items.len());
         for raw in answer.items {
-            match self.record(raw, now as i64) {
+            match self.record(segment, raw, now as i64) {
                 Ok(record) => page.records.push(record),
                 Err(reason) => page.undecodable.push(Undecodable {
                     sequence_number: None,
@@ -207,7 +208,7 @@ impl ScanSegments {
     }
 
     /// One item as an INSERT change record.
-    fn record(&self, raw: &RawValue, now: i64) -> Result<ChangeRecord, String> {
+    fn record(&self, segment: u32, raw: &RawValue, now: i64) -> Result<ChangeRecord, String> {
         let image = Image::from_raw(raw)?;
         let mut keys = Item::new();
         for name in &self.table.key {
@@ -216,7 +217,7 @@ impl ScanSegments {
         }
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         Ok(ChangeRecord {
-            event_id: format!("snapshot-{sequence}"),
+            event_id: format!("snapshot-{segment}-{sequence}"),
             event_name: EventName::Insert,
             event_version: "1.1".to_owned(),
             event_source: SNAPSHOT_EVENT_SOURCE.to_owned(),
@@ -359,6 +360,7 @@ mod tests {
         let r = &page.records[0];
         assert_eq!(r.event_name, EventName::Insert);
         assert_eq!(r.event_source, "eddy:snapshot");
+        assert_eq!(r.event_id, "snapshot-3-1");
         assert_eq!(r.dynamodb.keys.len(), 2);
         assert_eq!(r.dynamodb.keys["pk"].as_s(), Some("a"));
         assert_eq!(r.dynamodb.new_image.as_ref().unwrap().attribute("name").unwrap().as_s(), Some("Rex"));
