@@ -82,7 +82,7 @@ async fn lease_manager(
         LeaseManager::process_id(),
         table.lease_duration,
     );
-    tracing::info!(table = %table.table, worker = %manager.worker_id(), stream, "using the lease table");
+    tracing::info!(table = %table.table, worker = %manager.worker_id(), "using the lease table for {stream}");
     Ok((Arc::new(manager), store))
 }
 
@@ -121,7 +121,11 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
         Err(e) => Err(e),
     };
     if let SourceConfig::Dynamodb(s) = &config.source {
-        let info = describe_source_table(config, s).await?;
+        let info = match describe_source_table(config, s).await {
+            Ok(info) => info,
+            // No table to describe (a scripted streams endpoint): the stream's report stands alone.
+            Err(_) => return stream.map(|()| report),
+        };
         let (segments, _) = lease_manager(config, table, &snapshot_key(&info)).await?;
         if !segments.list().await?.is_empty() {
             if !report.is_empty() {
