@@ -207,7 +207,8 @@ fn a_component_of_another_contract_version_is_refused_naming_both_versions() {
     let path = pipeline_with(dir.path(), &test_component("wrong_version"), "{}");
     let (code, _, err) = eddy(&["run", "--config", &path]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("eddy:processor@0.2.0") && err.contains("eddy:processor@0.1.0"), "{err}");
+    assert!(err.contains("eddy:processor@0.1.0"), "{err}");
+    assert!(err.contains("this eddy runs eddy:processor@0.3.0 and @0.2.0"), "{err}");
 }
 
 #[test]
@@ -397,4 +398,45 @@ fn compiled_components_are_cached_and_a_damaged_entry_is_recompiled() {
     assert_eq!(first, third);
     assert!(err.contains("ignoring a cached component"), "{err}");
     assert!(std::fs::metadata(&cached[0]).unwrap().len() > 1000, "the damaged entry is replaced");
+}
+
+/// Two stream-shaped records: a dog from a snapshot's Scan and a cat from the stream.
+fn snapshot_and_stream_records(dir: &std::path::Path) -> std::path::PathBuf {
+    let record = |source: &str, seq: &str, species: &str| {
+        format!(
+            r#"{{"eventID":"e{seq}","eventName":"INSERT","eventSource":"{source}","dynamodb":{{"Keys":{{"pk":{{"S":"p{seq}"}}}},"NewImage":{{"pk":{{"S":"p{seq}"}},"species":{{"S":"{species}"}}}},"SequenceNumber":"{seq}","SizeBytes":10,"StreamViewType":"NEW_IMAGE"}}}}"#
+        )
+    };
+    let path = dir.join("records.jsonl");
+    let lines =
+        [record("eddy:snapshot", "1", "dog"), record("aws:dynamodb", "2", "cat"), record("aws:dynamodb", "3", "dog")];
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn verdicts(wasm: &std::path::Path, input: &std::path::Path) -> Vec<String> {
+    let (code, out, err) =
+        eddy(&["plugin", "test", "--wasm", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Contract 0.3.0 hands a processor each record's `event-source`, so it can tell a snapshot's
+/// items from stream records.
+#[test]
+fn a_processor_tells_snapshot_records_from_stream_records_by_their_event_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = snapshot_and_stream_records(dir.path());
+    assert_eq!(verdicts(&test_component("skip_snapshot"), &input), ["drop", "pass", "pass"]);
+}
+
+/// A component built against the frozen 0.2.0 contract (no `event-source`) runs unchanged,
+/// reading images as before.
+#[test]
+fn a_component_of_contract_0_2_keeps_running_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = snapshot_and_stream_records(dir.path());
+    assert_eq!(verdicts(&test_component("contract_0_2"), &input), ["pass", "drop", "pass"]);
 }

@@ -1,70 +1,150 @@
 //! Change records across the Wasm boundary: host records → the guest's `change` (everything
 //! borrowed from the records; images lent as `image` handles), and the guest's verdicts back.
+//!
+//! Each contract version the host runs has its own generated types; [`lowering!`] writes the
+//! same conversions for each, so that the versions differ only where their WIT does (0.3.0's
+//! `change` carries `event-source`).
 
 use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord};
 
-use super::bindings::eddy::processor::types as wit;
-use super::HostState;
+/// Defines, in module `$name`, the conversions for the generated types `$wit` of one contract
+/// version: `keys` and `params` (the `process` argument) and `From<$wit::Verdict> for Verdict`.
+/// `$field` lists the `change` fields beyond 0.2.0's, each taken from the record field of the
+/// same name (`event_source`).
+macro_rules! lowering {
+    ($name:ident, $wit:path $(, $field:ident)*) => {
+        pub(super) mod $name {
+            use eddy_sink_api::{AttributeValue, ChangeRecord, EventName};
+            use $wit as wit;
 
-/// The keys of a batch, borrowed from its records, ready to lower.
-pub(super) fn keys<'a>(records: &[&'a ChangeRecord]) -> Vec<Vec<(&'a str, wit::KeyValueParam<'a>)>> {
-    records
-        .iter()
-        .map(|r| r.dynamodb.keys.iter().filter_map(|(k, v)| Some((k.as_str(), key_param(v)?))).collect())
-        .collect()
-}
+            use super::{GuestChange, Verdict};
+            use crate::wasm::HostState;
 
-/// The `process` argument for `records`; `keys` from [`keys`]. Makes the image handles in
-/// `state`'s table, for the call about to start.
-///
-/// # Errors
-/// When the resource table is full.
-pub(super) fn params<'a>(
-    records: &[&'a ChangeRecord],
-    keys: &'a [Vec<(&'a str, wit::KeyValueParam<'a>)>],
-    state: &mut HostState,
-) -> wasmtime::Result<Vec<wit::Change<'a>>> {
-    let mut image = |i: usize, image: &Option<eddy_sink_api::Image>, old: bool| {
-        image.as_ref().map(|_| state.image_handle(i, old)).transpose()
+            /// The keys of a batch, borrowed from its records, ready to lower.
+            pub(in crate::wasm) fn keys<'a>(
+                records: &[&'a ChangeRecord],
+            ) -> Vec<Vec<(&'a str, wit::KeyValueParam<'a>)>> {
+                records
+                    .iter()
+                    .map(|r| r.dynamodb.keys.iter().filter_map(|(k, v)| Some((k.as_str(), key_param(v)?))).collect())
+                    .collect()
+            }
+
+            /// The `process` argument for `records`; `keys` from [`keys`]. Makes the image
+            /// handles in `state`'s table, for the call about to start.
+            ///
+            /// # Errors
+            /// When the resource table is full.
+            pub(in crate::wasm) fn params<'a>(
+                records: &[&'a ChangeRecord],
+                keys: &'a [Vec<(&'a str, wit::KeyValueParam<'a>)>],
+                state: &mut HostState,
+            ) -> wasmtime::Result<Vec<wit::Change<'a>>> {
+                let mut image = |i: usize, image: &Option<eddy_sink_api::Image>, old: bool| {
+                    image.as_ref().map(|_| state.image_handle(i, old)).transpose()
+                };
+                records
+                    .iter()
+                    .zip(keys)
+                    .enumerate()
+                    .map(|(i, (r, keys))| {
+                        Ok(wit::Change {
+                            event_id: &r.event_id,
+                            event_name: match r.event_name {
+                                EventName::Insert => wit::EventName::Insert,
+                                EventName::Modify => wit::EventName::Modify,
+                                EventName::Remove => wit::EventName::Remove,
+                            },
+                            $($field: &r.$field,)*
+                            sequence_number: &r.dynamodb.sequence_number,
+                            approximate_creation_time: r.dynamodb.approximate_creation_date_time,
+                            size_bytes: r.dynamodb.size_bytes,
+                            keys,
+                            new_image: image(i, &r.dynamodb.new_image, false)?,
+                            old_image: image(i, &r.dynamodb.old_image, true)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            fn key_param(v: &AttributeValue) -> Option<wit::KeyValueParam<'_>> {
+                match v {
+                    AttributeValue::S(s) => Some(wit::KeyValueParam::S(s)),
+                    AttributeValue::N(n) => Some(wit::KeyValueParam::N(n)),
+                    AttributeValue::B(b) => Some(wit::KeyValueParam::B(b)),
+                    _ => None,
+                }
+            }
+
+            impl From<wit::Replacement> for GuestChange {
+                fn from(c: wit::Replacement) -> Self {
+                    GuestChange {
+                        event_id: c.event_id,
+                        event_name: match c.event_name {
+                            wit::EventName::Insert => EventName::Insert,
+                            wit::EventName::Modify => EventName::Modify,
+                            wit::EventName::Remove => EventName::Remove,
+                        },
+                        sequence_number: c.sequence_number,
+                        approximate_creation_time: c.approximate_creation_time,
+                        size_bytes: c.size_bytes,
+                        keys: c
+                            .keys
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let v = match v {
+                                    wit::KeyValueResult::S(s) => AttributeValue::S(s),
+                                    wit::KeyValueResult::N(n) => AttributeValue::N(n),
+                                    wit::KeyValueResult::B(b) => AttributeValue::B(b),
+                                };
+                                (k, v)
+                            })
+                            .collect(),
+                        new_image: c.new_image,
+                        old_image: c.old_image,
+                    }
+                }
+            }
+
+            impl From<wit::Verdict> for Verdict {
+                fn from(v: wit::Verdict) -> Self {
+                    match v {
+                        wit::Verdict::Pass => Self::Pass,
+                        wit::Verdict::Drop => Self::Drop,
+                        wit::Verdict::Replace(c) => Self::Replace(c.into()),
+                        wit::Verdict::Route(names) => Self::Route(names),
+                        wit::Verdict::FanOut(cs) => Self::FanOut(cs.into_iter().map(Into::into).collect()),
+                        wit::Verdict::Fail(m) => Self::Fail(m),
+                    }
+                }
+            }
+        }
     };
-    records
-        .iter()
-        .zip(keys)
-        .enumerate()
-        .map(|(i, (r, keys))| {
-            Ok(wit::Change {
-                event_id: &r.event_id,
-                event_name: event_name(r.event_name),
-                sequence_number: &r.dynamodb.sequence_number,
-                approximate_creation_time: r.dynamodb.approximate_creation_date_time,
-                size_bytes: r.dynamodb.size_bytes,
-                keys,
-                new_image: image(i, &r.dynamodb.new_image, false)?,
-                old_image: image(i, &r.dynamodb.old_image, true)?,
-            })
-        })
-        .collect()
 }
 
-fn event_name(e: EventName) -> wit::EventName {
-    match e {
-        EventName::Insert => wit::EventName::Insert,
-        EventName::Modify => wit::EventName::Modify,
-        EventName::Remove => wit::EventName::Remove,
-    }
-}
+lowering!(current, crate::wasm::bindings::current::eddy::processor::types, event_source);
+lowering!(v0_2, crate::wasm::bindings::v0_2::eddy::processor::types);
 
-fn key_param(v: &AttributeValue) -> Option<wit::KeyValueParam<'_>> {
-    match v {
-        AttributeValue::S(s) => Some(wit::KeyValueParam::S(s)),
-        AttributeValue::N(n) => Some(wit::KeyValueParam::N(n)),
-        AttributeValue::B(b) => Some(wit::KeyValueParam::B(b)),
-        _ => None,
-    }
+/// A change the guest built (`replace`, `fan-out`): the `replacement` record, in eddy's types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestChange {
+    /// `eventID`
+    pub event_id: String,
+    /// `eventName`
+    pub event_name: EventName,
+    /// `dynamodb.SequenceNumber`
+    pub sequence_number: String,
+    /// `dynamodb.ApproximateCreationDateTime`, epoch seconds.
+    pub approximate_creation_time: Option<i64>,
+    /// `dynamodb.SizeBytes`
+    pub size_bytes: u64,
+    /// `dynamodb.Keys`, attribute name → value.
+    pub keys: Vec<(String, AttributeValue)>,
+    /// `dynamodb.NewImage` as DynamoDB JSON text.
+    pub new_image: Option<String>,
+    /// `dynamodb.OldImage` as DynamoDB JSON text.
+    pub old_image: Option<String>,
 }
-
-/// A change the guest built (`replace`, `fan-out`).
-pub type GuestChange = wit::Replacement;
 
 /// A processor's decision about one record.
 #[derive(Debug)]
@@ -83,19 +163,6 @@ pub enum Verdict {
     Fail(String),
 }
 
-impl From<wit::Verdict> for Verdict {
-    fn from(v: wit::Verdict) -> Self {
-        match v {
-            wit::Verdict::Pass => Self::Pass,
-            wit::Verdict::Drop => Self::Drop,
-            wit::Verdict::Replace(c) => Self::Replace(c),
-            wit::Verdict::Route(names) => Self::Route(names),
-            wit::Verdict::FanOut(cs) => Self::FanOut(cs),
-            wit::Verdict::Fail(m) => Self::Fail(m),
-        }
-    }
-}
-
 /// Turns a guest-built change into a record. Fields the contract does not carry (`awsRegion`,
 /// `eventSourceARN`, the stream view type, ...) come from `original`, the input record.
 ///
@@ -109,25 +176,10 @@ pub fn to_record(change: GuestChange, original: &ChangeRecord) -> Result<ChangeR
         })
         .transpose()
     };
-    let keys = change
-        .keys
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                wit::KeyValueResult::S(s) => AttributeValue::S(s),
-                wit::KeyValueResult::N(n) => AttributeValue::N(n),
-                wit::KeyValueResult::B(b) => AttributeValue::B(b),
-            };
-            (k, v)
-        })
-        .collect();
+    let keys: Item = change.keys.into_iter().collect();
     Ok(ChangeRecord {
         event_id: change.event_id,
-        event_name: match change.event_name {
-            wit::EventName::Insert => EventName::Insert,
-            wit::EventName::Modify => EventName::Modify,
-            wit::EventName::Remove => EventName::Remove,
-        },
+        event_name: change.event_name,
         event_version: original.event_version.clone(),
         event_source: original.event_source.clone(),
         aws_region: original.aws_region.clone(),

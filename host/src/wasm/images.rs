@@ -11,7 +11,6 @@ use std::ptr::NonNull;
 use eddy_sink_api::{AttributeValue, ChangeRecord, Image};
 use wasmtime::component::{Resource, ResourceTable};
 
-use super::bindings::eddy::processor::types::{self as wit, Attribute};
 use super::HostState;
 
 /// Above this many images handed out and not dropped, the instance is recycled: a guest that
@@ -91,40 +90,55 @@ impl HostState {
     }
 }
 
-impl wit::HostImage for HostState {
-    fn get(&mut self, image: Resource<ImageRef>, name: String) -> wasmtime::Result<Option<Attribute>> {
-        Ok(self.lent.image(&self.table, &image)?.attribute(&name).as_deref().map(attribute))
-    }
+/// The `image` methods and the attribute conversion for the generated types `$wit` of one
+/// contract version (every version has the same `image` resource).
+macro_rules! image_host {
+    ($wit:path) => {
+        const _: () = {
+            use $wit as wit;
 
-    fn names(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<Vec<String>> {
-        Ok(self.lent.image(&self.table, &image)?.keys().cloned().collect())
-    }
+            impl wit::HostImage for HostState {
+                fn get(&mut self, image: Resource<ImageRef>, name: String) -> wasmtime::Result<Option<wit::Attribute>> {
+                    Ok(self.lent.image(&self.table, &image)?.attribute(&name).as_deref().map(wit::Attribute::from))
+                }
 
-    fn to_json(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<String> {
-        let mut text = Vec::new();
-        self.lent.image(&self.table, &image)?.write_json(&mut text);
-        Ok(String::from_utf8(text)?)
-    }
+                fn names(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<Vec<String>> {
+                    Ok(self.lent.image(&self.table, &image)?.keys().cloned().collect())
+                }
 
-    fn drop(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<()> {
-        self.table.delete(image)?;
-        self.lent.undropped = self.lent.undropped.saturating_sub(1);
-        Ok(())
-    }
+                fn to_json(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<String> {
+                    let mut text = Vec::new();
+                    self.lent.image(&self.table, &image)?.write_json(&mut text);
+                    Ok(String::from_utf8(text)?)
+                }
+
+                fn drop(&mut self, image: Resource<ImageRef>) -> wasmtime::Result<()> {
+                    self.table.delete(image)?;
+                    self.lent.undropped = self.lent.undropped.saturating_sub(1);
+                    Ok(())
+                }
+            }
+
+            /// One attribute as the contract types it; `M` and `L` as DynamoDB JSON text.
+            impl From<&AttributeValue> for wit::Attribute {
+                fn from(value: &AttributeValue) -> Self {
+                    match value {
+                        AttributeValue::S(s) => Self::S(s.clone()),
+                        AttributeValue::N(n) => Self::N(n.clone()),
+                        AttributeValue::B(b) => Self::B(b.clone()),
+                        AttributeValue::Bool(b) => Self::Boolean(*b),
+                        AttributeValue::Null => Self::Null,
+                        AttributeValue::Ss(v) => Self::Ss(v.clone()),
+                        AttributeValue::Ns(v) => Self::Ns(v.clone()),
+                        AttributeValue::Bs(v) => Self::Bs(v.clone()),
+                        AttributeValue::M(m) => Self::M(serde_json::to_string(m).expect("an item always serializes")),
+                        AttributeValue::L(l) => Self::L(serde_json::to_string(l).expect("a list always serializes")),
+                    }
+                }
+            }
+        };
+    };
 }
 
-/// One attribute as the contract types it; `M` and `L` as DynamoDB JSON text.
-fn attribute(value: &AttributeValue) -> Attribute {
-    match value {
-        AttributeValue::S(s) => Attribute::S(s.clone()),
-        AttributeValue::N(n) => Attribute::N(n.clone()),
-        AttributeValue::B(b) => Attribute::B(b.clone()),
-        AttributeValue::Bool(b) => Attribute::Boolean(*b),
-        AttributeValue::Null => Attribute::Null,
-        AttributeValue::Ss(v) => Attribute::Ss(v.clone()),
-        AttributeValue::Ns(v) => Attribute::Ns(v.clone()),
-        AttributeValue::Bs(v) => Attribute::Bs(v.clone()),
-        AttributeValue::M(m) => Attribute::M(serde_json::to_string(m).expect("an item always serializes")),
-        AttributeValue::L(l) => Attribute::L(serde_json::to_string(l).expect("a list always serializes")),
-    }
-}
+image_host!(super::bindings::current::eddy::processor::types);
+image_host!(super::bindings::v0_2::eddy::processor::types);

@@ -33,24 +33,66 @@ pub use convert::{to_record, GuestChange, Verdict};
 use images::{LentRecords, MAX_UNDROPPED_IMAGES};
 pub use reload::Processor;
 
-/// Bindings generated from `wit/` (the `eddy:processor` world).
+/// Bindings generated from the contract versions this host runs.
 mod bindings {
-    wasmtime::component::bindgen!({
-        world: "processor",
-        path: "../wit",
-        ownership: Borrowing { duplicate_if_necessary: true },
-        with: { "eddy:processor/types.image": super::images::ImageRef },
-        imports: {
-            "eddy:processor/types.[method]image.get": trappable,
-            "eddy:processor/types.[method]image.names": trappable,
-            "eddy:processor/types.[method]image.to-json": trappable,
-        },
-    });
-}
-use bindings::{Processor as ProcessorBindings, ProcessorPre};
+    /// `wit/`: the current contract, [`super::CONTRACT_VERSION`].
+    pub mod current {
+        wasmtime::component::bindgen!({
+            world: "processor",
+            path: "../wit",
+            ownership: Borrowing { duplicate_if_necessary: true },
+            with: { "eddy:processor/types.image": crate::wasm::images::ImageRef },
+            imports: {
+                "eddy:processor/types.[method]image.get": trappable,
+                "eddy:processor/types.[method]image.names": trappable,
+                "eddy:processor/types.[method]image.to-json": trappable,
+            },
+        });
+    }
 
-/// The contract version this host implements (the `wit/` package version).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+    /// `wit/v0.2.0/`: components built against 0.2.0 keep running unchanged.
+    pub mod v0_2 {
+        wasmtime::component::bindgen!({
+            world: "processor",
+            path: "../wit/v0.2.0",
+            ownership: Borrowing { duplicate_if_necessary: true },
+            with: { "eddy:processor/types.image": crate::wasm::images::ImageRef },
+            imports: {
+                "eddy:processor/types.[method]image.get": trappable,
+                "eddy:processor/types.[method]image.names": trappable,
+                "eddy:processor/types.[method]image.to-json": trappable,
+            },
+        });
+    }
+}
+
+/// The contract version this host implements (the `wit/` package version). Components built for
+/// an older version it still runs are listed in [`SUPPORTED_VERSIONS`].
+pub const CONTRACT_VERSION: &str = "0.3.0";
+/// Every contract version this host runs, newest first.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.2.0"];
+
+/// Which contract a component was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contract {
+    /// [`CONTRACT_VERSION`]
+    Current,
+    /// 0.2.0: no `event-source` in `change`.
+    V0_2,
+}
+
+/// A component's imports resolved against one contract version's bindings.
+enum Pre {
+    Current(bindings::current::ProcessorPre<HostState>),
+    V0_2(bindings::v0_2::ProcessorPre<HostState>),
+}
+
+/// An instance's exports, of one contract version.
+enum Bound {
+    Current(bindings::current::Processor),
+    V0_2(bindings::v0_2::Processor),
+}
+
 /// How often the epoch advances; call timeouts are rounded up to a multiple of it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// An instance is replaced by a fresh one after this many calls, so that a slow leak in a guest
@@ -145,7 +187,8 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        ProcessorBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::current::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::v0_2::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("eddy-wasm-epoch".into())
@@ -169,16 +212,29 @@ impl Runtime {
         let (component, digest) = self
             .compile(&config.wasm)
             .with_context(|| format!("processor {name}: cannot load {}", config.wasm.display()))?;
-        check_contract_version(&self.engine, &component, &config.wasm).with_context(|| format!("processor {name}"))?;
+        let contract =
+            contract_of(&self.engine, &component, &config.wasm).with_context(|| format!("processor {name}"))?;
         let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
             format!("processor {name}: {} does not fit the eddy:processor world", config.wasm.display())
         })?;
-        let pre = ProcessorPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+        let exports = |version: &str| {
             format!(
-                "processor {name}: {} does not export the eddy:processor@{CONTRACT_VERSION} functions",
+                "processor {name}: {} does not export the eddy:processor@{version} functions",
                 config.wasm.display()
             )
-        })?;
+        };
+        let pre = match contract {
+            Contract::Current => Pre::Current(
+                bindings::current::ProcessorPre::new(pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| exports(CONTRACT_VERSION))?,
+            ),
+            Contract::V0_2 => Pre::V0_2(
+                bindings::v0_2::ProcessorPre::new(pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| exports("0.2.0"))?,
+            ),
+        };
         let component = Arc::new(Component {
             name: Arc::from(name),
             engine: self.engine.clone(),
@@ -245,25 +301,28 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
     Ok(digest(&std::fs::read(path)?))
 }
 
-/// Refuses components built against another version of `eddy:processor`.
-fn check_contract_version(
-    engine: &Engine,
-    component: &wasmtime::component::Component,
-    path: &Path,
-) -> anyhow::Result<()> {
+/// Which contract version a component was built for, from the version of the
+/// `eddy:processor` interfaces it imports; refuses versions this host does not run, naming them.
+/// A component that imports none of them is taken to be built for the current one.
+fn contract_of(engine: &Engine, component: &wasmtime::component::Component, path: &Path) -> anyhow::Result<Contract> {
     let ty = component.component_type();
     for (import, _) in ty.imports(engine) {
         if let Some(rest) = import.strip_prefix("eddy:processor/") {
             let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("(none)");
-            if !compatible(version, CONTRACT_VERSION) {
-                anyhow::bail!(
-                    "{} was built for eddy:processor@{version}, but this eddy implements eddy:processor@{CONTRACT_VERSION}; rebuild it against the wit/ of this eddy",
-                    path.display()
-                );
+            if compatible(version, CONTRACT_VERSION) {
+                return Ok(Contract::Current);
             }
+            if compatible(version, "0.2.0") {
+                return Ok(Contract::V0_2);
+            }
+            anyhow::bail!(
+                "{} was built for eddy:processor@{version}, but this eddy runs eddy:processor@{}; rebuild it against the wit/ of this eddy",
+                path.display(),
+                SUPPORTED_VERSIONS.join(" and @")
+            );
         }
     }
-    Ok(())
+    Ok(Contract::Current)
 }
 
 /// Same major version (for 0.x: the same minor), as semver treats pre-1.0 versions.
@@ -285,7 +344,7 @@ fn compatible(found: &str, ours: &str) -> bool {
 pub struct Component {
     name: Arc<str>,
     engine: Engine,
-    pre: ProcessorPre<HostState>,
+    pre: Pre,
     /// [`crate::metrics::WASM_CALL_DURATION`] for this processor.
     call_duration: metrics::Histogram,
     /// The SHA-256 of the file it was compiled from.
@@ -325,13 +384,19 @@ impl Component {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks());
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("processor {}: instantiation failed", self.name))?;
+        let failed = |e: wasmtime::Error| {
+            anyhow::Error::from(e).context(format!("processor {}: instantiation failed", self.name))
+        };
+        let bindings = match &self.pre {
+            Pre::Current(pre) => Bound::Current(pre.instantiate(&mut store).map_err(failed)?),
+            Pre::V0_2(pre) => Bound::V0_2(pre.instantiate(&mut store).map_err(failed)?),
+        };
         store.set_epoch_deadline(self.deadline_ticks());
-        match bindings.call_init(&mut store, &self.config_json) {
+        let init = match &bindings {
+            Bound::Current(b) => b.call_init(&mut store, &self.config_json),
+            Bound::V0_2(b) => b.call_init(&mut store, &self.config_json),
+        };
+        match init {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 anyhow::bail!("processor {} rejected its config: {message}", self.name)
@@ -351,7 +416,7 @@ impl Component {
 pub struct Instance {
     component: Arc<Component>,
     store: Store<HostState>,
-    bindings: ProcessorBindings,
+    bindings: Bound,
     calls: u64,
 }
 
@@ -380,14 +445,23 @@ impl Instance {
         let processor = || self.component.name.to_string();
         self.calls += 1;
         self.store.set_epoch_deadline(self.component.deadline_ticks());
-        let keys = convert::keys(records);
-        let state = self.store.data_mut();
-        state.lent.next_call();
-        let params = convert::params(records, &keys, state)
-            .map_err(|e| CallError::Trap { processor: processor(), message: format!("{e:#}") })?;
-        let bindings = &self.bindings;
-        let started = std::time::Instant::now();
-        let result = LentRecords::lend(&mut self.store, records, |store| bindings.call_process(store, &params));
+        self.store.data_mut().lent.next_call();
+        // The same call for each contract version, with that version's conversions.
+        macro_rules! call {
+            ($version:ident, $bindings:expr) => {{
+                let keys = convert::$version::keys(records);
+                let params = convert::$version::params(records, &keys, self.store.data_mut())
+                    .map_err(|e| CallError::Trap { processor: processor(), message: format!("{e:#}") })?;
+                let started = std::time::Instant::now();
+                let result =
+                    LentRecords::lend(&mut self.store, records, |store| $bindings.call_process(store, &params));
+                (started, result.map(|v| v.into_iter().map(Verdict::from).collect::<Vec<_>>()))
+            }};
+        }
+        let (started, result) = match &self.bindings {
+            Bound::Current(b) => call!(current, b),
+            Bound::V0_2(b) => call!(v0_2, b),
+        };
         self.component.call_duration.record(started.elapsed().as_secs_f64());
         let undropped = self.store.data().lent.undropped;
         if undropped > MAX_UNDROPPED_IMAGES {
@@ -405,10 +479,14 @@ impl Instance {
                 })
             }
         };
-        if verdicts.len() != params.len() {
-            return Err(CallError::WrongLength { processor: processor(), got: verdicts.len(), expected: params.len() });
+        if verdicts.len() != records.len() {
+            return Err(CallError::WrongLength {
+                processor: processor(),
+                got: verdicts.len(),
+                expected: records.len(),
+            });
         }
-        Ok(verdicts.into_iter().map(Verdict::from).collect())
+        Ok(verdicts)
     }
 
     /// Whether this instance should be replaced before its next call.
