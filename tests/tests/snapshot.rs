@@ -434,3 +434,60 @@ async fn create_table_keyed_by(client: &Client, name: &str, hash: &str) {
         .await
         .expect("create table");
 }
+
+/// The retention check through the binary: a snapshot whose T0 is more than 24 hours old (the
+/// recorded plan is aged here) stops `eddy run` after the scan with the gap named, before any
+/// stream record is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_older_than_the_streams_retention_stops_with_the_gap_named() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    load(&moto.client, "Pets", 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = pipeline(
+        dir.path(),
+        &moto,
+        "  snapshot: {mode: first_run, segments: 2}",
+        "checkpoints: {type: local, path: state}
+sinks:
+  seen: {type: file, path: seen.jsonl}
+routes:
+  - name: main
+    sinks: [seen]
+",
+    );
+    let config = config.to_str().unwrap();
+    let (code, _, err) = eddy(&["snapshot", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    // Age the recorded plan by 25 hours.
+    let plan = find_file(&dir.path().join("state"), "plan").expect("the snapshot's plan file");
+    let mut recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert!(recorded["stream"]["open_shards"].as_array().is_some_and(|s| !s.is_empty()), "{recorded}");
+    let t0 = recorded["started_at_ms"].as_i64().unwrap() - 25 * 3_600_000;
+    recorded["started_at_ms"] = t0.into();
+    std::fs::write(&plan, recorded.to_string()).unwrap();
+    let before = lines(&dir.path().join("seen.jsonl")).len();
+
+    let (code, _, err) = eddy(&["run", "--config", config]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("gap after the snapshot") && err.contains("longer ago than the stream's 24-hour retention"),
+        "{err}"
+    );
+    assert_eq!(lines(&dir.path().join("seen.jsonl")).len(), before, "no stream record may be applied past a gap");
+}
+
+/// The first file named `name` under `dir`.
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
