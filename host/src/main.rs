@@ -67,7 +67,8 @@ enum Command {
     },
     /// Test an event pattern (Lambda FilterCriteria syntax) against an event, with the same engine
     /// routes use: exit 0 when the pattern matches, 1 when it does not, 2 when the pattern is
-    /// invalid (the reason on stderr).
+    /// invalid (the reason on stderr). A Lambda test event (`{"Records": [...]}`) is matched record
+    /// by record, as Lambda filters: one line per record, exit 0 when any matches.
     Pattern {
         #[command(subcommand)]
         command: PatternCommand,
@@ -94,7 +95,8 @@ enum PatternCommand {
         /// The pattern: a JSON file (an object, or a list of objects matched as alternatives).
         #[arg(long)]
         pattern: PathBuf,
-        /// The event: a JSON file, e.g. a DynamoDB stream record as Lambda receives it.
+        /// The event: a JSON file, e.g. a DynamoDB stream record as Lambda receives it, or a Lambda
+        /// test event `{"Records": [...]}`.
         #[arg(long)]
         event: PathBuf,
     },
@@ -114,7 +116,8 @@ enum SinkCommand {
         /// The sink's name in the pipeline.
         #[arg(long)]
         sink: String,
-        /// The records (JSONL, one stream record per line in Lambda's shape).
+        /// The records: JSONL (one stream record per line, in Lambda's shape) or a Lambda test
+        /// event (`{"Records": [...]}`).
         #[arg(long)]
         input: PathBuf,
         /// Records per sink write (a poll's worth: `source.max_records_per_poll`).
@@ -125,8 +128,9 @@ enum SinkCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Run a component on records from a JSONL file (one stream record per line, in Lambda's
-    /// shape) and print each record's verdict and output as one JSON line. Traps, timeouts and
+    /// Run a component on records from a file (JSONL, one stream record per line in Lambda's
+    /// shape, or a Lambda test event `{"Records": [...]}` as the console, SAM and Powertools hold
+    /// them) and print each record's verdict and output as one JSON line. Traps, timeouts and
     /// memory refusals are handled as in a pipeline: retried, bisected, reported per record.
     Test {
         /// The component (.wasm).
@@ -135,7 +139,7 @@ enum PluginCommand {
         /// The processor's config, as JSON (what `config:` holds in the YAML).
         #[arg(long, default_value = "{}")]
         config: String,
-        /// The records (JSONL).
+        /// The records (JSONL, or a Lambda test event).
         #[arg(long)]
         input: PathBuf,
         /// Records per `process` call.
@@ -245,18 +249,49 @@ fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode 
             return ExitCode::from(2);
         }
     };
-    let event = match read(event) {
-        Ok(e) => e,
+    let bytes = match std::fs::read(event) {
+        Ok(b) => b,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}: {e}", event.display());
             return ExitCode::from(2);
         }
     };
-    if filter.matches_json(&event) {
-        println!("match");
+    // A Lambda test event (`{"Records": [...]}`) is matched record by record, as Lambda filters.
+    let entries = eddy::source::file::entries(&bytes);
+    let is_event = entries.first().is_some_and(|e| matches!(e.place, eddy::source::file::Place::Record(_)));
+    if !is_event {
+        return match read(event) {
+            Ok(e) if filter.matches_json(&e) => {
+                println!("match");
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                println!("no match");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let mut matched = 0;
+    for entry in &entries {
+        let record: serde_json::Value = match entry.text.as_deref().map(serde_json::from_str) {
+            Ok(Ok(v)) => v,
+            _ => {
+                eprintln!("{}: {}: not JSON", event.display(), entry.place);
+                return ExitCode::from(2);
+            }
+        };
+        let hit = filter.matches_json(&record);
+        matched += usize::from(hit);
+        println!("{}: {}", entry.place, if hit { "match" } else { "no match" });
+    }
+    println!("{matched} of {} records match", entries.len());
+    if matched > 0 {
         ExitCode::SUCCESS
     } else {
-        println!("no match");
         ExitCode::from(1)
     }
 }
@@ -292,23 +327,32 @@ fn sink_preview(config: &Path, sink: &str, input: &Path, batch_size: usize) -> E
         let names: Vec<&str> = config.sinks.keys().map(String::as_str).collect();
         return usage(&format!("no sink {sink:?} in the pipeline (its sinks: {})", names.join(", ")));
     };
-    let text = match std::fs::read_to_string(input) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(input) {
+        Ok(b) => b,
         Err(e) => return usage(&format!("{}: {e}", input.display())),
     };
-    // Each line's output, in input order: invalid lines at once, records once their batch is
+    // Each record's output, in input order: invalid ones at once, records once their batch is
     // planned.
     let mut lines: Vec<Option<serde_json::Value>> = Vec::new();
     let mut records: Vec<(usize, eddy_sink_api::ChangeRecord)> = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str::<eddy_sink_api::ChangeRecord>(line) {
+    for entry in eddy::source::file::entries(&bytes) {
+        let parsed = entry.text.and_then(|t| {
+            serde_json::from_str::<eddy_sink_api::ChangeRecord>(&t).map_err(|e| format!("not a change record: {e}"))
+        });
+        match parsed {
             Ok(record) => {
                 records.push((lines.len(), record));
                 lines.push(None);
             }
-            Err(e) => lines.push(Some(
-                serde_json::json!({"line": i + 1, "op": "invalid", "reason": format!("not a change record: {e}")}),
-            )),
+            Err(reason) => {
+                let mut row = match entry.place {
+                    eddy::source::file::Place::Line(n) => serde_json::json!({"line": n}),
+                    eddy::source::file::Place::Record(i) => serde_json::json!({"record": i}),
+                };
+                row["op"] = "invalid".into();
+                row["reason"] = reason.into();
+                lines.push(Some(row));
+            }
         }
     }
     for chunk in records.chunks(batch_size.max(1)) {

@@ -1,5 +1,6 @@
-//! `eddy plugin test`: runs a processor component on records from a JSONL file and prints each
-//! record's verdict and output, one JSON line per input record, like Lambda's test events:
+//! `eddy plugin test`: runs a processor component on records from a file (JSONL, or a Lambda test
+//! event `{"Records": [...]}`) and prints each record's verdict and output, one JSON line per input
+//! record (`line`: its JSONL line; for an event, `record`: its index in `Records`):
 //!
 //! ```text
 //! {"line":1,"sequence_number":"100","verdict":"pass","output":[{...record...}]}
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Limits, ProcessorConfig};
 use crate::pipeline::isolate;
+use crate::source::file::Place;
 use crate::wasm::{self, Verdict};
 
 /// Runs `wasm` (initialised with `config_json`) on every record of `input` in batches of
@@ -39,28 +41,41 @@ pub fn run(
     let config = ProcessorConfig { wasm: wasm.to_owned(), config_json: config_json.to_owned(), limits };
     let component = runtime.load("test", &config)?;
     let mut instance = component.instantiate()?;
-    let text = std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let mut parsed: Vec<(usize, ChangeRecord)> = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str::<ChangeRecord>(line) {
-            Ok(r) => parsed.push((i + 1, r)),
-            Err(e) => writeln!(
-                out,
-                "{}",
-                json!({"line": i + 1, "verdict": "invalid", "message": format!("not a change record: {e}")})
-            )?,
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let mut parsed: Vec<(Place, ChangeRecord)> = Vec::new();
+    for entry in crate::source::file::entries(&bytes) {
+        let record = entry
+            .text
+            .and_then(|t| serde_json::from_str::<ChangeRecord>(&t).map_err(|e| format!("not a change record: {e}")));
+        match record {
+            Ok(r) => parsed.push((entry.place, r)),
+            Err(message) => {
+                let mut row = place(entry.place);
+                row["verdict"] = json!("invalid");
+                row["message"] = json!(message);
+                writeln!(out, "{row}")?;
+            }
         }
     }
     for chunk in parsed.chunks(batch_size.max(1)) {
         let records: Vec<&ChangeRecord> = chunk.iter().map(|(_, r)| r).collect();
         let outcomes = isolate::run(&mut instance, &records);
         for ((line, record), outcome) in chunk.iter().zip(outcomes) {
-            let mut row = json!({"line": line, "sequence_number": record.dynamodb.sequence_number});
+            let mut row = place(*line);
+            row["sequence_number"] = json!(record.dynamodb.sequence_number);
             describe(&mut row, record, outcome);
             writeln!(out, "{row}")?;
         }
     }
     Ok(())
+}
+
+/// `{"line": N}` for a JSONL line, `{"record": I}` for an event's `Records[I]`.
+fn place(place: Place) -> Value {
+    match place {
+        Place::Line(n) => json!({"line": n}),
+        Place::Record(i) => json!({"record": i}),
+    }
 }
 
 fn describe(row: &mut Value, record: &ChangeRecord, outcome: isolate::Outcome) {

@@ -93,3 +93,94 @@ fn every_example_pipeline_validates() {
     }
     assert!(n >= 1);
 }
+
+/// A Lambda test event as the Lambda console and SAM (`sam local generate-event dynamodb update`)
+/// write it: three records, a dog, a cat and a removal.
+const LAMBDA_EVENT: &str = r#"{
+  "Records": [
+    {
+      "eventID": "c4ca4238a0b923820dcc509a6f75849b",
+      "eventName": "INSERT",
+      "eventVersion": "1.1",
+      "eventSource": "aws:dynamodb",
+      "awsRegion": "us-east-1",
+      "dynamodb": {
+        "Keys": {"Id": {"N": "101"}},
+        "NewImage": {"Id": {"N": "101"}, "species": {"S": "dog"}, "name": {"S": "Rex"}},
+        "ApproximateCreationDateTime": 1428537600,
+        "SequenceNumber": "4421584500000000017450439091",
+        "SizeBytes": 26,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+      },
+      "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899"
+    },
+    {
+      "eventID": "c81e728d9d4c2f636f067f89cc14862c",
+      "eventName": "MODIFY",
+      "eventVersion": "1.1",
+      "eventSource": "aws:dynamodb",
+      "awsRegion": "us-east-1",
+      "dynamodb": {
+        "Keys": {"Id": {"N": "102"}},
+        "NewImage": {"Id": {"N": "102"}, "species": {"S": "cat"}},
+        "OldImage": {"Id": {"N": "102"}, "species": {"S": "cat"}, "name": {"S": "Mia"}},
+        "SequenceNumber": "4421584500000000017450439092",
+        "SizeBytes": 59,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+      },
+      "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899"
+    },
+    {
+      "eventID": "eccbc87e4b5ce2fe28308fd9f2a7baf3",
+      "eventName": "REMOVE",
+      "eventVersion": "1.1",
+      "eventSource": "aws:dynamodb",
+      "awsRegion": "us-east-1",
+      "dynamodb": {
+        "Keys": {"Id": {"N": "101"}},
+        "OldImage": {"Id": {"N": "101"}, "species": {"S": "dog"}},
+        "SequenceNumber": "4421584500000000017450439093",
+        "SizeBytes": 38,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+      },
+      "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899"
+    }
+  ]
+}
+"#;
+
+/// `plugin test`, `pattern test` and `sink preview` take a Lambda test event as it is, record by
+/// record (they once answered `unknown field Records`).
+#[test]
+fn lambda_test_events_are_read_record_by_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = write(dir.path(), "event.json", LAMBDA_EVENT);
+    let wasm = eddy_e2e::process::example_component("only_dogs");
+    let (code, out, err) = eddy(&[
+        "plugin",
+        "test",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--config",
+        r#"{"species":"dog"}"#,
+        "--input",
+        &event,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdicts: Vec<(u64, &str)> =
+        rows.iter().map(|r| (r["record"].as_u64().unwrap(), r["verdict"].as_str().unwrap())).collect();
+    assert_eq!(verdicts, [(0, "pass"), (1, "drop"), (2, "pass")], "{out}");
+
+    let cats = write(dir.path(), "cats.json", r#"{"dynamodb": {"NewImage": {"species": {"S": ["cat"]}}}}"#);
+    let (code, out, _) = eddy(&["pattern", "test", "--pattern", &cats, "--event", &event]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "Records[0]: no match\nRecords[1]: match\nRecords[2]: no match\n1 of 3 records match\n");
+    let birds = write(dir.path(), "birds.json", r#"{"dynamodb": {"NewImage": {"species": {"S": ["bird"]}}}}"#);
+    assert_eq!(eddy(&["pattern", "test", "--pattern", &birds, "--event", &event]).0, 1);
+
+    let pipeline = write(dir.path(), "p.yaml", "source: {type: file, path: event.json}\nsinks:\n  out: {type: file, path: out.jsonl}\nroutes:\n  - {name: all, sinks: [out]}\n");
+    let (code, out, err) = eddy(&["sink", "preview", "--config", &pipeline, "--sink", "out", "--input", &event]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+}

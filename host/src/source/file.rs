@@ -1,5 +1,8 @@
-//! `source: {type: file, path}`: change records from a JSONL file (one record per line, in
-//! Lambda's JSON shape), for plugin work, replays and benchmarks.
+//! `source: {type: file, path}`: change records from a file, for plugin work, replays and
+//! benchmarks: JSONL (one record per line, in Lambda's JSON shape), or a Lambda test event
+//! (`{"Records": [...]}`, as Lambda's console, SAM and Powertools' test fixtures hold them). The
+//! same reader serves `eddy plugin test`, `eddy pattern test` and `eddy sink preview`
+//! ([`entries`]).
 //!
 //! The file is one closed shard named `file`; a record's position is its line. Checkpoints work
 //! as for a stream (a restart resumes after the last acknowledged record), and when every line is
@@ -23,20 +26,56 @@ pub const SHARD: &str = "file";
 /// A JSONL file as a one-shard, closed stream.
 pub struct FileStreams {
     arn: String,
-    lines: Arc<Vec<Line>>,
+    lines: Arc<Vec<Entry>>,
 }
 
-/// One non-blank line of the file.
-struct Line {
-    /// 1-based, counting blank lines too.
-    number: usize,
+/// Where a record is in its file, for messages: `line N` (JSONL, 1-based, counting blank lines,
+/// as an editor shows them) or `Records[I]` (a Lambda test event, 0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A JSONL line.
+    Line(usize),
+    /// An element of an event's `Records`.
+    Record(usize),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line(n) => write!(f, "line {n}"),
+            Self::Record(i) => write!(f, "Records[{i}]"),
+        }
+    }
+}
+
+/// One record's text in a records file.
+pub struct Entry {
+    /// Where it is.
+    pub place: Place,
     /// The text, or why it is not UTF-8.
-    text: Result<String, String>,
+    pub text: Result<String, String>,
 }
 
-/// The non-blank lines of `bytes` (a `\r` before `\n` is dropped), each decoded on its own so
-/// one bad line does not reject the file.
-fn split_lines(bytes: &[u8]) -> Vec<Line> {
+/// The records of a file: the elements of `Records` when the whole file is a Lambda test event
+/// (`{"Records": [...]}`), else its non-blank lines (JSONL; a `\r` before `\n` is dropped), each
+/// decoded on its own so one bad line does not reject the file.
+pub fn entries(bytes: &[u8]) -> Vec<Entry> {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "Records", borrow)]
+        records: Vec<&'a serde_json::value::RawValue>,
+    }
+    let trimmed = bytes.trim_ascii_start();
+    if trimmed.starts_with(b"{") {
+        if let Ok(event) = serde_json::from_slice::<Event>(bytes) {
+            return event
+                .records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| Entry { place: Place::Record(i), text: Ok(r.get().to_owned()) })
+                .collect();
+        }
+    }
     bytes
         .split(|b| *b == b'\n')
         .enumerate()
@@ -44,7 +83,7 @@ fn split_lines(bytes: &[u8]) -> Vec<Line> {
         .map(|(i, raw)| {
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let text = std::str::from_utf8(raw).map(str::to_owned).map_err(|e| format!("not UTF-8: {e}"));
-            Line { number: i + 1, text }
+            Entry { place: Place::Line(i + 1), text }
         })
         .collect()
 }
@@ -56,7 +95,7 @@ impl FileStreams {
     /// When the file cannot be read.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read the source file {}", path.display()))?;
-        let lines = split_lines(&bytes);
+        let lines = entries(&bytes);
         let canonical: PathBuf = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         Ok(Self { arn: format!("file:{}", canonical.display()), lines: Arc::new(lines) })
     }
@@ -71,14 +110,12 @@ impl FileStreams {
         match &line.text {
             Ok(text) => serde_json::from_str(text).map_err(|e| Undecodable {
                 sequence_number: None,
-                reason: format!("line {}: not a change record: {e}", line.number),
+                reason: format!("{}: not a change record: {e}", line.place),
                 raw: text.clone(),
             }),
-            Err(e) => Err(Undecodable {
-                sequence_number: None,
-                reason: format!("line {}: {e}", line.number),
-                raw: String::new(),
-            }),
+            Err(e) => {
+                Err(Undecodable { sequence_number: None, reason: format!("{}: {e}", line.place), raw: String::new() })
+            }
         }
     }
 
@@ -145,6 +182,34 @@ mod tests {
     use super::*;
 
     const GOOD: &str = r#"{"eventID":"1","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1","dynamodb":{"Keys":{"id":{"S":"a"}},"NewImage":{"id":{"S":"a"}},"SequenceNumber":"100","SizeBytes":1,"StreamViewType":"NEW_AND_OLD_IMAGES"},"eventSourceARN":"x"}"#;
+
+    /// A Lambda test event (`{"Records": [...]}`) is read as its records, in order; a record
+    /// that is not a change record is named by its place in `Records`.
+    #[tokio::test]
+    async fn a_lambda_test_event_is_read_as_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("event.json");
+        let second = GOOD.replace("\"100\"", "\"200\"");
+        std::fs::write(
+            &path,
+            format!("{{\n  \"Records\": [\n    {GOOD},\n    {{\"eventID\": 7}},\n    {second}\n  ]\n}}\n"),
+        )
+        .unwrap();
+        let file = FileStreams::open(&path).unwrap();
+        let it = file.get_shard_iterator(SHARD, &IteratorPosition::TrimHorizon).await.unwrap();
+        let page = file.get_records(&it, 1000).await.unwrap();
+        let seqs: Vec<&str> = page.records.iter().map(|r| r.dynamodb.sequence_number.as_str()).collect();
+        assert_eq!(seqs, ["100", "200"]);
+        assert_eq!(page.undecodable.len(), 1);
+        assert!(
+            page.undecodable[0].reason.starts_with("Records[1]: not a change record"),
+            "{}",
+            page.undecodable[0].reason
+        );
+        // A JSONL file whose first line is a record is still JSONL.
+        let lines = entries(format!("{GOOD}\n{second}\n").as_bytes());
+        assert_eq!(lines.iter().map(|e| e.place).collect::<Vec<_>>(), [Place::Line(1), Place::Line(2)]);
+    }
 
     #[tokio::test]
     async fn an_invalid_utf8_line_is_undecodable_with_its_number_and_the_rest_flows() {
