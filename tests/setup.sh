@@ -3,6 +3,7 @@
 #   - the wasm32-wasip2 Rust target (the example processors are built for it)
 #   - moto[server] from PyPI (a DynamoDB + DynamoDB Streams API on loopback)
 #   - componentize-py from PyPI (builds the Python example processor)
+#   - kubernetes-validate from PyPI (checks deploy/kubernetes against the Kubernetes schemas)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -17,6 +18,10 @@ if ! command -v componentize-py >/dev/null 2>&1; then
   python3 -m pip install --quiet 'componentize-py==0.25.1'
 fi
 command -v componentize-py >/dev/null 2>&1 || { echo "componentize-py is not on PATH after installing it" >&2; exit 1; }
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
+fi
+command -v kubernetes-validate >/dev/null 2>&1 || { echo "kubernetes-validate is not on PATH after installing it" >&2; exit 1; }
 for ws in examples/plugins tests/plugins; do
   (cd "$repo/$ws" && cargo build --quiet --release --target wasm32-wasip2)
 done

@@ -82,6 +82,8 @@ routes:
     assert_eq!(health.text().await.unwrap(), "ok\n");
     let missing = http.get(format!("{base}/nothing")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+    let ready = http.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "the stream is being read");
     let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
 
     let n = n as f64;
@@ -105,4 +107,43 @@ routes:
     }
     let (status, _) = eddy.interrupt();
     assert!(status.success(), "{}", eddy.log());
+}
+
+/// `/ready` is 503 while the source cannot be reached (a DynamoDB endpoint that does not answer),
+/// while `/health` already answers 200: a pod that cannot read its stream gets no traffic, but is
+/// not restarted in a loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_waits_for_the_source_while_health_answers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let nobody = free_port();
+    let config = format!(
+        "source: {{type: dynamodb, table: Pets, endpoint: \"http://127.0.0.1:{nobody}\", region: us-east-1}}
+checkpoints: {{type: local, path: state}}
+metrics: {{listen: \"127.0.0.1:{port}\"}}
+retry: {{attempts: 20, base_delay: 100ms, max_delay: 200ms}}
+sinks:
+  none: {{type: \"null\"}}
+routes:
+  - {{name: all, sinks: [none]}}
+"
+    );
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut eddy = Eddy::start(&path);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let health = loop {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await {
+            break r;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no /health; log:\n{}", eddy.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health.status(), 200);
+    let ready = http.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().starts_with("not ready"));
+    eddy.interrupt();
 }

@@ -153,7 +153,11 @@ impl Coordinator {
                 () = self.stop.wait() => break,
             };
             match round {
-                Ok(()) => errors = 0,
+                Ok(()) => {
+                    errors = 0;
+                    // Connected, and (with a lease table) joined: ready for `GET /ready`.
+                    crate::metrics::set_ready();
+                }
                 Err(RoundError::Streams(StreamsError::Fatal(message))) => {
                     failure = Some(anyhow::anyhow!("DescribeStream failed: {message}"));
                     self.stop_handle.stop();

@@ -34,6 +34,9 @@ pub const LEASES_HELD: &str = "eddy_leases_held";
 pub const POLL_DURATION: &str = "eddy_poll_duration_seconds";
 /// One sink write attempt, by `sink`.
 pub const SINK_WRITE_DURATION: &str = "eddy_sink_write_duration_seconds";
+/// Sink writes that failed (after the sink's own retries of its requests), by `sink`: the shard
+/// rewinds and reads the batch again.
+pub const SINK_ERRORS: &str = "eddy_sink_errors_total";
 /// Throttling errors from an AWS API, by `api`.
 pub const THROTTLED: &str = "eddy_throttled_total";
 /// One `process` call into a Wasm processor, by `processor`.
@@ -48,6 +51,20 @@ pub const SNAPSHOT_SEGMENTS_REMAINING: &str = "eddy_snapshot_segments_remaining"
 /// Stream records skipped after a snapshot because they are older than its start (minus the
 /// safety margin): the scan already saw their effect.
 pub const SNAPSHOT_SKIPPED: &str = "eddy_snapshot_stream_records_skipped_total";
+
+/// Whether the process is ready (`GET /ready`): set once the source is connected and the first
+/// round of shard discovery (and, with a lease table, of lease taking) succeeded.
+static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks the process ready for `GET /ready`.
+pub fn set_ready() {
+    READY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`set_ready`] was called.
+pub fn is_ready() -> bool {
+    READY.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Histogram buckets, in seconds: 100 µs to 30 s.
 const BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -69,6 +86,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(LEASES_HELD, "Shards this process holds a lease on.");
     describe_histogram!(POLL_DURATION, Unit::Seconds, "GetRecords latency.");
     describe_histogram!(SINK_WRITE_DURATION, Unit::Seconds, "One sink write attempt, by sink.");
+    describe_counter!(SINK_ERRORS, "Sink writes that failed after the sink's retries, by sink.");
     describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
     describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
     describe_counter!(TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");

@@ -1,5 +1,6 @@
-//! The HTTP endpoint: `GET /metrics` (Prometheus text format) and `GET /health` (200 `ok` while
-//! the process runs). Anything else is 404.
+//! The HTTP endpoint: `GET /metrics` (Prometheus text format), `GET /health` (liveness: 200 `ok`
+//! while the process runs) and `GET /ready` (readiness: 200 once the source is connected and,
+//! with a lease table, the process has joined it; 503 before). Anything else is 404.
 //!
 //! It must never endanger the pipeline, whoever connects: at most [`MAX_CONNECTIONS`] are served
 //! at once (more wait in the kernel's accept queue, holding none of eddy's file descriptors), a
@@ -32,14 +33,14 @@ const ACCEPT_BACKOFF: eddy_sink_api::Backoff =
 /// A repeated accept error is logged at most this often.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Serves `/metrics` and `/health` on `listen` until `stop` is set.
+/// Serves `/metrics`, `/health` and `/ready` on `listen` until `stop` is set.
 ///
 /// # Errors
 /// When `listen` cannot be bound (the message names it).
 pub async fn serve(listen: SocketAddr, handle: PrometheusHandle, stop: Stop) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("metrics: cannot listen on {listen}"))?;
-    tracing::info!(address = %listener.local_addr().unwrap_or(listen), "serving /metrics and /health");
+    tracing::info!(address = %listener.local_addr().unwrap_or(listen), "serving /metrics, /health and /ready");
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         let mut errors = Repeated::default();
@@ -124,7 +125,13 @@ fn respond(request: &Request<hyper::body::Incoming>, handle: &PrometheusHandle) 
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
         ("GET", "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
         ("GET", "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics or /health\n".to_owned()),
+        ("GET", "/ready") if super::is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+        ("GET", "/ready") => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: the source is not connected, or the lease table not joined, yet\n".to_owned(),
+        ),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /health or /ready\n".to_owned()),
     };
     Response::builder()
         .status(status)

@@ -106,6 +106,7 @@ async fn write_once(
             Ok(outcome.rejected)
         }
         Err(e) => {
+            metrics::counter!(crate::metrics::SINK_ERRORS, "sink" => name.to_owned()).increment(1);
             let fatal = matches!(e, SinkError::Fatal(_));
             if matches!(e, SinkError::Throttled(_)) {
                 crate::aws::count_throttled(slot.kind, 1);
