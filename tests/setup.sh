@@ -4,6 +4,8 @@
 #   - moto[server] from PyPI (a DynamoDB + DynamoDB Streams API on loopback)
 #   - componentize-py from PyPI (builds the Python example processor)
 #   - kubernetes-validate from PyPI (checks deploy/kubernetes against the Kubernetes schemas)
+#   - componentize-js from npm, in examples/js/every-verdict (builds the JavaScript example;
+#     needs Node.js 18 or later and npm)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -22,6 +24,10 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
 fi
 command -v kubernetes-validate >/dev/null 2>&1 || { echo "kubernetes-validate is not on PATH after installing it" >&2; exit 1; }
+command -v npm >/dev/null 2>&1 || { echo "npm (Node.js 18 or later) is needed to build the JavaScript example processor" >&2; exit 1; }
+if [ ! -x "$repo/examples/js/every-verdict/node_modules/.bin/componentize-js" ]; then
+  (cd "$repo/examples/js/every-verdict" && npm install --no-audit --no-fund --silent)
+fi
 for ws in examples/plugins tests/plugins; do
   (cd "$repo/$ws" && cargo build --quiet --release --target wasm32-wasip2)
 done

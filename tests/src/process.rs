@@ -70,6 +70,32 @@ pub fn python_component(folder: &str) -> PathBuf {
     out
 }
 
+/// The JavaScript example component in `examples/js/<folder>`, built with componentize-js (its
+/// `npm run build`, into `target/js/<folder>.wasm`) once per process. `tests/setup.sh` installs
+/// its npm dependencies.
+pub fn js_component(folder: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = repo_root().join("examples/js").join(folder);
+    let out = repo_root().join("target/js").join(format!("{folder}.wasm"));
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|f| f == folder) {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let output = Command::new("npm")
+            .args(["run", "--silent", "build", "--", "--out"])
+            .arg(&out)
+            .current_dir(&dir)
+            .output()
+            .expect("npm (Node.js) must be on PATH; tests/setup.sh installs the example's dependencies");
+        assert!(
+            output.status.success(),
+            "building {folder} with componentize-js failed (did tests/setup.sh run `npm install` there?): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        built.push(folder.to_owned());
+    }
+    out
+}
+
 /// Component `name` of the guest workspace `workspace`, built for wasm32-wasip2 once per process.
 fn component(workspace: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());

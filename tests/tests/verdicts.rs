@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use eddy_e2e::process::{python_component, test_component, Eddy};
+use eddy_e2e::process::{js_component, python_component, test_component, Eddy};
 use serde_json::{json, Value};
 
 const ACTIONS: [Option<&str>; 7] =
@@ -112,4 +112,9 @@ fn every_verdict_from_a_rust_component() {
 #[test]
 fn every_verdict_from_a_python_component() {
     every_verdict(&python_component("every-verdict"), "python");
+}
+
+#[test]
+fn every_verdict_from_a_javascript_component() {
+    every_verdict(&js_component("every-verdict"), "js");
 }
