@@ -19,6 +19,7 @@ pub mod lease;
 pub mod metrics;
 pub mod pattern;
 pub mod pipeline;
+pub mod plugin_new;
 pub mod plugin_test;
 pub mod sinks;
 pub mod snapshot;

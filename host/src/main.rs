@@ -128,6 +128,20 @@ enum SinkCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Write a ready-to-build processor project: the contract (wit/processor.wit), a filter that
+    /// builds as it is (keeps records whose image has an attribute equal to a configured value), a
+    /// README with the build and `eddy plugin test` commands, and sample records.
+    New {
+        /// The processor's name (lowercase letters, digits and `-`), e.g. only-dogs.
+        name: String,
+        /// The guest language: rust (cargo, wasm32-wasip2), python (componentize-py) or js
+        /// (componentize-js from npm).
+        #[arg(long, value_enum)]
+        lang: eddy::plugin_new::Lang,
+        /// Where to write it (must not exist, or be empty); default ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run a component on records from a file (JSONL, one stream record per line in Lambda's
     /// shape, or a Lambda test event `{"Records": [...]}` as the console, SAM and Powertools hold
     /// them) and print each record's verdict and output as one JSON line. Traps, timeouts and
@@ -396,6 +410,23 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sink { command: SinkCommand::Preview { config, sink, input, batch_size } } => {
             sink_preview(&config, &sink, &input, batch_size)
+        }
+        Command::Plugin { command: PluginCommand::New { name, lang, dir } } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            match eddy::plugin_new::create(&name, lang, &dir) {
+                Ok(files) => {
+                    println!("wrote {}:", dir.display());
+                    for f in files {
+                        println!("  {}", f.display());
+                    }
+                    println!(
+                        "next: see {} for the build and `eddy plugin test` commands",
+                        dir.join("README.md").display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage(&format!("{e:#}")),
+            }
         }
         Command::Plugin { command: PluginCommand::Test { wasm, config, input, batch_size, memory, timeout } } => {
             plugin_test(&wasm, &config, &input, batch_size, &memory, &timeout)

@@ -1,0 +1,36 @@
+// @NAME@: an eddy processor in JavaScript.
+//
+// Keeps the records whose image has the attribute `attribute` (an `S` value) equal to `equals`,
+// and drops the rest; a REMOVE is judged by its old image, so deleting a kept item reaches the
+// sinks too. Config (the processor's `config:` in the pipeline YAML, as JSON):
+// {"attribute": "species", "equals": "dog"} (the defaults).
+//
+// From JavaScript, records are objects with camelCase fields, variants are {tag, val}, enums are
+// strings, s64/u64 are BigInts, and an image has get(name), names() and toJson(). Throw from init
+// to refuse the config.
+
+let attribute = "species";
+let equals = "dog";
+
+export function init(config) {
+  const settings = JSON.parse(config);
+  if (settings === null || typeof settings !== "object" || Array.isArray(settings)) {
+    throw "config must be a mapping";
+  }
+  for (const key of ["attribute", "equals"]) {
+    if (key in settings && typeof settings[key] !== "string") {
+      throw `\`${key}\` must be a string, got ${JSON.stringify(settings[key])}`;
+    }
+  }
+  attribute = settings.attribute ?? attribute;
+  equals = settings.equals ?? equals;
+}
+
+export function process(batch) {
+  return batch.map((change) => {
+    // Only this one attribute crosses the boundary, not the whole image.
+    const image = change.newImage ?? change.oldImage;
+    const value = image ? image.get(attribute) : undefined;
+    return value && value.tag === "s" && value.val === equals ? { tag: "pass" } : { tag: "drop" };
+  });
+}
