@@ -55,20 +55,39 @@ pub async fn json_client(
     target: &Target<'_>,
     timeouts: &Timeouts,
 ) -> anyhow::Result<eddy_sink_api::aws_json::AwsJsonClient> {
-    let shared = sdk_config(target, timeouts).await;
-    let region = shared
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .ok_or_else(|| anyhow::anyhow!("no AWS region: set `region` in the pipeline or AWS_REGION"))?;
+    let (region, make) = json_clients(service, target, timeouts).await?;
     let url = match target.endpoint {
         Some(url) => url.to_owned(),
         None if region.starts_with("cn-") => format!("https://{host}.{region}.amazonaws.com.cn"),
         None => format!("https://{host}.{region}.amazonaws.com"),
     };
+    make(&url).map_err(anyhow::Error::msg)
+}
+
+/// Makes signed JSON-protocol clients of `service` for any endpoint URL (the nodes of an
+/// Alternator cluster), all with `target`'s region and the AWS chain's credentials, and
+/// `timeouts`. Returns the region too.
+///
+/// # Errors
+/// When no region is configured or found, or the chain has no credentials provider.
+pub async fn json_clients(
+    service: eddy_sink_api::aws_json::Service,
+    target: &Target<'_>,
+    timeouts: &Timeouts,
+) -> anyhow::Result<(String, eddy_sink_alternator::nodes::MakeClient)> {
+    let shared = sdk_config(target, timeouts).await;
+    let region = shared
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("no AWS region: set `region` in the pipeline or AWS_REGION"))?;
     let provider = shared
         .credentials_provider()
         .ok_or_else(|| anyhow::anyhow!("no AWS credentials provider (the AWS chain found none)"))?;
-    eddy_sink_api::aws_json::AwsJsonClient::new(service, &url, &region, provider, timeouts).map_err(anyhow::Error::msg)
+    let (signing_region, timeouts) = (region.clone(), *timeouts);
+    let make: eddy_sink_alternator::nodes::MakeClient = std::sync::Arc::new(move |url: &str| {
+        eddy_sink_api::aws_json::AwsJsonClient::new(service, url, &signing_region, provider.clone(), &timeouts)
+    });
+    Ok((region, make))
 }
 
 /// A DynamoDB client for `target`.

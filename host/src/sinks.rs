@@ -31,10 +31,21 @@ pub fn kind(config: &SinkConfig) -> &'static str {
 pub async fn build(config: &SinkConfig, retry: RetryPolicy, timeouts: &Timeouts) -> anyhow::Result<Arc<dyn Sink>> {
     Ok(match config {
         SinkConfig::Alternator(c) => {
-            let target = crate::aws::Target { region: c.region.as_deref(), endpoint: c.endpoint.as_deref() };
-            let client =
-                crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts).await?;
-            Arc::new(eddy_sink_alternator::AlternatorSink::new(client, c, retry))
+            use eddy_sink_alternator::nodes::Nodes;
+            let urls: Vec<String> = c.endpoint.iter().chain(&c.endpoints).cloned().collect();
+            let nodes = if urls.len() <= 1 && c.discovery.is_none() {
+                let target = crate::aws::Target { region: c.region.as_deref(), endpoint: c.endpoint.as_deref() };
+                let client =
+                    crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts).await?;
+                Nodes::single(c.endpoint.as_deref().unwrap_or("aws:dynamodb"), client)
+            } else {
+                let target = crate::aws::Target { region: c.region.as_deref(), endpoint: None };
+                let (_, make) = crate::aws::json_clients(eddy_sink_api::aws_json::DYNAMODB, &target, timeouts).await?;
+                let nodes = Nodes::new(&urls, c.discovery.clone(), make).await.map_err(anyhow::Error::msg)?;
+                tokio::spawn(Nodes::maintain(Arc::downgrade(&nodes)));
+                nodes
+            };
+            Arc::new(eddy_sink_alternator::AlternatorSink::new(nodes, c, retry))
         }
         SinkConfig::CrateDb(c) => {
             Arc::new(eddy_sink_cratedb::CrateDbSink::new(c, timeouts, retry).map_err(anyhow::Error::msg)?)

@@ -184,3 +184,41 @@ fn lambda_test_events_are_read_record_by_record() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 3, "{out}");
 }
+
+/// An Alternator sink may name several nodes or discover them; a discovery section with an
+/// unknown key is refused with its line.
+#[test]
+fn alternator_endpoints_and_discovery_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "cluster.yaml",
+        "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000'}
+sinks:
+  listed: {type: alternator, table: T, endpoints: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000']}
+  found: {type: alternator, table: T, discovery: {seed: 'http://10.0.0.1:8000', datacenter: dc1, rack: r1, refresh: 30s}}
+routes:
+  - name: all
+    sinks: [listed, found]
+",
+    );
+    let (code, out, err) = eddy(&["validate", "--config", &good]);
+    assert_eq!(code, 0, "{out}{err}");
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000'}
+sinks:
+  found:
+    type: alternator
+    table: T
+    discovery: {seed: 'http://10.0.0.1:8000', datacentre: dc1}
+routes:
+  - name: all
+    sinks: [found]
+",
+    );
+    let (code, _, err) = eddy(&["validate", "--config", &bad]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.yaml:6") && err.contains("datacentre"), "{err}");
+}

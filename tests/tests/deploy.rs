@@ -47,9 +47,12 @@ fn the_pipeline_in_the_configmap_is_valid() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
-/// Every `eddy_*` metric name eddy registers (the constants of host/src/metrics/mod.rs).
+/// Every `eddy_*` metric name eddy registers (the constants of host/src/metrics/mod.rs and of
+/// the Alternator sink's node metrics).
 fn exported_metrics() -> BTreeSet<String> {
-    let source = std::fs::read_to_string(repo_root().join("host/src/metrics/mod.rs")).unwrap();
+    let source = ["host/src/metrics/mod.rs", "plugins/alternator/src/nodes.rs"]
+        .map(|f| std::fs::read_to_string(repo_root().join(f)).unwrap())
+        .join("\n");
     source
         .split('"')
         .filter(|s| s.starts_with("eddy_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))

@@ -491,3 +491,37 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// An Alternator sink with two endpoints, one of which never answers: every write fails over to
+/// the live node and the replica is complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_fail_over_from_a_dead_alternator_node_to_a_live_one() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", false).await;
+    moto.create_table("Replica", false).await;
+    load(&moto.client, "Pets", 600).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = pipeline(
+        dir.path(),
+        &moto,
+        "  max_records_per_poll: 50\n  snapshot: {segments: 2}",
+        &format!(
+            "checkpoints: {{type: local, path: state}}
+sinks:
+  replica: {{type: alternator, region: us-east-1, table: Replica, endpoints: [\"http://127.0.0.1:{dead}\", \"{}\"]}}
+routes:
+  - name: main
+    sinks: [replica]
+",
+            moto.endpoint
+        ),
+    );
+    let mut run = Eddy::start_args(&["snapshot", "--config", config.to_str().unwrap()]);
+    let status = run.wait(CONVERGE);
+    assert!(status.success(), "{status}; log:\n{}", run.log());
+    let log = run.log();
+    assert!(log.contains("failed; taking it out of the rotation"), "log:\n{log}");
+    let expected = snapshot(&moto.client, "Pets", |_| true).await;
+    wait_until_equal(&moto.client, "Replica", &expected, Duration::from_secs(10)).await;
+}

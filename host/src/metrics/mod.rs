@@ -86,6 +86,12 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(LEASES_HELD, "Shards this process holds a lease on.");
     describe_histogram!(POLL_DURATION, Unit::Seconds, "GetRecords latency.");
     describe_histogram!(SINK_WRITE_DURATION, Unit::Seconds, "One sink write attempt, by sink.");
+    describe_counter!(eddy_sink_alternator::nodes::REQUESTS, "Requests sent to an Alternator node, by node.");
+    describe_counter!(
+        eddy_sink_alternator::nodes::NODE_FAILURES,
+        "Requests an Alternator node did not answer or answered 5xx, by node."
+    );
+    describe_gauge!(eddy_sink_alternator::nodes::NODES_LIVE, "Alternator nodes in the rotation.");
     describe_counter!(SINK_ERRORS, "Sink writes that failed after the sink's retries, by sink.");
     describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
     describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");

@@ -9,6 +9,7 @@
 //! client ([`eddy_sink_api::aws_json::AwsJsonClient`]: SigV4 from the AWS chain, the pipeline's
 //! timeouts, no retries of its own).
 
+pub mod nodes;
 mod sink;
 
 use serde::Deserialize;
@@ -24,6 +25,13 @@ pub struct AlternatorConfig {
     /// The endpoint URL, e.g. `http://scylla-node1:8000`; default: AWS DynamoDB of the region.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Several Alternator nodes, e.g. `[http://scylla-node1:8000, http://scylla-node2:8000]`:
+    /// requests go round-robin over the live ones and fail over ([`nodes`]).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Find the nodes through Alternator's `GET /localnodes` ([`nodes::Discovery`]).
+    #[serde(default)]
+    pub discovery: Option<nodes::Discovery>,
     /// The region to sign requests for; default: the source's, else the AWS chain. Alternator
     /// accepts any.
     #[serde(default)]

@@ -5,14 +5,16 @@
 //! built serializes to the same form, so no other model is built.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
+use eddy_sink_api::aws_json::AwsJsonError;
 use eddy_sink_api::{ChangeRecord, EventName, Image, Item, Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::nodes::Nodes;
 use crate::AlternatorConfig;
 
 /// `BatchWriteItem` takes at most 25 operations.
@@ -20,7 +22,7 @@ const MAX_BATCH: usize = 25;
 
 /// Writes changes into one table through the DynamoDB API.
 pub struct AlternatorSink {
-    client: AwsJsonClient,
+    nodes: Arc<Nodes>,
     table: String,
     /// The table name as a JSON string, written into every request.
     table_json: String,
@@ -76,12 +78,13 @@ struct BatchAnswer {
 }
 
 impl AlternatorSink {
-    /// A sink on `client` (a DynamoDB-API client built by the host with its timeouts; it does
-    /// not retry: `retry` is the only retry policy, applied to failed requests and to
-    /// `UnprocessedItems`).
-    pub fn new(client: AwsJsonClient, config: &AlternatorConfig, retry: RetryPolicy) -> Self {
+    /// A sink on `nodes` (one or more Alternator nodes, each with a DynamoDB-API client built by
+    /// the host with its timeouts; the clients do not retry: `retry` is the only retry policy,
+    /// applied to failed requests and to `UnprocessedItems`, after a failed node's request has
+    /// gone to the other nodes).
+    pub fn new(nodes: Arc<Nodes>, config: &AlternatorConfig, retry: RetryPolicy) -> Self {
         Self {
-            client,
+            nodes,
             table: config.table.clone(),
             table_json: serde_json::to_string(&config.table).expect("a string serializes"),
             concurrency: config.concurrency.max(1),
@@ -150,7 +153,7 @@ impl AlternatorSink {
         let mut throttled = 0;
         let mut attempt = 0;
         loop {
-            let failure = match self.client.call("BatchWriteItem", body.clone()).await {
+            let failure = match self.nodes.call("BatchWriteItem", body.clone()).await {
                 Ok(answer) => {
                     let answer: BatchAnswer = serde_json::from_slice(&answer).map_err(|e| {
                         SinkError::Retryable(format!("table {}: a malformed BatchWriteItem answer: {e}", self.table))
@@ -217,7 +220,7 @@ impl AlternatorSink {
                     let body = body.clone();
                     async move {
                         // A refusal is an answer, not a failure: it is not retried.
-                        match self.client.call(operation, body).await {
+                        match self.nodes.call(operation, body).await {
                             Ok(_) => Ok(None),
                             Err(e) if is_validation(&e) => Ok(Some(format!("table {}: {}", self.table, message(&e)))),
                             Err(e) => Err(classify(&self.table, &e)),
@@ -394,7 +397,7 @@ mod tests {
     fn sink(url: &str) -> AlternatorSink {
         let credentials = aws_credential_types::Credentials::new("a", "b", None, None, "test");
         let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
-        let client = AwsJsonClient::new(
+        let client = eddy_sink_api::aws_json::AwsJsonClient::new(
             eddy_sink_api::aws_json::DYNAMODB,
             url,
             "us-east-1",
@@ -402,7 +405,14 @@ mod tests {
             &eddy_sink_api::Timeouts::default(),
         )
         .unwrap();
-        let config = AlternatorConfig { table: "T".into(), endpoint: None, region: None, concurrency: 1 };
+        let config = AlternatorConfig {
+            table: "T".into(),
+            endpoint: None,
+            endpoints: Vec::new(),
+            discovery: None,
+            region: None,
+            concurrency: 1,
+        };
         let retry = RetryPolicy {
             attempts: 3,
             backoff: eddy_sink_api::Backoff {
@@ -410,7 +420,7 @@ mod tests {
                 max_delay: std::time::Duration::from_millis(2),
             },
         };
-        AlternatorSink::new(client, &config, retry)
+        AlternatorSink::new(Nodes::single(url, client), &config, retry)
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ pub struct CrateDbConfig {
     #[serde(default)]
     pub create_table: bool,
     /// How long one request may take. Default 30s.
-    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    #[serde(default = "default_timeout", deserialize_with = "eddy_sink_api::duration::deserialize")]
     pub timeout: Duration,
 }
 
@@ -40,22 +40,4 @@ fn default_batch_size() -> usize {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
-}
-
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text)
-        .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {text:?}; write e.g. 500ms, 30s")))
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let n: u64 = text[..split].parse().ok()?;
-    match &text[split..] {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        _ => None,
-    }
 }
