@@ -17,6 +17,10 @@ that fsyncs before it acknowledges). A checkpoint ahead of the sink is recorded 
 With --fail-first N --fail-target OP, the first N requests for operation OP (e.g. BatchWriteItem)
 fail with HTTP 500, whatever --rate says: an outage long enough to outlast every retry.
 
+With --local-nodes A,B,C, GET /localnodes answers ["A","B","C"] (what a ScyllaDB Alternator node
+answers: the live nodes of its datacenter); with --host H it listens on H instead of 127.0.0.1, so
+that several proxies on 127.0.0.1, 127.0.0.2, ... share one port, as Alternator nodes do.
+
 GET /_faults returns the counters and the violations.
 """
 import argparse
@@ -83,6 +87,8 @@ def make_handler(opts, state, scripted):
             if self.path == "/_faults":
                 with state.lock:
                     return self.reply(200, {"counts": dict(state.counts), "violations": list(state.violations)})
+            if opts.local_nodes and self.path.split("?")[0] == "/localnodes":
+                return self.reply(200, opts.local_nodes.split(","))
             self.forward(b"")
 
         def do_POST(self):
@@ -154,12 +160,14 @@ def main():
     parser.add_argument("--script")
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--fail-target")
+    parser.add_argument("--local-nodes")
+    parser.add_argument("--host", default="127.0.0.1")
     opts = parser.parse_args()
     scripted = {}
     if opts.script:
         with open(opts.script) as f:
             scripted = {s["id"]: s["records"] for s in json.load(f)["shards"]}
-    ThreadingHTTPServer(("127.0.0.1", opts.port), make_handler(opts, State(), scripted)).serve_forever()
+    ThreadingHTTPServer((opts.host, opts.port), make_handler(opts, State(), scripted)).serve_forever()
 
 
 if __name__ == "__main__":

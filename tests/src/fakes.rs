@@ -99,6 +99,26 @@ impl FaultProxy {
         FaultProxy { child, endpoint }
     }
 
+    /// Starts it on `host:port` (e.g. `127.0.0.2`) in front of `upstream`, with its options: a
+    /// stand-in Alternator node when given `--local-nodes`.
+    pub async fn start_at(host: &str, port: u16, upstream: &str, args: &[&str]) -> Self {
+        let child = Command::new("python3")
+            .arg(repo_root().join("tests/fakes/faults.py"))
+            .args(["--host", host, "--port", &port.to_string(), "--upstream", upstream])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let endpoint = format!("http://{host}:{port}");
+        let started = Instant::now();
+        while reqwest::get(format!("{endpoint}/_faults")).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the fault proxy on {endpoint} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        FaultProxy { child, endpoint }
+    }
+
     /// `{"counts": {...}, "violations": [...]}`
     pub async fn faults(&self) -> Value {
         reqwest::get(format!("{}/_faults", self.endpoint)).await.unwrap().json().await.unwrap()

@@ -105,6 +105,25 @@ routes:
     ] {
         assert!(text.contains(series), "missing {series}:\n{text}");
     }
+    // The dashboard's panels on what this run does are backed by series a running eddy serves.
+    let dashboard = std::fs::read_to_string(eddy_e2e::repo_root().join("deploy/grafana/eddy.json")).unwrap();
+    for name in [
+        "eddy_records_in_total",
+        "eddy_records_out_total",
+        "eddy_records_filtered_total",
+        "eddy_records_dropped_total",
+        "eddy_iterator_age_seconds",
+        "eddy_leases_held",
+        "eddy_sink_write_duration_seconds_bucket",
+        "eddy_poll_duration_seconds_bucket",
+        "eddy_wasm_call_duration_seconds_bucket",
+    ] {
+        assert!(dashboard.contains(name), "the dashboard does not use {name}");
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "the dashboard uses {name}, which eddy did not serve:\n{text}"
+        );
+    }
     let (status, _) = eddy.interrupt();
     assert!(status.success(), "{}", eddy.log());
 }

@@ -525,3 +525,75 @@ routes:
     let expected = snapshot(&moto.client, "Pets", |_| true).await;
     wait_until_equal(&moto.client, "Replica", &expected, Duration::from_secs(10)).await;
 }
+
+/// Three stand-in Alternator nodes (fault proxies on 127.0.0.1-3, one port, answering
+/// `/localnodes`) in front of one moto: discovery finds all three and each gets a share of the
+/// writes; one is killed mid-run: nothing is lost, it is taken out, and it is back in once it
+/// answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_spread_over_discovered_alternator_nodes_and_survive_one_going_down() {
+    use eddy_e2e::fakes::FaultProxy;
+    let moto = Moto::start().await;
+    moto.create_table("Pets", false).await;
+    moto.create_table("Replica", false).await;
+    load(&moto.client, "Pets", 3000).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nodes = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let args = ["--rate", "0", "--local-nodes", "127.0.0.1,127.0.0.2,127.0.0.3"];
+    let mut proxies = Vec::new();
+    for host in nodes {
+        proxies.push(FaultProxy::start_at(host, port, &moto.endpoint, &args).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = pipeline(
+        dir.path(),
+        &moto,
+        "  max_records_per_poll: 50\n  snapshot: {segments: 3, max_items_per_second: 400}",
+        &format!(
+            "checkpoints: {{type: local, path: state}}
+sinks:
+  replica: {{type: alternator, region: us-east-1, table: Replica, concurrency: 1,
+             discovery: {{seed: \"http://127.0.0.1:{port}\", datacenter: dc1}}}}
+routes:
+  - name: main
+    sinks: [replica]
+"
+        ),
+    );
+    let mut run = Eddy::start_args(&["snapshot", "--config", config.to_str().unwrap()]);
+    let forwarded = |p: &FaultProxy| {
+        let p = p.endpoint.clone();
+        async move {
+            let v: serde_json::Value = reqwest::get(format!("{p}/_faults")).await.unwrap().json().await.unwrap();
+            v["counts"]["forwarded"].as_u64().unwrap()
+        }
+    };
+    // Until every node has had writes.
+    let started = Instant::now();
+    loop {
+        let mut all = true;
+        for p in &proxies {
+            all &= forwarded(p).await > 0;
+        }
+        if all {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "a node got no writes; log:\n{}", run.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Node 2 goes down, then comes back.
+    proxies.remove(1);
+    let down = Instant::now();
+    while !run.log().contains("taking it out of the rotation") {
+        assert!(down.elapsed() < Duration::from_secs(30), "the dead node was never taken out; log:\n{}", run.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxies.insert(1, FaultProxy::start_at(nodes[1], port, &moto.endpoint, &args).await);
+    let status = run.wait(CONVERGE);
+    assert!(status.success(), "{status}; log:\n{}", run.log());
+    let log = run.log();
+    assert!(log.contains("back in the rotation"), "log:\n{log}");
+    assert!(forwarded(&proxies[1]).await > 0, "the returned node got writes again");
+    let expected = snapshot(&moto.client, "Pets", |_| true).await;
+    wait_until_equal(&moto.client, "Replica", &expected, Duration::from_secs(10)).await;
+}

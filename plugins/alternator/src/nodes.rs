@@ -148,8 +148,12 @@ impl Nodes {
         let this =
             Arc::new(Self { nodes: RwLock::new(Arc::new(nodes)), next: AtomicUsize::new(0), make, discovery, http });
         if this.discovery.is_some() {
-            if let Err(e) = this.discover().await {
-                tracing::warn!("Alternator node discovery failed, keeping the given nodes: {e}");
+            match this.discover().await {
+                Ok(_) => {}
+                // An answer naming no node (a datacenter or rack without nodes) is a mistake in
+                // the config, not an outage.
+                Err(e) if e.contains("answered no node") => return Err(e),
+                Err(e) => tracing::warn!("Alternator node discovery failed, keeping the given nodes: {e}"),
             }
         }
         Ok(this)
@@ -221,7 +225,20 @@ impl Nodes {
                     *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(nodes);
                     return Ok(urls.len());
                 }
-                Ok(_) => last = format!("{base}/localnodes answered no node"),
+                Ok(_) => {
+                    let mut narrowed = Vec::new();
+                    if let Some(dc) = &d.datacenter {
+                        narrowed.push(format!("datacenter {dc:?}"));
+                    }
+                    if let Some(rack) = &d.rack {
+                        narrowed.push(format!("rack {rack:?}"));
+                    }
+                    let within =
+                        if narrowed.is_empty() { String::new() } else { format!(" in {}", narrowed.join(", ")) };
+                    last = format!(
+                        "{base}/localnodes answered no node{within}: check `discovery.datacenter` and `discovery.rack`"
+                    );
+                }
                 Err(e) => last = e,
             }
         }
@@ -347,6 +364,21 @@ mod tests {
                 &eddy_sink_api::Timeouts::default(),
             )
         })
+    }
+
+    /// A datacenter without nodes (the seed answers `[]`) is a clear error at start.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn discovery_in_a_datacenter_without_nodes_is_a_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let _seed = node(&format!("127.0.0.1:{port}"), "[]", Arc::new(AtomicU64::new(0))).await;
+        let discovery = Discovery {
+            seed: format!("http://127.0.0.1:{port}"),
+            datacenter: Some("nowhere".into()),
+            rack: None,
+            refresh: Duration::from_secs(60),
+        };
+        let err = Nodes::new(&[], Some(discovery), make()).await.err().expect("refused");
+        assert!(err.contains("answered no node in datacenter \"nowhere\""), "{err}");
     }
 
     /// Three nodes found through the seed's `/localnodes` share the requests evenly; a node that
