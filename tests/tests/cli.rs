@@ -179,10 +179,29 @@ fn lambda_test_events_are_read_record_by_record() {
     let birds = write(dir.path(), "birds.json", r#"{"dynamodb": {"NewImage": {"species": {"S": ["bird"]}}}}"#);
     assert_eq!(eddy(&["pattern", "test", "--pattern", &birds, "--event", &event]).0, 1);
 
-    let pipeline = write(dir.path(), "p.yaml", "source: {type: file, path: event.json}\nsinks:\n  out: {type: file, path: out.jsonl}\nroutes:\n  - {name: all, sinks: [out]}\n");
+    let pipeline = write(
+        dir.path(),
+        "p.yaml",
+        "source: {type: file, path: event.json}\ncheckpoints: {type: local, path: state}\nsinks:\n  out: {type: file, path: out.jsonl}\nroutes:\n  - {name: all, sinks: [out]}\n",
+    );
     let (code, out, err) = eddy(&["sink", "preview", "--config", &pipeline, "--sink", "out", "--input", &event]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 3, "{out}");
+
+    // The file source reads the event's records, drains and exits 0.
+    let (code, _, err) = eddy(&["run", "--config", &pipeline]);
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    let seqs: Vec<String> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(seqs, ["4421584500000000017450439091", "4421584500000000017450439092", "4421584500000000017450439093"]);
 }
 
 /// An Alternator sink may name several nodes or discover them; a discovery section with an
