@@ -230,10 +230,10 @@ pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> an
         let pipeline = build_pipeline(&config, &stop).await?;
         let info = describe_source_table(&config, s).await?;
         // The stream, if the table has one, so that `run` with `first_run` can continue from it.
-        let stream = match &info.stream_arn {
+        let stream = match info.live_stream_arn() {
             Some(arn) => {
                 let with_arn =
-                    crate::config::DynamodbSource { stream_arn: Some(arn.clone()), table: None, ..s.clone() };
+                    crate::config::DynamodbSource { stream_arn: Some(arn.to_owned()), table: None, ..s.clone() };
                 Some(AwsStreams::connect(&with_arn, &config.timeouts, &config.retry).await?)
             }
             None => None,
@@ -260,7 +260,7 @@ pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> an
 }
 
 /// The key of `table`'s snapshot in the checkpoint store: its segments and its plan.
-fn snapshot_key(table: &crate::snapshot::scan::TableInfo) -> String {
+fn snapshot_key(table: &crate::aws::TableInfo) -> String {
     format!("{}#snapshot", table.arn)
 }
 
@@ -268,7 +268,7 @@ fn snapshot_key(table: &crate::snapshot::scan::TableInfo) -> String {
 async fn describe_source_table(
     config: &Config,
     s: &crate::config::DynamodbSource,
-) -> anyhow::Result<crate::snapshot::scan::TableInfo> {
+) -> anyhow::Result<crate::aws::TableInfo> {
     let table = match (&s.table, &s.stream_arn) {
         (Some(t), _) => t.clone(),
         (None, Some(arn)) => arn
@@ -280,7 +280,7 @@ async fn describe_source_table(
     };
     let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
     let client = crate::aws::dynamodb(&target, &config.timeouts).await;
-    crate::snapshot::scan::describe_table(&client, &table, &config.retry).await
+    crate::aws::describe_table(&client, &table, &config.retry).await
 }
 
 /// The table's snapshot, with its plan read back or recorded now (T0 and `stream`'s open

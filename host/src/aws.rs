@@ -95,6 +95,84 @@ pub async fn dynamodb(target: &Target<'_>, timeouts: &Timeouts) -> aws_sdk_dynam
     aws_sdk_dynamodb::Client::new(&sdk_config(target, timeouts).await)
 }
 
+/// Whether an AWS error code means the request is refused for good, so retrying cannot help: a
+/// missing table or stream, refused credentials or permissions, an invalid request.
+pub fn is_refused(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ResourceNotFoundException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "ValidationException"
+        )
+    )
+}
+
+/// What DescribeTable says about a table (the source's: its stream, and for a snapshot its key
+/// schema and size).
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// Its name.
+    pub name: String,
+    /// Its ARN (the records' `eventSourceARN`, and the snapshot's key in the checkpoint store).
+    pub arn: String,
+    /// The key attributes: the partition key, then the sort key if any.
+    pub key: Vec<String>,
+    /// DescribeTable's `ItemCount` (updated by DynamoDB about every six hours): for an ETA only.
+    pub approximate_items: u64,
+    /// `LatestStreamArn`: the table's newest stream, also when it is disabled (it can still be
+    /// read to its end).
+    pub latest_stream_arn: Option<String>,
+    /// `StreamSpecification.StreamEnabled`.
+    pub stream_enabled: bool,
+}
+
+impl TableInfo {
+    /// The stream changes are being written to now: `LatestStreamArn` while the stream is enabled.
+    pub fn live_stream_arn(&self) -> Option<&str> {
+        self.stream_enabled.then_some(self.latest_stream_arn.as_deref()).flatten()
+    }
+}
+
+/// Describes `table` with the SDK, under `retry`.
+///
+/// # Errors
+/// When the table does not exist or cannot be described.
+pub async fn describe_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    retry: &eddy_sink_api::RetryPolicy,
+) -> anyhow::Result<TableInfo> {
+    let fatal = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
+        matches!(
+            aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e),
+            Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
+        )
+    };
+    let out = retry.retry(|| client.describe_table().table_name(table).send(), |e| !fatal(e)).await.map_err(
+        |(e, tries)| {
+            anyhow::anyhow!(
+                "cannot describe table {table} (tried {tries} times): {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        },
+    )?;
+    let t = out.table.ok_or_else(|| anyhow::anyhow!("DescribeTable {table} returned no table"))?;
+    let mut key: Vec<(bool, String)> =
+        t.key_schema().iter().map(|k| (k.key_type().as_str() != "HASH", k.attribute_name().to_owned())).collect();
+    key.sort();
+    let streaming = t.stream_specification().is_some_and(|s| s.stream_enabled());
+    Ok(TableInfo {
+        name: table.to_owned(),
+        arn: t.table_arn().unwrap_or(table).to_owned(),
+        key: key.into_iter().map(|(_, name)| name).collect(),
+        approximate_items: t.item_count().unwrap_or(0).max(0) as u64,
+        latest_stream_arn: t.latest_stream_arn().map(str::to_owned),
+        stream_enabled: streaming,
+    })
+}
+
 /// Whether an AWS error code means the request was throttled (DynamoDB, DynamoDB Streams).
 pub fn is_throttling(code: Option<&str>) -> bool {
     code.is_some_and(|c| eddy_sink_alternator::THROTTLING_CODES.contains(&c))

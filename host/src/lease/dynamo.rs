@@ -49,15 +49,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let fatal = matches!(
-        e.code(),
-        Some(
-            "ResourceNotFoundException"
-                | "AccessDeniedException"
-                | "UnrecognizedClientException"
-                | "ValidationException"
-        )
-    );
+    let fatal = crate::aws::is_refused(e.code());
     let error = failed(e);
     if fatal {
         Attempt::Fatal(error)

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 #[cfg(test)]
 use eddy_sink_api::aws_json::DYNAMODB;
 use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
@@ -30,62 +29,11 @@ use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamVi
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::aws::TableInfo;
 use crate::coordinator::reader::RecordBudget;
 use crate::source::{
     IteratorPosition, RecordsPage, Resume, ShardInfo, StreamDescription, StreamsApi, StreamsError, Undecodable,
 };
-
-/// What DescribeTable says about the table being scanned.
-#[derive(Debug, Clone)]
-pub struct TableInfo {
-    /// Its name.
-    pub name: String,
-    /// Its ARN (the records' `eventSourceARN`, and the snapshot's key in the checkpoint store).
-    pub arn: String,
-    /// The key attributes: the partition key, then the sort key if any.
-    pub key: Vec<String>,
-    /// DescribeTable's `ItemCount` (updated by DynamoDB about every six hours): for an ETA only.
-    pub approximate_items: u64,
-    /// The table's current stream (`LatestStreamArn` while `StreamEnabled`), if any.
-    pub stream_arn: Option<String>,
-}
-
-/// Describes `table` with the SDK, under `retry`.
-///
-/// # Errors
-/// When the table does not exist or cannot be described.
-pub async fn describe_table(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    retry: &eddy_sink_api::RetryPolicy,
-) -> anyhow::Result<TableInfo> {
-    let fatal = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
-        matches!(
-            ProvideErrorMetadata::code(e),
-            Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
-        )
-    };
-    let out = retry.retry(|| client.describe_table().table_name(table).send(), |e| !fatal(e)).await.map_err(
-        |(e, tries)| {
-            anyhow::anyhow!(
-                "cannot describe table {table} (tried {tries} times): {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            )
-        },
-    )?;
-    let t = out.table.ok_or_else(|| anyhow::anyhow!("DescribeTable {table} returned no table"))?;
-    let mut key: Vec<(bool, String)> =
-        t.key_schema().iter().map(|k| (k.key_type().as_str() != "HASH", k.attribute_name().to_owned())).collect();
-    key.sort();
-    let streaming = t.stream_specification().is_some_and(|s| s.stream_enabled());
-    Ok(TableInfo {
-        name: table.to_owned(),
-        arn: t.table_arn().unwrap_or(table).to_owned(),
-        key: key.into_iter().map(|(_, name)| name).collect(),
-        approximate_items: t.item_count().unwrap_or(0).max(0) as u64,
-        stream_arn: if streaming { t.latest_stream_arn().map(str::to_owned) } else { None },
-    })
-}
 
 /// The segments of one table's parallel Scan.
 pub struct ScanSegments {
@@ -259,14 +207,10 @@ fn classify(e: AwsJsonError) -> StreamsError {
         crate::aws::count_throttled("dynamodb", 1);
     }
     let text = format!("Scan: {e}");
-    match code {
-        Some(
-            "ResourceNotFoundException"
-            | "AccessDeniedException"
-            | "UnrecognizedClientException"
-            | "ValidationException",
-        ) => StreamsError::Fatal(text),
-        _ => StreamsError::Transient(text),
+    if crate::aws::is_refused(code) {
+        StreamsError::Fatal(text)
+    } else {
+        StreamsError::Transient(text)
     }
 }
 
@@ -338,7 +282,8 @@ mod tests {
             arn: "arn:aws:dynamodb:us-east-1:1:table/Pets".into(),
             key: vec!["pk".into(), "sk".into()],
             approximate_items: 0,
-            stream_arn: None,
+            latest_stream_arn: None,
+            stream_enabled: false,
         };
         let settings =
             ScanSettings { segments: n, consistent_read: false, max_items_per_second: None, max_items_per_page: 1000 };

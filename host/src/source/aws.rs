@@ -35,22 +35,7 @@ impl AwsStreams {
             (Some(arn), _) => arn.clone(),
             (None, Some(table)) => {
                 let tables = aws_sdk_dynamodb::Client::new(&shared);
-                let fatal = |e: &SdkError<_, _>| {
-                    matches!(
-                        ProvideErrorMetadata::code(e),
-                        Some("ResourceNotFoundException" | "AccessDeniedException" | "UnrecognizedClientException")
-                    )
-                };
-                let out = retry
-                    .retry(|| tables.describe_table().table_name(table).send(), |e| !fatal(e))
-                    .await
-                    .map_err(|(e, tries)| {
-                        anyhow::anyhow!(
-                            "cannot describe table {table} (tried {tries} times): {}",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                out.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| {
+                crate::aws::describe_table(&tables, table, retry).await?.latest_stream_arn.ok_or_else(|| {
                     anyhow::anyhow!("table {table} has no stream: enable one (StreamViewType NEW_AND_OLD_IMAGES)")
                 })?
             }
@@ -90,12 +75,7 @@ fn by_code(code: Option<&str>, text: String) -> StreamsError {
     match code {
         Some("ExpiredIteratorException") => StreamsError::ExpiredIterator,
         Some("TrimmedDataAccessException") => StreamsError::Trimmed(text),
-        Some(
-            "ResourceNotFoundException"
-            | "AccessDeniedException"
-            | "UnrecognizedClientException"
-            | "ValidationException",
-        ) => StreamsError::Fatal(text),
+        _ if crate::aws::is_refused(code) => StreamsError::Fatal(text),
         _ => StreamsError::Transient(text),
     }
 }
