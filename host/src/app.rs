@@ -17,6 +17,7 @@ use crate::lease::{Leases, LocalLeases};
 use crate::pipeline::Pipeline;
 use crate::source::aws::AwsStreams;
 use crate::source::file::FileStreams;
+use crate::source::kinesis::KinesisStreams;
 use crate::source::StreamsApi;
 use crate::stop::{Stop, StopHandle};
 
@@ -46,6 +47,26 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                     budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
                     retry: config.retry,
                     skip_created_before: None,
+                    min_poll_spacing: Duration::ZERO,
+                },
+            }
+        }
+        SourceConfig::Kinesis(s) => {
+            let api = KinesisStreams::connect(s, &config.timeouts, &config.retry).await?;
+            Source {
+                stream_arn: api.stream_arn().to_owned(),
+                api: Arc::new(api),
+                start: s.start.clone(),
+                discovery_interval: s.shard_discovery_interval,
+                settings: ReaderSettings {
+                    poll_interval: s.poll_interval,
+                    max_records_per_poll: s.max_records_per_poll,
+                    max_consecutive_errors: s.max_consecutive_errors,
+                    on_trimmed: s.on_trimmed,
+                    budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
+                    retry: config.retry,
+                    skip_created_before: None,
+                    min_poll_spacing: crate::source::kinesis::MIN_POLL_SPACING,
                 },
             }
         }
@@ -64,6 +85,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                     budget: None,
                     retry: config.retry,
                     skip_created_before: None,
+                    min_poll_spacing: Duration::ZERO,
                 },
             }
         }
@@ -323,6 +345,7 @@ async fn prepare_snapshot(
             budget: None,
             retry: config.retry,
             skip_created_before: None,
+            min_poll_spacing: Duration::ZERO,
         },
     };
     Ok((snapshot, plan))

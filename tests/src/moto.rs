@@ -32,9 +32,21 @@ pub fn set_test_credentials() {
 impl Moto {
     /// Starts `moto_server` on a free loopback port and waits until it answers.
     pub async fn start() -> Self {
+        Self::spawn(Command::new("moto_server")).await
+    }
+
+    /// Starts moto with Kinesis resharding and sequence numbers as AWS has them
+    /// (`tests/fakes/moto_kinesis.py`; every other API is moto's own).
+    pub async fn start_with_kinesis() -> Self {
+        let mut command = Command::new("python3");
+        command.arg(crate::repo_root().join("tests/fakes/moto_kinesis.py"));
+        Self::spawn(command).await
+    }
+
+    async fn spawn(mut command: Command) -> Self {
         set_test_credentials();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("moto_server")
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -7,6 +7,7 @@
 //! directory, so a pipeline runs the same from any working directory.
 
 mod duplicates;
+mod kinesis;
 mod locate;
 mod units;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+pub use kinesis::KinesisSource;
 pub use locate::Seg;
 pub use units::parse_size;
 
@@ -79,8 +81,22 @@ pub struct MetricsConfig {
 pub enum SourceConfig {
     /// `type: dynamodb`
     Dynamodb(DynamodbSource),
+    /// `type: kinesis`
+    Kinesis(KinesisSource),
     /// `type: file`
     File(FileSource),
+}
+
+impl SourceConfig {
+    /// The source's `endpoint` and `region` (AWS sources only): what the lease table and
+    /// Alternator sinks default to.
+    pub fn endpoint_and_region(&self) -> Option<(&Option<String>, &Option<String>)> {
+        match self {
+            SourceConfig::Dynamodb(s) => Some((&s.endpoint, &s.region)),
+            SourceConfig::Kinesis(s) => Some((&s.endpoint, &s.region)),
+            SourceConfig::File(_) => None,
+        }
+    }
 }
 
 /// `source: {type: file, path}`: change records from a JSONL file, one per line in Lambda's
@@ -207,15 +223,21 @@ pub enum StartPosition {
     AfterSequence(String),
     /// `{at_sequence: "N"}`: at the record with this sequence number.
     AtSequence(String),
+    /// `{at_timestamp: "2026-11-23T10:00:00Z"}` (RFC 3339, UTC): at the first record that
+    /// arrived at or after this time, in epoch milliseconds. Kinesis only (`AT_TIMESTAMP`).
+    AtTimestamp(i64),
 }
 
 impl<'de> Deserialize<'de> for StartPosition {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The names are the YAML keys.
+        #[allow(clippy::enum_variant_names)]
         #[derive(Deserialize)]
         #[serde(rename_all = "snake_case", deny_unknown_fields)]
         enum At {
             AfterSequence(String),
             AtSequence(String),
+            AtTimestamp(String),
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -225,7 +247,8 @@ impl<'de> Deserialize<'de> for StartPosition {
         }
         let err = || {
             serde::de::Error::custom(
-                "expected trim_horizon, latest, {after_sequence: \"...\"} or {at_sequence: \"...\"}",
+                "expected trim_horizon, latest, {after_sequence: \"...\"}, {at_sequence: \"...\"} or \
+                 {at_timestamp: \"2026-11-23T10:00:00Z\"}",
             )
         };
         match Raw::deserialize(d).map_err(|_| err())? {
@@ -234,6 +257,15 @@ impl<'de> Deserialize<'de> for StartPosition {
             Raw::Name(_) => Err(err()),
             Raw::At(At::AfterSequence(s)) => Ok(Self::AfterSequence(s)),
             Raw::At(At::AtSequence(s)) => Ok(Self::AtSequence(s)),
+            Raw::At(At::AtTimestamp(t)) => {
+                let at = humantime::parse_rfc3339_weak(&t).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "at_timestamp {t:?} is not an RFC 3339 time in UTC such as 2026-11-23T10:00:00Z: {e}"
+                    ))
+                })?;
+                let millis = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                Ok(Self::AtTimestamp(millis))
+            }
         }
     }
 }
@@ -643,6 +675,12 @@ impl Config {
                         "must be between 1 and 1000000 (Scan's TotalSegments)",
                     );
                 }
+                if matches!(s.start, StartPosition::AtTimestamp(_)) {
+                    c.error(
+                        &[k("source"), k("start")],
+                        "DynamoDB Streams has no AT_TIMESTAMP iterator; use trim_horizon, latest or a sequence number",
+                    );
+                }
                 if s.snapshot.mode == SnapshotMode::FirstRun && s.start != StartPosition::TrimHorizon {
                     c.error(
                         &[k("source"), k("start")],
@@ -652,6 +690,34 @@ impl Config {
                 }
                 SourceConfig::Dynamodb(s)
             }),
+            Some("kinesis") => c.typed::<KinesisSource>(&[k("source")], raw.source).map(|s| {
+                let at = [k("source")];
+                match (&s.stream_name, &s.stream_arn) {
+                    (None, None) => c.error(&at, "set `stream_name` or `stream_arn`"),
+                    (Some(_), Some(_)) => c.error(&at, "set only one of `stream_name` and `stream_arn`"),
+                    _ => {}
+                }
+                if !(1..=10_000).contains(&s.max_records_per_poll) {
+                    c.error(
+                        &[k("source"), k("max_records_per_poll")],
+                        "must be between 1 and 10000 (the Kinesis GetRecords limit)",
+                    );
+                }
+                if s.max_consecutive_errors == 0 {
+                    c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
+                }
+                if s.recent_keys_per_shard == 0 {
+                    c.error(&[k("source"), k("recent_keys_per_shard")], "must be at least 1");
+                }
+                at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, kinesis::MIN_POLL_INTERVAL);
+                at_least(
+                    &mut c,
+                    &[k("source"), k("shard_discovery_interval")],
+                    s.shard_discovery_interval,
+                    minimums::SHARD_DISCOVERY_INTERVAL,
+                );
+                SourceConfig::Kinesis(s)
+            }),
             Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {
                 if !(1..=1000).contains(&f.max_records_per_poll) {
                     c.error(&[k("source"), k("max_records_per_poll")], "must be between 1 and 1000");
@@ -660,7 +726,7 @@ impl Config {
                 SourceConfig::File(f)
             }),
             other => {
-                c.error(&[k("source"), k("type")], type_message(other, &["dynamodb", "file"]));
+                c.error(&[k("source"), k("type")], type_message(other, &["dynamodb", "kinesis", "file"]));
                 None
             }
         };
@@ -679,9 +745,9 @@ impl Config {
                         t.lease_duration,
                         minimums::LEASE_DURATION,
                     );
-                    if let Some(SourceConfig::Dynamodb(s)) = &source {
-                        t.endpoint = t.endpoint.or_else(|| s.endpoint.clone());
-                        t.region = t.region.or_else(|| s.region.clone());
+                    if let Some((endpoint, region)) = source.as_ref().and_then(SourceConfig::endpoint_and_region) {
+                        t.endpoint = t.endpoint.or_else(|| endpoint.clone());
+                        t.region = t.region.or_else(|| region.clone());
                     }
                     CheckpointConfig::Dynamodb(t)
                 }),
@@ -850,10 +916,10 @@ impl Config {
             }),
         };
         // A sink's region defaults to the source's (Alternator signs with any; DynamoDB needs it).
-        if let Some(SourceConfig::Dynamodb(src)) = &source {
+        if let Some((_, region)) = source.as_ref().and_then(SourceConfig::endpoint_and_region) {
             for sink in sinks.values_mut() {
                 if let SinkConfig::Alternator(a) = sink {
-                    a.region = a.region.take().or_else(|| src.region.clone());
+                    a.region = a.region.take().or_else(|| region.clone());
                 }
             }
         }

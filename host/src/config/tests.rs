@@ -107,7 +107,45 @@ fn start_positions_parse() {
     let SourceConfig::Dynamodb(s) = with("start: trim_horizon").unwrap().source else { panic!("a dynamodb source") };
     assert_eq!(s.start, StartPosition::TrimHorizon);
     let err = error_of(&GOOD.replace("start: latest", "start: yesterday"));
-    assert_eq!(err, "/etc/eddy/pipeline.yaml:5: source.start: expected trim_horizon, latest, {after_sequence: \"...\"} or {at_sequence: \"...\"}");
+    assert_eq!(
+        err,
+        "/etc/eddy/pipeline.yaml:5: source.start: expected trim_horizon, latest, {after_sequence: \"...\"}, \
+         {at_sequence: \"...\"} or {at_timestamp: \"2026-11-23T10:00:00Z\"}"
+    );
+    let err = error_of(&GOOD.replace("start: latest", "start: {at_timestamp: \"2026-11-23T10:00:00Z\"}"));
+    assert!(err.contains("source.start: DynamoDB Streams has no AT_TIMESTAMP iterator"), "{err}");
+}
+
+/// A Kinesis source: a stream, where to start (at a time too), and Kinesis' own limits.
+#[test]
+fn kinesis_sources_parse_and_check_kinesis_limits() {
+    let yaml = |source: &str| {
+        format!(
+            "source:\n  type: kinesis\n{source}\nsinks:\n  out: {{type: stdout}}\nroutes:\n  - {{name: all, sinks: [out]}}\n"
+        )
+    };
+    let config = parse(&yaml(
+        "  stream_name: pets-cdc\n  table: Pets\n  endpoint: http://127.0.0.1:5000\n  start: {at_timestamp: \"2026-11-23T10:00:00Z\"}",
+    ))
+    .unwrap();
+    let SourceConfig::Kinesis(s) = &config.source else { panic!("a kinesis source") };
+    assert_eq!(s.stream_name.as_deref(), Some("pets-cdc"));
+    assert_eq!(s.table.as_deref(), Some("Pets"));
+    assert_eq!(s.start, StartPosition::AtTimestamp(1_795_428_000_000));
+    assert_eq!(s.poll_interval, Duration::from_secs(1));
+    assert_eq!(s.recent_keys_per_shard, 10_000);
+    let big = parse(&yaml("  stream_name: s\n  max_records_per_poll: 10000")).unwrap();
+    let SourceConfig::Kinesis(s) = &big.source else { panic!("a kinesis source") };
+    assert_eq!(s.max_records_per_poll, 10_000);
+
+    let err = error_of(&yaml("  stream_name: s\n  max_records_per_poll: 10001"));
+    assert!(err.contains(":4: source.max_records_per_poll: must be between 1 and 10000"), "{err}");
+    let err = error_of(&yaml("  stream_name: s\n  poll_interval: 100ms"));
+    assert!(err.contains("source.poll_interval: 100ms is below the minimum of 200ms"), "{err}");
+    let err = error_of(&yaml("  table: Pets"));
+    assert!(err.contains("source: set `stream_name` or `stream_arn`"), "{err}");
+    let err = error_of(&yaml("  stream_name: s\n  start: {at_timestamp: yesterday}"));
+    assert!(err.contains("at_timestamp \"yesterday\" is not an RFC 3339 time"), "{err}");
 }
 
 #[test]

@@ -8,9 +8,9 @@
 //!
 //! Every `shard_discovery_interval` (and at once when a shard ends) the coordinator describes the
 //! stream and starts a [`ShardReader`] for each shard that is neither finished nor running and
-//! whose parent is drained: the parent's checkpoint is SHARD_END, or the parent is no longer in
-//! the stream. Records of one key stay in order across a split because a child starts only after
-//! its parent has been read to the end.
+//! whose parents are drained: each parent's checkpoint is SHARD_END, or the parent is no longer
+//! in the stream. Records of one key stay in order across a split (one parent) and a Kinesis merge
+//! (two parents) because a child starts only after every parent has been read to the end.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -98,9 +98,8 @@ impl Coordinator {
                 let ready: Vec<&ShardInfo> = shards
                     .iter()
                     .filter(|s| !finished.contains(&s.shard_id))
-                    .filter(|s| match &s.parent_shard_id {
-                        None => true,
-                        Some(p) => finished.contains(p) || (!present.contains(p.as_str()) && !view.known.contains(p)),
+                    .filter(|s| {
+                        s.parents().all(|p| finished.contains(p) || (!present.contains(p) && !view.known.contains(p)))
                     })
                     .collect();
                 let assignment = self.leases.sync(&shards, &ready, &running_ids).await?;
@@ -223,6 +222,9 @@ impl Coordinator {
     fn initial_position(&self, shard: &ShardInfo, first_look: bool) -> Option<IteratorPosition> {
         match &self.start {
             StartPosition::TrimHorizon => Some(IteratorPosition::TrimHorizon),
+            // Every shard, closed ones too: the API positions the iterator (a closed shard that
+            // ended before the time is read empty to SHARD_END).
+            StartPosition::AtTimestamp(millis) => Some(IteratorPosition::AtTimestamp(*millis)),
             // `latest` means "from now on": only for shards seen at the very first start. Closed
             // ones hold only older records; shards found later start at their beginning so that
             // nothing written after the start is missed.

@@ -47,6 +47,9 @@ pub struct ReaderSettings {
     /// Records whose `ApproximateCreationDateTime` (epoch seconds) is below this are skipped and
     /// counted (still checkpointed past): after a snapshot, the changes its scan already saw.
     pub skip_created_before: Option<i64>,
+    /// The least time between two GetRecords calls on one shard (Kinesis allows 5 a second);
+    /// zero: no spacing.
+    pub min_poll_spacing: Duration,
 }
 
 /// `source.max_records_per_second`: a token bucket (governor) shared by all shard readers. A
@@ -118,6 +121,7 @@ impl ShardReader {
         let mut ahead: Option<Fetched> = None;
         let mut errors = 0u32;
         let mut sink_failures = 0u32;
+        let mut pacer = Pacer { spacing: self.settings.min_poll_spacing, last: None };
         tracing::info!(shard, start = ?resume, "reading shard");
         let _lease = LeaseGauge::held();
         let metrics = crate::metrics::ShardMetrics::new(&shard);
@@ -145,7 +149,8 @@ impl ShardReader {
                             }
                         },
                     };
-                    match fetch(self.api.as_ref(), it, self.settings.max_records_per_poll, &self.stop).await {
+                    match fetch(self.api.as_ref(), it, self.settings.max_records_per_poll, &self.stop, &mut pacer).await
+                    {
                         Some(fetched) => fetched,
                         None => return Ok(ReaderExit::Stopped),
                     }
@@ -180,12 +185,15 @@ impl ShardReader {
                     .chain(page.undecodable.iter().filter_map(|u| u.sequence_number.as_deref()))
                     .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
                     .map(str::to_owned),
+                Resume::AfterSequence(seq) => Some(seq.clone()),
                 Resume::AfterKey(key) => key.clone(),
             };
             // Every record read reaches a sink or the dead letter, even a page of undecodable
             // records without sequence numbers (it cannot move the checkpoint, so a restart may
             // dead-letter it again: at least once).
-            let read_any = !page.records.is_empty() || !page.undecodable.is_empty();
+            let read_any = !page.records.is_empty()
+                || !page.undecodable.is_empty()
+                || matches!(page.resume, Resume::AfterSequence(_));
             let mut page = page;
             if let Some(cutoff) = self.settings.skip_created_before {
                 skip_older(&shard, &mut page.records, cutoff);
@@ -203,7 +211,7 @@ impl ShardReader {
                     Some(next) => {
                         let limit = self.settings.max_records_per_poll;
                         let (processed, next) =
-                            tokio::join!(process, fetch(self.api.as_ref(), next, limit, &self.stop));
+                            tokio::join!(process, fetch(self.api.as_ref(), next, limit, &self.stop, &mut pacer));
                         (processed, next)
                     }
                     None => (process.await, None),
@@ -271,8 +279,31 @@ struct Fetched {
     took: Duration,
 }
 
-/// Calls GetRecords on `iterator`; `None` when stopping was asked first.
-async fn fetch(api: &dyn StreamsApi, iterator: String, limit: u32, stop: &Stop) -> Option<Fetched> {
+/// Spaces one shard's GetRecords calls by at least `spacing`.
+struct Pacer {
+    spacing: Duration,
+    last: Option<std::time::Instant>,
+}
+
+impl Pacer {
+    /// Waits until the next call may go; `false` when stopping was asked first.
+    async fn ready(&mut self, stop: &Stop) -> bool {
+        if let Some(due) = self.last.map(|last| last + self.spacing) {
+            let now = std::time::Instant::now();
+            if due > now && stop.sleep(due - now).await {
+                return false;
+            }
+        }
+        self.last = Some(std::time::Instant::now());
+        true
+    }
+}
+
+/// Calls GetRecords on `iterator` once `pacer` allows; `None` when stopping was asked first.
+async fn fetch(api: &dyn StreamsApi, iterator: String, limit: u32, stop: &Stop, pacer: &mut Pacer) -> Option<Fetched> {
+    if !pacer.ready(stop).await {
+        return None;
+    }
     let started = std::time::Instant::now();
     tokio::select! {
         page = api.get_records(&iterator, limit) => Some(Fetched { iterator, page, took: started.elapsed() }),
@@ -321,9 +352,13 @@ impl Drop for LeaseGauge {
     }
 }
 
-/// How old the newest record of `page` is (by `ApproximateCreationDateTime`); zero for an empty
-/// page, which means the reader has caught up.
+/// How far behind the shard's newest record `page` is: the API's own figure when it gives one
+/// (Kinesis' `MillisBehindLatest`), else the age of the page's newest record (by
+/// `ApproximateCreationDateTime`); zero for an empty page, which means the reader has caught up.
 fn iterator_age(page: &crate::source::RecordsPage) -> std::time::Duration {
+    if let Some(millis) = page.millis_behind_latest {
+        return std::time::Duration::from_millis(millis);
+    }
     let newest = page.records.iter().filter_map(|r| r.dynamodb.approximate_creation_date_time).max();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     match newest {

@@ -287,8 +287,10 @@ impl LeaseStore for DynamoLeaseStore {
     async fn create(&self, shard: &ShardInfo) -> anyhow::Result<()> {
         let mut item = self.key(&shard.shard_id);
         item.insert("counter".into(), Av::N("0".into()));
-        if let Some(p) = &shard.parent_shard_id {
-            item.insert("parent".into(), Av::S(p.clone()));
+        // One parent, or both of a Kinesis merge (`a,b`); shown by `eddy leases`.
+        let parents: Vec<&str> = shard.parents().collect();
+        if !parents.is_empty() {
+            item.insert("parent".into(), Av::S(parents.join(",")));
         }
         self.conditional("cannot add a lease", || {
             self.client

@@ -335,14 +335,7 @@ mod tests {
     const LEASE: Duration = Duration::from_secs(10);
 
     fn shards(n: usize) -> Vec<ShardInfo> {
-        (0..n)
-            .map(|i| ShardInfo {
-                shard_id: format!("shard-{i}"),
-                parent_shard_id: None,
-                starting_sequence_number: None,
-                ending_sequence_number: None,
-            })
-            .collect()
+        (0..n).map(|i| ShardInfo { shard_id: format!("shard-{i}"), ..ShardInfo::default() }).collect()
     }
 
     fn setup(workers: &[&str]) -> (Arc<MemoryLeaseStore>, Arc<ManualClock>, Vec<Arc<LeaseManager>>) {

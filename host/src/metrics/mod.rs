@@ -99,6 +99,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(SNAPSHOT_ITEMS, "Snapshot items read by the Scan and handed to the routes.");
     describe_gauge!(SNAPSHOT_SEGMENTS_REMAINING, "Snapshot segments not yet read to their end.");
     describe_counter!(SNAPSHOT_SKIPPED, "Stream records skipped after a snapshot as older than its start.");
+    describe_counter!(
+        crate::source::kinesis::SUPERSEDED,
+        "Kinesis changes dropped because a newer change of the key was passed on, by reason (stale, duplicate)."
+    );
     Ok(handle)
 }
 

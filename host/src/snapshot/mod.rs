@@ -271,12 +271,7 @@ mod tests {
     use crate::source::ShardInfo;
 
     fn shard(id: &str) -> ShardInfo {
-        ShardInfo {
-            shard_id: id.into(),
-            parent_shard_id: None,
-            starting_sequence_number: None,
-            ending_sequence_number: None,
-        }
+        ShardInfo { shard_id: id.into(), ..ShardInfo::default() }
     }
 
     fn plan(t0: i64) -> Plan {

@@ -223,9 +223,8 @@ impl StreamsApi for ScanSegments {
             shards: (0..self.segments)
                 .map(|i| ShardInfo {
                     shard_id: self.segment_id(i),
-                    parent_shard_id: None,
-                    starting_sequence_number: None,
                     ending_sequence_number: Some(String::new()),
+                    ..ShardInfo::default()
                 })
                 .collect(),
             ended: true,

@@ -111,6 +111,7 @@ impl StreamsApi for AwsStreams {
                 shards.push(ShardInfo {
                     shard_id,
                     parent_shard_id: shard.parent_shard_id,
+                    adjacent_parent_shard_id: None,
                     starting_sequence_number: range.as_ref().and_then(|r| r.starting_sequence_number.clone()),
                     ending_sequence_number: range.and_then(|r| r.ending_sequence_number),
                 });
@@ -131,6 +132,9 @@ impl StreamsApi for AwsStreams {
             IteratorPosition::Latest => (ShardIteratorType::Latest, None),
             IteratorPosition::AtSequence(s) => (ShardIteratorType::AtSequenceNumber, Some(s.clone())),
             IteratorPosition::AfterSequence(s) => (ShardIteratorType::AfterSequenceNumber, Some(s.clone())),
+            IteratorPosition::AtTimestamp(_) => {
+                return Err(StreamsError::Fatal("DynamoDB Streams has no AT_TIMESTAMP shard iterator".into()))
+            }
         };
         let out = self
             .client

@@ -136,9 +136,8 @@ impl StreamsApi for FileStreams {
             view_type: None,
             shards: vec![ShardInfo {
                 shard_id: SHARD.to_owned(),
-                parent_shard_id: None,
-                starting_sequence_number: None,
                 ending_sequence_number: Some(String::new()),
+                ..ShardInfo::default()
             }],
             ended: true,
         })
@@ -156,6 +155,9 @@ impl StreamsApi for FileStreams {
                 self.position_of(s, after).ok_or_else(|| {
                     StreamsError::Trimmed(format!("no record with sequence number {s} in {}", self.arn))
                 })?
+            }
+            IteratorPosition::AtTimestamp(_) => {
+                return Err(StreamsError::Fatal("a file source has no AT_TIMESTAMP iterator".into()))
             }
         };
         Ok(line.to_string())

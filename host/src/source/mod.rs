@@ -1,14 +1,16 @@
 //! The source: the streams API and the records it yields.
 //!
-//! [`StreamsApi`] is the seam between eddy and the DynamoDB Streams API (DescribeStream,
-//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it (the AWS SDK for the control
-//! plane, eddy's signed client and the `wire` decoder for GetRecords), [`file::FileStreams`]
-//! over a JSONL file; tests can implement it with a scripted shard
+//! [`StreamsApi`] is the seam between eddy and a sharded change stream (DescribeStream,
+//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it on DynamoDB Streams (the AWS
+//! SDK for the control plane, eddy's signed client and the `wire` decoder for GetRecords),
+//! [`kinesis::KinesisStreams`] on a Kinesis data stream that DynamoDB writes its changes to,
+//! [`file::FileStreams`] over a JSONL file; tests can implement it with a scripted shard
 //! topology. This module depends on nothing else of eddy's but the config: the coordinator
 //! (`crate::coordinator`) drives it, the lease store and the pipeline use its types.
 
 pub mod aws;
 pub mod file;
+pub mod kinesis;
 #[cfg(test)]
 mod sdk_reference;
 mod wire;
@@ -16,18 +18,29 @@ mod wire;
 use async_trait::async_trait;
 use eddy_sink_api::{ChangeRecord, StreamViewType};
 
-/// One shard as DescribeStream reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One shard as DescribeStream (or Kinesis' ListShards) reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardInfo {
     /// `shardId-...`
     pub shard_id: String,
-    /// The shard this one was split from, if any. A child is read only after its parent is
-    /// drained, so that per-key order holds across the split.
+    /// The shard this one was split from (or the first of two merged into it), if any. A child
+    /// is read only after its parents are drained, so that per-key order holds across the split.
     pub parent_shard_id: Option<String>,
+    /// The second parent of a Kinesis shard made by MergeShards (`AdjacentParentShardId`);
+    /// DynamoDB Streams shards never have one.
+    pub adjacent_parent_shard_id: Option<String>,
     /// The first sequence number in the shard.
     pub starting_sequence_number: Option<String>,
     /// The last sequence number, once the shard is closed (no more records will be added).
     pub ending_sequence_number: Option<String>,
+}
+
+impl ShardInfo {
+    /// The shard's parents: none, one (a split, or any DynamoDB Streams child) or two (a Kinesis
+    /// merge).
+    pub fn parents(&self) -> impl Iterator<Item = &str> {
+        self.parent_shard_id.iter().chain(self.adjacent_parent_shard_id.iter()).map(String::as_str)
+    }
 }
 
 /// The stream as DescribeStream reports it (all pages).
@@ -56,6 +69,9 @@ pub enum IteratorPosition {
     AtSequence(String),
     /// Just after the record with this sequence number (how a checkpoint resumes).
     AfterSequence(String),
+    /// At the first record that arrived at or after this time, in epoch milliseconds (Kinesis'
+    /// `AT_TIMESTAMP`; DynamoDB Streams has no such iterator).
+    AtTimestamp(i64),
 }
 
 /// One GetRecords answer.
@@ -69,6 +85,9 @@ pub struct RecordsPage {
     pub next_iterator: Option<String>,
     /// Where a reader resumes once this page is acknowledged.
     pub resume: Resume,
+    /// How far the page is behind the shard's newest record, when the API says so (Kinesis'
+    /// `MillisBehindLatest`); otherwise the age of the page's newest record is used.
+    pub millis_behind_latest: Option<u64>,
 }
 
 /// Where a reader resumes after an acknowledged page: the checkpoint it saves.
@@ -77,6 +96,10 @@ pub enum Resume {
     /// After the largest sequence number in the page (stream shards).
     #[default]
     AfterLastSequence,
+    /// After this sequence number, which may belong to a record the source dropped (a Kinesis
+    /// change superseded by a newer one): the checkpoint moves past it even when no record of the
+    /// page is left.
+    AfterSequence(String),
     /// After this position, which is not a sequence number: a snapshot segment's Scan
     /// `LastEvaluatedKey` (DynamoDB JSON text). `None` on a segment's last page, where only
     /// SHARD_END is saved.

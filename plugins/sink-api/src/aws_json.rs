@@ -64,14 +64,25 @@ impl AwsJsonError {
 pub struct Service {
     /// The SigV4 signing name (`dynamodb` for both DynamoDB and DynamoDB Streams).
     pub signing_name: &'static str,
-    /// The `X-Amz-Target` prefix: `DynamoDB_20120810` or `DynamoDBStreams_20120810`.
+    /// The `X-Amz-Target` prefix: `DynamoDB_20120810`, `DynamoDBStreams_20120810`,
+    /// `Kinesis_20131202`.
     pub target_prefix: &'static str,
+    /// The body's content type: AWS JSON 1.0 (DynamoDB, DynamoDB Streams) or 1.1 (Kinesis).
+    pub content_type: &'static str,
 }
 
+const JSON_1_0: &str = "application/x-amz-json-1.0";
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+
 /// DynamoDB's data plane (BatchWriteItem, PutItem, DeleteItem).
-pub const DYNAMODB: Service = Service { signing_name: "dynamodb", target_prefix: "DynamoDB_20120810" };
+pub const DYNAMODB: Service =
+    Service { signing_name: "dynamodb", target_prefix: "DynamoDB_20120810", content_type: JSON_1_0 };
 /// DynamoDB Streams (GetRecords).
-pub const DYNAMODB_STREAMS: Service = Service { signing_name: "dynamodb", target_prefix: "DynamoDBStreams_20120810" };
+pub const DYNAMODB_STREAMS: Service =
+    Service { signing_name: "dynamodb", target_prefix: "DynamoDBStreams_20120810", content_type: JSON_1_0 };
+/// Kinesis Data Streams (GetRecords).
+pub const KINESIS: Service =
+    Service { signing_name: "kinesis", target_prefix: "Kinesis_20131202", content_type: JSON_1_1 };
 
 /// One endpoint of one service, with its region and credentials.
 pub struct AwsJsonClient {
@@ -131,7 +142,7 @@ impl AwsJsonClient {
         let body: bytes::Bytes = body.into();
         let credentials = self.credentials().await?;
         let target = format!("{}.{operation}", self.service.target_prefix);
-        let content_type = "application/x-amz-json-1.0";
+        let content_type = self.service.content_type;
         let headers = [("content-type", content_type), ("x-amz-target", target.as_str())];
         let identity = credentials.into();
         let params = v4::SigningParams::builder()

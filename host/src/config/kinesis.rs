@@ -1,0 +1,72 @@
+//! `source: {type: kinesis, ...}`: DynamoDB changes read from a Kinesis data stream (see
+//! [`crate::source::kinesis`]).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{defaults, units, OnTrimmed, StartPosition};
+
+/// `source: {type: kinesis, stream_name | stream_arn, ...}`: a Kinesis data stream carrying the
+/// JSON change records DynamoDB writes to a Kinesis destination (as cratedb-toolkit's
+/// `kinesis+dynamodb+cdc` relay reads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisSource {
+    /// The stream's name (resolved with DescribeStreamSummary).
+    #[serde(default)]
+    pub stream_name: Option<String>,
+    /// The stream's ARN, instead of `stream_name`.
+    #[serde(default)]
+    pub stream_arn: Option<String>,
+    /// The AWS region; default: the AWS chain (`AWS_REGION`, profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A Kinesis-compatible endpoint (moto_server, LocalStack); default: AWS's. The lease table
+    /// and Alternator sinks default to it too.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Only changes of this DynamoDB table (`tableName`) are read; others go to the dead letter.
+    /// Default: changes of any table.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Where to start in a shard that has no checkpoint: `trim_horizon` (default), `latest`,
+    /// `{at_sequence}`, `{after_sequence}` or `{at_timestamp: RFC 3339}`.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// How long an idle shard waits between polls. Default 1s (Lambda and KCL poll an idle
+    /// Kinesis shard once a second); at least 200ms, since Kinesis allows 5 GetRecords a second
+    /// per shard across all its consumers.
+    #[serde(default = "kinesis_poll_interval", deserialize_with = "units::duration")]
+    pub poll_interval: Duration,
+    /// `Limit` of each GetRecords call, 1 to 10000 (the API's maximum). Default 1000.
+    #[serde(default = "defaults::max_records_per_poll")]
+    pub max_records_per_poll: u32,
+    /// How often the shard list is refreshed (ListShards). Default 10s.
+    #[serde(default = "defaults::shard_discovery_interval", deserialize_with = "units::duration")]
+    pub shard_discovery_interval: Duration,
+    /// Kept for the same meaning as on a DynamoDB source: `fail` (default) or `skip`.
+    #[serde(default)]
+    pub on_trimmed: OnTrimmed,
+    /// Consecutive failed calls after which eddy stops with an error. Default 20.
+    #[serde(default = "defaults::max_consecutive_errors")]
+    pub max_consecutive_errors: u32,
+    /// The most records per second this process reads, across all its shards. Default: no limit.
+    #[serde(default)]
+    pub max_records_per_second: Option<std::num::NonZeroU32>,
+    /// How many keys each shard remembers for newest-wins (a change older than one already
+    /// passed on for its key is dropped). Default 10000 (about 1–2 MB a shard).
+    #[serde(default = "recent_keys_per_shard")]
+    pub recent_keys_per_shard: usize,
+}
+
+/// The smallest `poll_interval` of a Kinesis source (5 GetRecords a second per shard).
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+fn kinesis_poll_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn recent_keys_per_shard() -> usize {
+    10_000
+}
