@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use eddy::config::Config;
 
-/// eddy reads a DynamoDB stream and passes every change through event-pattern filters and
-/// WebAssembly processors to sinks such as ScyllaDB Alternator, at least once and in shard order.
+/// eddy reads a DynamoDB stream (or the Kinesis data stream a table writes its changes to) and
+/// passes every change through event-pattern filters and WebAssembly processors to sinks such as
+/// ScyllaDB Alternator, at least once and in shard order.
 ///
 /// Logs go to standard error; set EDDY_LOG (e.g. `info`, `eddy=debug`) to choose what is shown.
 /// Compiled processors are cached in EDDY_CACHE_DIR (default ~/.cache/eddy/components; `off`

@@ -69,20 +69,35 @@ pub struct Service {
     pub target_prefix: &'static str,
     /// The body's content type: AWS JSON 1.0 (DynamoDB, DynamoDB Streams) or 1.1 (Kinesis).
     pub content_type: &'static str,
+    /// The largest answer accepted, in bytes: [`MAX_RESPONSE_BYTES`], or more for Kinesis, whose
+    /// GetRecords returns up to 10 MB of data, base64-encoded, plus each record's metadata.
+    pub max_answer_bytes: usize,
 }
 
 const JSON_1_0: &str = "application/x-amz-json-1.0";
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 /// DynamoDB's data plane (BatchWriteItem, PutItem, DeleteItem).
-pub const DYNAMODB: Service =
-    Service { signing_name: "dynamodb", target_prefix: "DynamoDB_20120810", content_type: JSON_1_0 };
+pub const DYNAMODB: Service = Service {
+    signing_name: "dynamodb",
+    target_prefix: "DynamoDB_20120810",
+    content_type: JSON_1_0,
+    max_answer_bytes: MAX_RESPONSE_BYTES,
+};
 /// DynamoDB Streams (GetRecords).
-pub const DYNAMODB_STREAMS: Service =
-    Service { signing_name: "dynamodb", target_prefix: "DynamoDBStreams_20120810", content_type: JSON_1_0 };
+pub const DYNAMODB_STREAMS: Service = Service {
+    signing_name: "dynamodb",
+    target_prefix: "DynamoDBStreams_20120810",
+    content_type: JSON_1_0,
+    max_answer_bytes: MAX_RESPONSE_BYTES,
+};
 /// Kinesis Data Streams (GetRecords).
-pub const KINESIS: Service =
-    Service { signing_name: "kinesis", target_prefix: "Kinesis_20131202", content_type: JSON_1_1 };
+pub const KINESIS: Service = Service {
+    signing_name: "kinesis",
+    target_prefix: "Kinesis_20131202",
+    content_type: JSON_1_1,
+    max_answer_bytes: 32 << 20,
+};
 
 /// One endpoint of one service, with its region and credentials.
 pub struct AwsJsonClient {
@@ -166,11 +181,11 @@ impl AwsJsonClient {
         }
         let response = request.body(body).send().await.map_err(|e| self.transport(operation, &e))?;
         let status = response.status().as_u16();
-        if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+        if response.content_length().is_some_and(|n| n > self.service.max_answer_bytes as u64) {
             return Err(self.too_large(operation));
         }
         let bytes = response.bytes().await.map_err(|e| self.transport(operation, &e))?;
-        if bytes.len() > MAX_RESPONSE_BYTES {
+        if bytes.len() > self.service.max_answer_bytes {
             // An answer without a Content-Length is measured once read.
             return Err(self.too_large(operation));
         }
@@ -197,8 +212,8 @@ impl AwsJsonClient {
 
     fn too_large(&self, operation: &str) -> AwsJsonError {
         AwsJsonError::Transport(format!(
-            "{operation}: the answer of {} is larger than {MAX_RESPONSE_BYTES} bytes",
-            self.url
+            "{operation}: the answer of {} is larger than {} bytes",
+            self.url, self.service.max_answer_bytes
         ))
     }
 
