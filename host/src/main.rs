@@ -202,8 +202,8 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
-    /// End to end as users run eddy: starts a canned DynamoDB Streams + DynamoDB + CrateDB
-    /// endpoint on loopback (in a child process, answering at once), runs `eddy run` on it until
+    /// End to end as users run eddy: starts a canned DynamoDB Streams + Kinesis + DynamoDB +
+    /// CrateDB endpoint on loopback (in a child process, answering at once), runs `eddy run` on it until
     /// the stream is drained, and prints records/s and records per CPU-second of the eddy process
     /// for each sink and shard count, replication lag p50/p99 at a fixed offered rate, and peak
     /// memory with many shards.
@@ -214,8 +214,9 @@ enum BenchCommand {
         /// Shard counts of the throughput cases.
         #[arg(long, value_delimiter = ',', default_value = "1,16")]
         shards: Vec<usize>,
-        /// Cases to run: null, alternator, cratedb, only-dogs, lag, memory.
-        #[arg(long, value_delimiter = ',', default_value = "null,alternator,cratedb,only-dogs,lag,memory")]
+        /// Cases to run: null, alternator, cratedb, only-dogs, kinesis (Kinesis source → null),
+        /// lag, memory.
+        #[arg(long, value_delimiter = ',', default_value = "null,alternator,cratedb,only-dogs,kinesis,lag,memory")]
         cases: Vec<String>,
         /// Where only_dogs.wasm is (`cargo build --release --target wasm32-wasip2` in
         /// examples/plugins puts it there).

@@ -24,8 +24,14 @@ fn every_case_runs_end_to_end_and_accounts_for_every_record() {
         &plugins,
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    for case in ["| null | 1 |", "| null | 3 |", "| alternator | 3 |", "| cratedb | 1 |", "| only-dogs → null | 3 |"]
-    {
+    for case in [
+        "| null | 1 |",
+        "| null | 3 |",
+        "| alternator | 3 |",
+        "| cratedb | 1 |",
+        "| only-dogs → null | 3 |",
+        "| Kinesis → null | 3 |",
+    ] {
         let row = out.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("no row {case}:\n{out}"));
         let per_cpu_second: f64 = row.split('|').nth(4).unwrap().trim().parse().unwrap();
         assert!(per_cpu_second > 0.0, "{row}");

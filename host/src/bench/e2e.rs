@@ -7,6 +7,10 @@
 //! config, compiling components, connecting), and once with the records; the table gives
 //! records per CPU-second of the second run minus the first. The endpoint checks that every
 //! record was served, and for the Alternator and CrateDB cases that every record reached it.
+//!
+//! The `kinesis` case reads the same records from the endpoint's Kinesis stream into the null
+//! sink. A Kinesis stream never ends, so the benchmark stops `eddy run` with SIGINT once every
+//! record was served and GetRecords calls have stopped (every shard read to its end).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use super::endpoint::{Stats, STREAM_ARN};
+use super::endpoint::{Stats, KINESIS_ARN, STREAM_ARN};
 
 /// What the benchmark runs.
 #[derive(Debug, Clone)]
@@ -24,7 +28,7 @@ pub struct Options {
     pub records: u64,
     /// Shard counts of the throughput cases.
     pub shards: Vec<usize>,
-    /// Which cases: `null`, `alternator`, `cratedb`, `only-dogs`, `lag`, `memory`.
+    /// Which cases: `null`, `alternator`, `cratedb`, `only-dogs`, `kinesis`, `lag`, `memory`.
     pub cases: Vec<String>,
     /// Where `only_dogs.wasm` is.
     pub plugins: PathBuf,
@@ -64,7 +68,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     let dogs = options.plugins.join("only_dogs.wasm");
     let dogs = std::path::absolute(&dogs).unwrap_or(dogs);
-    for sink in ["null", "alternator", "cratedb", "only-dogs"] {
+    for sink in ["null", "alternator", "cratedb", "only-dogs", "kinesis"] {
         if !wants(sink) {
             continue;
         }
@@ -79,7 +83,11 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
             let busy = case.measure(per_shard, None)?;
             let records = per_shard * shards as u64;
             let cpu = busy.cpu.saturating_sub(idle.cpu).as_secs_f64().max(1e-9);
-            let name = if sink == "only-dogs" { "only-dogs → null" } else { sink };
+            let name = match sink {
+                "only-dogs" => "only-dogs → null",
+                "kinesis" => "Kinesis → null",
+                other => other,
+            };
             out.push_str(&format!(
                 "| {name} | {shards} | {:.0} | {:.0} | {:.1} | {:.2} | {:.0} |\n",
                 records as f64 / busy.wall.as_secs_f64(),
@@ -169,6 +177,9 @@ impl Case<'_> {
             .stderr(log)
             .spawn()
             .context("cannot start eddy run")?;
+        if self.sink == "kinesis" {
+            stop_when_drained(&child, &endpoint, per_shard * self.shards as u64, self.shards)?;
+        }
         let (status, usage) = wait(child, Duration::from_secs(900))?;
         let wall = started.elapsed();
         let log = work.join("eddy.log");
@@ -207,9 +218,14 @@ impl Case<'_> {
             ),
             _ => (String::new(), "out: {type: \"null\"}".to_owned()),
         };
+        let source = if self.sink == "kinesis" {
+            format!("type: kinesis\n  stream_arn: \"{KINESIS_ARN}\"")
+        } else {
+            format!("type: dynamodb\n  stream_arn: \"{STREAM_ARN}\"")
+        };
         let route_processors = if processors.is_empty() { "" } else { ", processors: [only-dogs]" };
         format!(
-            "source:\n  type: dynamodb\n  stream_arn: \"{STREAM_ARN}\"\n  endpoint: \"{url}\"\n  region: us-east-1\n  \
+            "source:\n  {source}\n  endpoint: \"{url}\"\n  region: us-east-1\n  \
              start: trim_horizon\ncheckpoints: {{type: local, path: state}}\n{processors}sinks:\n  {sink}\n\
              routes:\n  - {{name: all, sinks: [out]{route_processors}}}\ndead_letter: {{type: file, path: dead-letter.jsonl}}\n"
         )
@@ -259,6 +275,28 @@ impl Drop for Endpoint {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends SIGINT to `child` once the endpoint served `records` and GetRecords calls have stopped
+/// for half a second (every one of `shards` shards was read to its end): a Kinesis stream never
+/// ends, so `eddy run` would not exit on its own.
+fn stop_when_drained(child: &Child, endpoint: &Endpoint, records: u64, shards: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut last_calls = u64::MAX;
+    let mut quiet = 0;
+    while quiet < 5 {
+        if Instant::now() > deadline {
+            bail!("the Kinesis records were not all read within 15 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let stats = endpoint.stats()?;
+        let drained = stats.records_served == records && stats.get_records_calls >= shards as u64;
+        quiet = if drained && stats.get_records_calls == last_calls { quiet + 1 } else { 0 };
+        last_calls = stats.get_records_calls;
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    Ok(())
 }
 
 /// What the kernel counted for one child process.

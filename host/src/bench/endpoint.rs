@@ -1,7 +1,13 @@
 //! The canned endpoint of `eddy bench e2e`: a loopback HTTP server that speaks just enough of the
-//! DynamoDB Streams API (DescribeStream, GetShardIterator, GetRecords), the DynamoDB API
-//! (BatchWriteItem) and CrateDB's `POST /_sql` for `eddy run` to read a stream and write to
-//! either sink, and that answers at once so that it is never the bottleneck.
+//! DynamoDB Streams API (DescribeStream, GetShardIterator, GetRecords), the Kinesis API
+//! (ListShards, GetShardIterator, GetRecords), the DynamoDB API (BatchWriteItem) and CrateDB's
+//! `POST /_sql` for `eddy run` to read a stream and write to either sink, and that answers at once
+//! so that it is never the bottleneck.
+//!
+//! The Kinesis stream has the same shards and records, in the format DynamoDB writes to a Kinesis
+//! destination, base64-encoded per record as Kinesis does (`ApproximateCreationDateTime` is
+//! `written_at`, which grows by a millisecond per record when there is no rate, so newest-wins
+//! drops nothing).
 //!
 //! The stream has `shards` closed shards in a DISABLED stream, so `eddy run` drains them and
 //! exits. Shard `s` holds `records_per_shard` records; record `k` has sequence number
@@ -26,6 +32,9 @@ use serde::Deserialize;
 
 /// The stream's ARN (any well-formed ARN would do).
 pub const STREAM_ARN: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/PetTracker/stream/2024-01-01T00:00:00.000";
+
+/// The Kinesis stream's ARN.
+pub const KINESIS_ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/pets-cdc";
 
 /// The first sequence number of every shard.
 const FIRST_SEQUENCE: u128 = 100_000_000_000_000_000_000;
@@ -83,7 +92,37 @@ const WRITTEN_MARK: &str = "7777777777777";
 const SEQUENCE_MARK: &str = "999999999999999999999";
 
 impl Template {
+    /// Sample record `i` as a DynamoDB Streams GetRecords record.
     fn new(i: usize) -> Self {
+        let record = Self::marked(i);
+        Self::from_text(&serde_json::to_string(&record).expect("records serialize"))
+    }
+
+    /// Sample record `i` as DynamoDB writes it to Kinesis (the record's data, before base64).
+    fn kinesis(i: usize) -> Self {
+        let record = Self::marked(i);
+        let data = serde_json::json!({
+            "awsRegion": "us-east-1",
+            "eventID": record.event_id,
+            "eventName": record.event_name,
+            "userIdentity": null,
+            "recordFormat": "application/json",
+            "tableName": "PetTracker",
+            "eventSource": "aws:dynamodb",
+            "dynamodb": {
+                "ApproximateCreationDateTime": serde_json::Value::Number(WRITTEN_MARK.parse().expect("a number")),
+                "ApproximateCreationDateTimePrecision": "MILLISECOND",
+                "Keys": record.dynamodb.keys,
+                "NewImage": record.dynamodb.new_image,
+                "OldImage": record.dynamodb.old_image,
+                "SizeBytes": record.dynamodb.size_bytes,
+            },
+        });
+        Self::from_text(&data.to_string())
+    }
+
+    /// Sample record `i` with the marks where `written_at` and the sequence number go.
+    fn marked(i: usize) -> eddy_sink_api::ChangeRecord {
         let mut record = super::sample_record(i);
         record.event_source_arn.clear(); // GetRecords does not carry it; eddy adds it.
         record.dynamodb.sequence_number = SEQUENCE_MARK.to_owned();
@@ -92,9 +131,12 @@ impl Template {
             item.insert("written_at".into(), eddy_sink_api::AttributeValue::N(WRITTEN_MARK.to_owned()));
             record.dynamodb.new_image = Some(item.into());
         }
-        let text = serde_json::to_string(&record).expect("records serialize");
+        record
+    }
+
+    fn from_text(text: &str) -> Self {
         let mut pieces = Vec::new();
-        let mut rest = text.as_str();
+        let mut rest = text;
         loop {
             let written = rest.find(WRITTEN_MARK);
             let sequence = rest.find(SEQUENCE_MARK);
@@ -129,6 +171,7 @@ impl Template {
 struct State {
     spec: Spec,
     templates: Vec<Template>,
+    kinesis_templates: Vec<Template>,
     /// When the first iterator was asked for: `t0` of the write schedule.
     started: OnceLock<(Instant, u64)>,
     records_served: AtomicU64,
@@ -143,6 +186,7 @@ impl State {
         State {
             spec,
             templates: (0..1000).map(Template::new).collect(),
+            kinesis_templates: (0..1000).map(Template::kinesis).collect(),
             started: OnceLock::new(),
             records_served: AtomicU64::new(0),
             get_records_calls: AtomicU64::new(0),
@@ -174,7 +218,8 @@ impl State {
 
     fn written_ms(&self, k: u64) -> u64 {
         match self.interval_ms() {
-            None => 1_700_000_000_000,
+            // One millisecond apart: Kinesis' newest-wins keeps every record of a key.
+            None => 1_700_000_000_000 + k,
             Some(interval) => self.t0().1 + (k as f64 * interval) as u64,
         }
     }
@@ -213,17 +258,27 @@ pub async fn serve(spec: Spec, listener: tokio::net::TcpListener) {
 }
 
 async fn respond(state: &State, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let target = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned());
+    let full_target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let kinesis = full_target.starts_with("Kinesis_");
+    let target = (!full_target.is_empty()).then(|| full_target.rsplit('.').next().unwrap_or(full_target).to_owned());
     let path = request.uri().path().to_owned();
     let body = match request.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return answer(400, "text/plain", format!("cannot read the body: {e}").into_bytes()),
     };
     let json = |body: Vec<u8>| answer(200, "application/x-amz-json-1.0", body);
+    if kinesis {
+        let result = match target.as_deref() {
+            Some("ListShards") => Ok(list_shards(state).into_bytes()),
+            Some("GetShardIterator") => kinesis_shard_iterator(state, &body).map(String::into_bytes),
+            Some("GetRecords") => kinesis_records(state, &body),
+            other => Err(format!("the bench endpoint does not serve Kinesis {other:?}")),
+        };
+        return match result {
+            Ok(bytes) => answer(200, "application/x-amz-json-1.1", bytes),
+            Err(e) => validation(&e),
+        };
+    }
     match (target.as_deref(), path.as_str()) {
         (Some("DescribeStream"), _) => json(describe_stream(state).into_bytes()),
         (Some("GetShardIterator"), _) => match get_shard_iterator(state, &body) {
@@ -363,6 +418,83 @@ fn get_records(state: &State, body: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Kinesis ListShards: the same closed shards as DescribeStream.
+fn list_shards(state: &State) -> String {
+    let last = FIRST_SEQUENCE + u128::from(state.spec.records_per_shard.max(1)) - 1;
+    let shards: Vec<serde_json::Value> = (0..state.spec.shards)
+        .map(|s| {
+            serde_json::json!({
+                "ShardId": shard_id(s),
+                "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+                "SequenceNumberRange": {
+                    "StartingSequenceNumber": FIRST_SEQUENCE.to_string(),
+                    "EndingSequenceNumber": last.to_string(),
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({ "Shards": shards }).to_string()
+}
+
+/// Kinesis GetShardIterator: its field is `StartingSequenceNumber`.
+fn kinesis_shard_iterator(state: &State, body: &[u8]) -> Result<String, String> {
+    let mut request: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if let Some(object) = request.as_object_mut() {
+        if let Some(seq) = object.remove("StartingSequenceNumber") {
+            object.insert("SequenceNumber".into(), seq);
+        }
+        object.remove("StreamARN");
+        object.remove("StreamName");
+    }
+    get_shard_iterator(state, request.to_string().as_bytes())
+}
+
+/// Kinesis GetRecords: up to `Limit` (at most 10,000) records, each the base64 of its data.
+fn kinesis_records(state: &State, body: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let request: RecordsRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let (shard, k) = request
+        .shard_iterator
+        .split_once(':')
+        .and_then(|(s, k)| Some((s.parse::<usize>().ok()?, k.parse::<u64>().ok()?)))
+        .ok_or_else(|| format!("bad iterator {}", request.shard_iterator))?;
+    let limit = request.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let end = (k + limit).min(state.available()).max(k);
+    let mut out = Vec::with_capacity(((end - k) as usize) * 2600 + 64);
+    out.extend_from_slice(br#"{"MillisBehindLatest":0,"#);
+    if end < state.spec.records_per_shard {
+        out.extend_from_slice(format!(r#""NextShardIterator":"{shard}:{end}","#).as_bytes());
+    } else {
+        out.extend_from_slice(br#""ChildShards":[],"#);
+    }
+    out.extend_from_slice(br#""Records":["#);
+    let mut data = Vec::with_capacity(2048);
+    for n in k..end {
+        if n > k {
+            out.push(b',');
+        }
+        data.clear();
+        state.kinesis_templates[(n % 1000) as usize].render(&mut data, 0, state.written_ms(n));
+        write!(
+            out,
+            r#"{{"SequenceNumber":"{}","ApproximateArrivalTimestamp":1.7E9,"Data":""#,
+            FIRST_SEQUENCE + u128::from(n)
+        )
+        .expect("writing to a Vec");
+        let at = out.len();
+        out.resize(at + base64::encoded_len(data.len(), true).expect("small"), 0);
+        let written =
+            base64::engine::general_purpose::STANDARD.encode_slice(&data, &mut out[at..]).expect("sized above");
+        out.truncate(at + written);
+        out.extend_from_slice(br#"","PartitionKey":"pk"}"#);
+    }
+    out.extend_from_slice(b"]}");
+    state.records_served.fetch_add(end - k, Ordering::Relaxed);
+    state.get_records_calls.fetch_add(1, Ordering::Relaxed);
+    Ok(out)
+}
+
 /// Counts the items of a BatchWriteItem body and, with a rate, measures their lag from the
 /// `"written_at":{"N":"…"}` they carry, without parsing the rest.
 fn batch_write_item(state: &State, body: &[u8]) {
@@ -439,10 +571,24 @@ mod tests {
         let records = page["Records"].as_array().unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0]["dynamodb"]["SequenceNumber"], "100000000000000000001");
-        assert_eq!(records[0]["dynamodb"]["NewImage"]["written_at"]["N"], "1700000000000");
+        assert_eq!(records[0]["dynamodb"]["NewImage"]["written_at"]["N"], "1700000000001");
         let record: eddy_sink_api::ChangeRecord = serde_json::from_value(records[1].clone()).unwrap();
         assert_eq!(record.dynamodb.sequence_number, "100000000000000000002");
         let first = get_records(&state, br#"{"ShardIterator":"0:0","Limit":1}"#).unwrap();
         assert!(String::from_utf8(first).unwrap().contains(r#""NextShardIterator":"0:1""#));
+    }
+
+    #[test]
+    fn kinesis_pages_decode_as_dynamodb_changes() {
+        let state = State::new(Spec { shards: 1, records_per_shard: 3, rate: None });
+        let it = kinesis_shard_iterator(&state, br#"{"ShardId":"shardId-00000001700000000000-00000000","ShardIteratorType":"AFTER_SEQUENCE_NUMBER","StartingSequenceNumber":"100000000000000000000"}"#).unwrap();
+        assert_eq!(it, r#"{"ShardIterator":"0:1"}"#);
+        let body = kinesis_records(&state, br#"{"ShardIterator":"0:1","Limit":10000}"#).unwrap();
+        let page = crate::source::kinesis::decode::page(&body).unwrap();
+        assert!(page.next_shard_iterator.is_none());
+        assert_eq!(page.records.len(), 2);
+        let d = crate::source::kinesis::decode::record(&page.records[1], Some("PetTracker"), KINESIS_ARN).unwrap();
+        assert_eq!(d.record.dynamodb.sequence_number, "100000000000000000002");
+        assert_eq!(d.created_micros, Some(1_700_000_000_002_000));
     }
 }
