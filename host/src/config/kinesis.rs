@@ -45,7 +45,10 @@ pub struct KinesisSource {
     /// How often the shard list is refreshed (ListShards). Default 10s.
     #[serde(default = "defaults::shard_discovery_interval", deserialize_with = "units::duration")]
     pub shard_discovery_interval: Duration,
-    /// Kept for the same meaning as on a DynamoDB source: `fail` (default) or `skip`.
+    /// What to do when a shard's checkpoint is no longer in the stream (older than its retention
+    /// period; GetShardIterator answers InvalidArgumentException about the
+    /// StartingSequenceNumber): `fail` (default) stops with an error naming the shard; `skip`
+    /// continues from the oldest record still there and counts the loss.
     #[serde(default)]
     pub on_trimmed: OnTrimmed,
     /// Consecutive failed calls after which eddy stops with an error. Default 20.

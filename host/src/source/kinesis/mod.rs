@@ -183,6 +183,16 @@ fn by_code(code: Option<&str>, text: String) -> StreamsError {
     }
 }
 
+/// Whether a GetShardIterator error says the sequence number asked for is no longer in the shard
+/// (a checkpoint older than the stream's retention period): Kinesis answers
+/// `InvalidArgumentException` naming the `StartingSequenceNumber`, where DynamoDB Streams answers
+/// TrimmedDataAccessException. The reader then applies `on_trimmed`.
+fn is_gone_sequence(code: Option<&str>, message: Option<&str>) -> bool {
+    let message = message.unwrap_or_default().to_ascii_lowercase();
+    code == Some("InvalidArgumentException")
+        && (message.contains("startingsequencenumber") || message.contains("starting sequence number"))
+}
+
 /// Splits an iterator handed out by [`KinesisStreams`] into its shard and Kinesis' iterator.
 fn untag(iterator: &str) -> Result<(&str, &str), StreamsError> {
     iterator
@@ -240,7 +250,14 @@ impl StreamsApi for KinesisStreams {
                 .shard_iterator_type(ShardIteratorType::AtTimestamp)
                 .timestamp(aws_smithy_types::DateTime::from_millis(*millis)),
         };
-        let out = request.send().await.map_err(classify)?;
+        let from_sequence = matches!(position, IteratorPosition::AfterSequence(_) | IteratorPosition::AtSequence(_));
+        let out = request.send().await.map_err(|e| {
+            if from_sequence && is_gone_sequence(e.code(), e.message()) {
+                StreamsError::Trimmed(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())
+            } else {
+                classify(e)
+            }
+        })?;
         let iterator = out
             .shard_iterator
             .ok_or_else(|| StreamsError::Transient(format!("GetShardIterator for {shard_id} returned no iterator")))?;
@@ -307,6 +324,15 @@ mod tests {
         assert!(matches!(error("AccessDeniedException"), StreamsError::Fatal(_)));
         assert!(matches!(error("InvalidArgumentException"), StreamsError::Fatal(_)));
         assert!(matches!(by_code(None, "no answer".into()), StreamsError::Transient(_)));
+    }
+
+    #[test]
+    fn a_sequence_number_past_the_retention_period_counts_as_trimmed() {
+        let gone = "StartingSequenceNumber 4959 used in GetShardIterator on shard shardId-000000000000 in stream s \
+                    under account 1 is invalid because it did not come from this stream.";
+        assert!(is_gone_sequence(Some("InvalidArgumentException"), Some(gone)));
+        assert!(!is_gone_sequence(Some("InvalidArgumentException"), Some("Timestamp is in the future")));
+        assert!(!is_gone_sequence(Some("ResourceNotFoundException"), Some(gone)));
     }
 
     #[test]
