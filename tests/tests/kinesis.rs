@@ -43,14 +43,9 @@ dead_letter: {{type: file, path: {name}-dead.jsonl}}
     path
 }
 
-/// The lines of a JSONL file (none if it does not exist yet).
+/// The complete lines of a JSONL file eddy writes (none if it does not exist yet).
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    eddy_e2e::complete_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Waits until `path` holds at least `n` lines.

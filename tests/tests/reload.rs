@@ -14,9 +14,8 @@ use eddy_e2e::process::{test_component, Eddy};
 const PATIENCE: Duration = Duration::from_secs(90);
 
 fn seqs(path: &Path) -> Vec<u128> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    eddy_e2e::complete_lines(path)
+        .iter()
         .map(|l| {
             let r: serde_json::Value = serde_json::from_str(l).unwrap();
             r["dynamodb"]["SequenceNumber"].as_str().unwrap().parse().unwrap()

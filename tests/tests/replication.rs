@@ -96,9 +96,8 @@ async fn only_dogs_replicates_exactly_the_dogs() {
 
 /// Sequence numbers of the records in a file sink's JSONL.
 fn sequences(path: &Path) -> Vec<u128> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    eddy_e2e::complete_lines(path)
+        .iter()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             v["dynamodb"]["SequenceNumber"].as_str().unwrap().parse().unwrap()
@@ -156,7 +155,7 @@ async fn a_restart_resumes_after_the_checkpoint() {
 
 /// The records a file sink received, as JSON.
 fn records(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    eddy_e2e::complete_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

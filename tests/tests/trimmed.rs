@@ -21,9 +21,8 @@ fn script() -> Value {
 }
 
 fn seqs(path: &std::path::Path) -> Vec<u64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    eddy_e2e::complete_lines(path)
+        .iter()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["dynamodb"]["SequenceNumber"].as_str().unwrap().parse().unwrap()
         })

@@ -32,7 +32,7 @@ fn record(i: usize) -> Value {
 }
 
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    eddy_e2e::complete_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// What a sink should hold: (event id, `processed_by`, `copy`) per record, in order.
