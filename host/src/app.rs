@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::checkpoint::{local::LocalStore, CheckpointStore, PlanStore};
 use crate::config::{CheckpointConfig, Config, OnTrimmed, SinkConfig, SnapshotMode, SourceConfig, StartPosition};
-use crate::coordinator::reader::{ReaderSettings, RecordBudget};
+use crate::coordinator::reader::ReaderSettings;
 use crate::coordinator::Coordinator;
 use crate::lease::dynamo::DynamoLeaseStore;
 use crate::lease::manager::{LeaseManager, SystemClock};
@@ -31,6 +31,11 @@ struct Source {
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Source> {
+    let polling = config.source.polling();
+    let settings = |spacing: Duration| {
+        let polling = polling.as_ref().expect("a stream source");
+        ReaderSettings { min_poll_spacing: spacing, ..ReaderSettings::new(polling, config.retry) }
+    };
     Ok(match &config.source {
         SourceConfig::Dynamodb(s) => {
             let api = AwsStreams::connect(s, &config.timeouts, &config.retry).await?;
@@ -39,16 +44,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 api: Arc::new(api),
                 start: s.start.clone(),
                 discovery_interval: s.shard_discovery_interval,
-                settings: ReaderSettings {
-                    poll_interval: s.poll_interval,
-                    max_records_per_poll: s.max_records_per_poll,
-                    max_consecutive_errors: s.max_consecutive_errors,
-                    on_trimmed: s.on_trimmed,
-                    budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
-                    retry: config.retry,
-                    skip_created_before: None,
-                    min_poll_spacing: Duration::ZERO,
-                },
+                settings: settings(Duration::ZERO),
             }
         }
         SourceConfig::Kinesis(s) => {
@@ -58,35 +54,25 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 api: Arc::new(api),
                 start: s.start.clone(),
                 discovery_interval: s.shard_discovery_interval,
-                settings: ReaderSettings {
-                    poll_interval: s.poll_interval,
-                    max_records_per_poll: s.max_records_per_poll,
-                    max_consecutive_errors: s.max_consecutive_errors,
-                    on_trimmed: s.on_trimmed,
-                    budget: s.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
-                    retry: config.retry,
-                    skip_created_before: None,
-                    min_poll_spacing: crate::source::kinesis::MIN_POLL_SPACING,
-                },
+                settings: settings(crate::source::kinesis::MIN_POLL_SPACING),
             }
         }
         SourceConfig::File(f) => {
             let api = FileStreams::open(&f.path)?;
+            let polling = crate::config::StreamPolling {
+                poll_interval: Duration::from_millis(10),
+                max_records_per_poll: f.max_records_per_poll,
+                max_consecutive_errors: 3,
+                on_trimmed: OnTrimmed::Fail,
+                max_records_per_second: None,
+                maximum_record_age: None,
+            };
             Source {
                 stream_arn: api.stream_arn().to_owned(),
                 api: Arc::new(api),
                 start: StartPosition::TrimHorizon,
                 discovery_interval: Duration::from_millis(100),
-                settings: ReaderSettings {
-                    poll_interval: Duration::from_millis(10),
-                    max_records_per_poll: f.max_records_per_poll,
-                    max_consecutive_errors: 3,
-                    on_trimmed: OnTrimmed::Fail,
-                    budget: None,
-                    retry: config.retry,
-                    skip_created_before: None,
-                    min_poll_spacing: Duration::ZERO,
-                },
+                settings: ReaderSettings::new(&polling, config.retry),
             }
         }
     })
@@ -281,6 +267,69 @@ pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> an
     }
 }
 
+/// The destination `eddy dead-letter` reads: `from` (`file:PATH` or `dynamodb:TABLE`), else the
+/// pipeline's `dead_letter`.
+async fn dead_letter_source(
+    config: &Config,
+    from: Option<&str>,
+) -> anyhow::Result<Arc<dyn crate::dead_letter::DeadLetterStore>> {
+    match from {
+        Some(text) => {
+            let destination = crate::dead_letter::parse_destination(text, config)?;
+            crate::dead_letter::open_destination(&destination, config).await
+        }
+        None => crate::dead_letter::open(config).await,
+    }
+}
+
+/// A `--filter` pattern (Lambda's event-pattern syntax, JSON text).
+fn dead_letter_filter(filter: Option<&str>) -> anyhow::Result<Option<crate::pattern::Filter>> {
+    filter
+        .map(|text| {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--filter is not JSON: {e}"))?;
+            crate::pattern::Filter::compile(&value).map_err(|e| anyhow::anyhow!("--filter: {e}"))
+        })
+        .transpose()
+}
+
+/// `eddy dead-letter list`: the entries of the dead letter (or `from`), one per line.
+///
+/// # Errors
+/// When the destination cannot be opened or read, or the filter is invalid.
+pub async fn dead_letter_list(config: &Config, from: Option<&str>, filter: Option<&str>) -> anyhow::Result<String> {
+    let filter = dead_letter_filter(filter)?;
+    let store = dead_letter_source(config, from).await?;
+    crate::dead_letter::replay::list(store.as_ref(), filter.as_ref()).await
+}
+
+/// `eddy dead-letter replay`: sends the records of the dead letter (or `from`) through the
+/// pipeline again and removes the entries done; returns a summary.
+///
+/// # Errors
+/// When the pipeline cannot be built, the destination cannot be read or changed, or a batch
+/// fails (its entries and later ones stay).
+pub async fn dead_letter_replay(
+    config: &Config,
+    from: Option<&str>,
+    filter: Option<&str>,
+    stop: Stop,
+) -> anyhow::Result<String> {
+    let filter = dead_letter_filter(filter)?;
+    let pipeline = build_pipeline(config, &stop).await?;
+    let store = dead_letter_source(config, from).await?;
+    let done = crate::dead_letter::replay::replay(&pipeline, store.as_ref(), filter.as_ref(), &stop).await?;
+    Ok(format!(
+        "replayed {} entries from {}: {} new dead-letter entries (records that failed again, in {}); {} left (no record to replay, or a route no longer in the pipeline); {}",
+        done.replayed,
+        store.describe(),
+        done.new_entries,
+        pipeline.dead_letter().describe(),
+        done.left,
+        pipeline.stats().summary()
+    ))
+}
+
 /// The key of `table`'s snapshot in the checkpoint store: its segments and its plan.
 fn snapshot_key(table: &crate::aws::TableInfo) -> String {
     format!("{}#snapshot", table.arn)
@@ -337,16 +386,19 @@ async fn prepare_snapshot(
     let snapshot = crate::snapshot::Snapshot {
         api: Arc::new(ScanSegments::new(client, info, region, &settings)),
         leases,
-        settings: ReaderSettings {
-            poll_interval: Duration::from_millis(50),
-            max_records_per_poll: s.max_records_per_poll,
-            max_consecutive_errors: s.max_consecutive_errors,
-            on_trimmed: OnTrimmed::Fail,
-            budget: None,
-            retry: config.retry,
-            skip_created_before: None,
-            min_poll_spacing: Duration::ZERO,
-        },
+        // Scan pages are not stream records: no age limit, no records-per-second budget (the
+        // scan has its own), nothing trimmed.
+        settings: ReaderSettings::new(
+            &crate::config::StreamPolling {
+                poll_interval: Duration::from_millis(50),
+                max_records_per_poll: s.max_records_per_poll,
+                max_consecutive_errors: s.max_consecutive_errors,
+                on_trimmed: OnTrimmed::Fail,
+                max_records_per_second: None,
+                maximum_record_age: None,
+            },
+            config.retry,
+        ),
     };
     Ok((snapshot, plan))
 }

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod coordinator;
+pub mod dead_letter;
 pub mod lease;
 pub mod metrics;
 pub mod pattern;

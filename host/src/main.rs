@@ -56,6 +56,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Look at the dead letter (the failure destination: `dead_letter:` of the pipeline, or
+    /// `--from`), or send its records through the pipeline again once the cause is fixed.
+    #[command(name = "dead-letter")]
+    DeadLetter {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// Work on a processor component.
     Plugin {
         #[command(subcommand)]
@@ -86,6 +93,41 @@ enum Command {
         /// The pipeline file (YAML).
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+/// Options both `eddy dead-letter` commands take.
+#[derive(clap::Args)]
+struct DeadLetterArgs {
+    /// The pipeline file (YAML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Read this destination instead of the pipeline's `dead_letter`: `file:PATH` or
+    /// `dynamodb:TABLE` (at the source's endpoint and region).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only the entries whose record matches this event pattern (Lambda FilterCriteria syntax,
+    /// JSON), e.g. '{"dynamodb": {"Keys": {"id": {"S": ["42"]}}}}'.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Print one line per entry (time, stage, route/sink or processor, shard, sequence number,
+    /// error) and a count.
+    List {
+        #[command(flatten)]
+        args: DeadLetterArgs,
+    },
+    /// Send the entries' records through the pipeline again, each through the route it failed on
+    /// (every route for `record_age` entries), per shard in sequence-number order, and remove the
+    /// entries whose records were delivered. A record that fails again gets a new entry with the
+    /// new reason. Entries without a record (undecodable input) stay. Exits 1 when a batch fails
+    /// (a sink still down): the entries not yet replayed stay.
+    Replay {
+        #[command(flatten)]
+        args: DeadLetterArgs,
     },
 }
 
@@ -550,6 +592,36 @@ fn main() -> ExitCode {
             match runtime.block_on(eddy::app::leases(&config)) {
                 Ok(report) => {
                     print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::DeadLetter { command } => {
+            let (args, replay) = match command {
+                DeadLetterCommand::List { args } => (args, false),
+                DeadLetterCommand::Replay { args } => (args, true),
+            };
+            let config = match load(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let (from, filter) = (args.from.as_deref(), args.filter.as_deref());
+            let result = runtime.block_on(async {
+                if replay {
+                    let (_handle, stop) = eddy::stop::channel();
+                    eddy::app::dead_letter_replay(&config, from, filter, stop).await.map(|s| format!("{s}\n"))
+                } else {
+                    eddy::app::dead_letter_list(&config, from, filter).await
+                }
+            });
+            match result {
+                Ok(out) => {
+                    print!("{out}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

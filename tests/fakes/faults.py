@@ -16,6 +16,9 @@ that fsyncs before it acknowledges). A checkpoint ahead of the sink is recorded 
 
 With --fail-first N --fail-target OP, the first N requests for operation OP (e.g. BatchWriteItem)
 fail with HTTP 500, whatever --rate says: an outage long enough to outlast every retry.
+With --fail-containing TEXT --fail-target OP, every OP request whose body contains TEXT fails
+with HTTP 500, always: a sink that refuses one key (a poison record) until someone fixes it.
+POST /_faults/heal stops that.
 
 With --local-nodes A,B,C, GET /localnodes answers ["A","B","C"] (what a ScyllaDB Alternator node
 answers: the live nodes of its datacenter); with --host H it listens on H instead of 127.0.0.1, so
@@ -44,6 +47,7 @@ class State:
         self.violations = []
         self.injected = 0
         self.outage = 0
+        self.healed = False
 
     def count(self, what):
         with self.lock:
@@ -94,7 +98,15 @@ def make_handler(opts, state, scripted):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             target = self.headers.get("X-Amz-Target", "")
-            if opts.fail_target and target.endswith("." + opts.fail_target):
+            if self.path == "/_faults/heal":
+                with state.lock:
+                    state.healed = True
+                return self.reply(200, {"healed": True})
+            poisoned = opts.fail_containing and opts.fail_containing.encode() in body and not state.healed
+            if poisoned and opts.fail_target and target.endswith("." + opts.fail_target):
+                state.count("5xx")
+                return self.reply(500, {"__type": PREFIX + "InternalServerError", "message": "poison record (injected)"})
+            if opts.fail_target and opts.fail_first and target.endswith("." + opts.fail_target):
                 with state.lock:
                     state.outage += 1
                     down = state.outage <= opts.fail_first
@@ -160,6 +172,7 @@ def main():
     parser.add_argument("--script")
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--fail-target")
+    parser.add_argument("--fail-containing")
     parser.add_argument("--local-nodes")
     parser.add_argument("--host", default="127.0.0.1")
     opts = parser.parse_args()

@@ -169,7 +169,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
     use std::sync::Arc;
 
     use crate::config::{Limits, ProcessorConfig};
-    use crate::pipeline::dead_letter::DeadLetter;
+    use crate::dead_letter::file::FileDeadLetter;
     use crate::pipeline::stats::Stats;
     use crate::pipeline::{Pipeline, RouteSpec};
 
@@ -203,15 +203,18 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
             filter: None,
             processors,
             sinks: vec![crate::pipeline::SinkSlot { name: "null".into(), kind: "null", sink: null }],
+            on_sink_failure: Default::default(),
+            retry: Default::default(),
         });
         let stats = Arc::new(Stats::new(&[], &[]));
-        let pipeline = Arc::new(Pipeline::new(vec![route], DeadLetter::open(&dir.join("dead.jsonl"))?, stats));
+        let pipeline =
+            Arc::new(Pipeline::new(vec![route], Arc::new(FileDeadLetter::open(&dir.join("dead.jsonl"))?), stats));
         let mut worker = pipeline.worker();
         let mut row = format!("| {} |", case.name);
         for &batch in batch_sizes {
             let rate = runtime.block_on(async {
                 // Warm up: instantiate and run once.
-                worker.process("bench", &records[..batch], &[], &stop).await?;
+                worker.process("bench", crate::pipeline::Batch::of(&records[..batch]), &stop).await?;
                 let started = Instant::now();
                 let mut done = 0usize;
                 let mut offset = 0usize;
@@ -227,7 +230,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
                     } else {
                         &records[offset..end]
                     };
-                    worker.process("bench", input, &[], &stop).await?;
+                    worker.process("bench", crate::pipeline::Batch::of(input), &stop).await?;
                     done += end - offset;
                     offset = if end == records.len() { 0 } else { end };
                 }

@@ -57,6 +57,12 @@ pub struct KinesisSource {
     /// The most records per second this process reads, across all its shards. Default: no limit.
     #[serde(default)]
     pub max_records_per_second: Option<std::num::NonZeroU32>,
+    /// Records older than this when read (by `ApproximateCreationDateTime`) go to the dead letter
+    /// (stage `record_age`) instead of the routes, and count in
+    /// `eddy_records_dead_lettered_total{stage="record_age"}`: Lambda's
+    /// MaximumRecordAgeInSeconds. At least 1s. Default: no limit.
+    #[serde(default, deserialize_with = "super::opt_duration")]
+    pub maximum_record_age: Option<Duration>,
     /// How many keys each shard remembers for newest-wins (a change older than one already
     /// passed on for its key is dropped). Default 10000 (about 1–2 MB a shard).
     #[serde(default = "recent_keys_per_shard")]

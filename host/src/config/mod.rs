@@ -87,7 +87,45 @@ pub enum SourceConfig {
     File(FileSource),
 }
 
+/// The polling keys both stream sources (`dynamodb`, `kinesis`) have, with the same meaning.
+#[derive(Debug, Clone)]
+pub struct StreamPolling {
+    /// `poll_interval`.
+    pub poll_interval: Duration,
+    /// `max_records_per_poll`.
+    pub max_records_per_poll: u32,
+    /// `max_consecutive_errors`.
+    pub max_consecutive_errors: u32,
+    /// `on_trimmed`.
+    pub on_trimmed: OnTrimmed,
+    /// `max_records_per_second`.
+    pub max_records_per_second: Option<std::num::NonZeroU32>,
+    /// `maximum_record_age`.
+    pub maximum_record_age: Option<Duration>,
+}
+
 impl SourceConfig {
+    /// The polling keys of a stream source; `None` for the file source.
+    pub fn polling(&self) -> Option<StreamPolling> {
+        macro_rules! polling {
+            ($s:expr) => {
+                StreamPolling {
+                    poll_interval: $s.poll_interval,
+                    max_records_per_poll: $s.max_records_per_poll,
+                    max_consecutive_errors: $s.max_consecutive_errors,
+                    on_trimmed: $s.on_trimmed,
+                    max_records_per_second: $s.max_records_per_second,
+                    maximum_record_age: $s.maximum_record_age,
+                }
+            };
+        }
+        match self {
+            SourceConfig::Dynamodb(s) => Some(polling!(s)),
+            SourceConfig::Kinesis(s) => Some(polling!(s)),
+            SourceConfig::File(_) => None,
+        }
+    }
+
     /// The source's `endpoint` and `region` (AWS sources only): what the lease table and
     /// Alternator sinks default to.
     pub fn endpoint_and_region(&self) -> Option<(&Option<String>, &Option<String>)> {
@@ -154,6 +192,12 @@ pub struct DynamodbSource {
     /// keeps a backfill from flooding the sinks). Default: no limit.
     #[serde(default)]
     pub max_records_per_second: Option<std::num::NonZeroU32>,
+    /// Records older than this when read (by `ApproximateCreationDateTime`) go to the dead letter
+    /// (stage `record_age`) instead of the routes, and count in
+    /// `eddy_records_dead_lettered_total{stage="record_age"}`: Lambda's
+    /// MaximumRecordAgeInSeconds. At least 1s. Default: no limit.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub maximum_record_age: Option<Duration>,
     /// `snapshot:`: scan the table's existing items before reading the stream (a migration), and
     /// how. Default: off.
     #[serde(default)]
@@ -368,6 +412,8 @@ pub struct RouteConfig {
     pub processors: Vec<String>,
     /// Sink names; every record the processors keep goes to each.
     pub sinks: Vec<String>,
+    /// What a failed sink write leads to.
+    pub on_sink_failure: OnSinkFailure,
 }
 
 #[derive(Deserialize)]
@@ -379,9 +425,12 @@ struct RawRoute {
     #[serde(default)]
     processors: Vec<String>,
     sinks: Vec<String>,
+    #[serde(default)]
+    on_sink_failure: OnSinkFailure,
 }
 
-/// `dead_letter:` — where records that cannot be delivered are persisted.
+/// `dead_letter:` — where records that cannot be delivered are persisted (Lambda's on-failure
+/// destination); see [`crate::dead_letter`].
 #[derive(Debug, Clone)]
 pub enum DeadLetterConfig {
     /// `type: file`: JSONL, appended and flushed to disk before the shard checkpoints past them.
@@ -389,6 +438,60 @@ pub enum DeadLetterConfig {
         /// Default `.eddy/dead-letter.jsonl` next to the config file.
         path: PathBuf,
     },
+    /// `type: dynamodb`: one item per entry in a table shared by every worker.
+    Dynamodb(DeadLetterTable),
+}
+
+/// `dead_letter: {type: dynamodb, table, endpoint?, region?}`: the table is created with
+/// on-demand billing if missing; `endpoint` and `region` default to the source's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterTable {
+    /// The table's name.
+    pub table: String,
+    /// A DynamoDB-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// `routes[i].on_sink_failure: {retries, then}`: what happens when a write to one of the route's
+/// sinks fails after the sink's own retries of its requests (Lambda's MaximumRetryAttempts with
+/// BisectBatchOnFunctionError and an on-failure destination). Default `{retries: 0, then: stop}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnSinkFailure {
+    /// How many more times the failed write is tried in place, with the retry policy's waits,
+    /// before `then` applies. Default 0.
+    #[serde(default)]
+    pub retries: u32,
+    /// `stop` (default): the shard rewinds to its checkpoint and reads the batch again, and stops
+    /// after `source.max_consecutive_errors` failed batches in a row; nothing is skipped.
+    /// `dead_letter`: the batch is bisected, each half written (with the same retries), down to
+    /// the single records that still fail: those go to the dead letter with the sink's error, the
+    /// rest are delivered, and the shard moves on. A sink that fails for good (refused
+    /// credentials, a missing table) stops the shard either way: that is not a record's fault.
+    #[serde(default)]
+    pub then: AfterSinkFailure,
+}
+
+impl Default for OnSinkFailure {
+    fn default() -> Self {
+        Self { retries: 0, then: AfterSinkFailure::Stop }
+    }
+}
+
+/// `routes[i].on_sink_failure.then`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSinkFailure {
+    /// Rewind and read again; never skip (default).
+    #[default]
+    Stop,
+    /// Bisect, dead-letter the records that still fail, deliver the rest.
+    DeadLetter,
 }
 
 mod defaults {
@@ -659,16 +762,8 @@ impl Config {
                         "must be between 1 and 1000 (the GetRecords limit)",
                     );
                 }
-                if s.max_consecutive_errors == 0 {
-                    c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
-                }
+                check_stream_keys(&mut c, s.max_consecutive_errors, s.shard_discovery_interval, s.maximum_record_age);
                 at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, minimums::POLL_INTERVAL);
-                at_least(
-                    &mut c,
-                    &[k("source"), k("shard_discovery_interval")],
-                    s.shard_discovery_interval,
-                    minimums::SHARD_DISCOVERY_INTERVAL,
-                );
                 if !(1..=1_000_000).contains(&s.snapshot.segments) {
                     c.error(
                         &[k("source"), k("snapshot"), k("segments")],
@@ -703,19 +798,11 @@ impl Config {
                         "must be between 1 and 10000 (the Kinesis GetRecords limit)",
                     );
                 }
-                if s.max_consecutive_errors == 0 {
-                    c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
-                }
+                check_stream_keys(&mut c, s.max_consecutive_errors, s.shard_discovery_interval, s.maximum_record_age);
                 if s.recent_keys_per_shard == 0 {
                     c.error(&[k("source"), k("recent_keys_per_shard")], "must be at least 1");
                 }
                 at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, kinesis::MIN_POLL_INTERVAL);
-                at_least(
-                    &mut c,
-                    &[k("source"), k("shard_discovery_interval")],
-                    s.shard_discovery_interval,
-                    minimums::SHARD_DISCOVERY_INTERVAL,
-                );
                 SourceConfig::Kinesis(s)
             }),
             Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {
@@ -869,8 +956,15 @@ impl Config {
                 Some("file") => c
                     .typed::<FileSection>(&[k("dead_letter")], v)
                     .map(|f| DeadLetterConfig::File { path: resolve(f.path) }),
+                Some("dynamodb") => c.typed::<DeadLetterTable>(&[k("dead_letter")], v).map(|mut t| {
+                    if let Some((endpoint, region)) = source.as_ref().and_then(SourceConfig::endpoint_and_region) {
+                        t.endpoint = t.endpoint.or_else(|| endpoint.clone());
+                        t.region = t.region.or_else(|| region.clone());
+                    }
+                    DeadLetterConfig::Dynamodb(t)
+                }),
                 other => {
-                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file"]));
+                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file", "dynamodb"]));
                     None
                 }
             },
@@ -941,6 +1035,7 @@ impl Config {
                     name: r.name,
                     processors: r.processors,
                     sinks: r.sinks,
+                    on_sink_failure: r.on_sink_failure,
                 })
                 .collect(),
             dead_letter: dead_letter.expect("checked"),
@@ -967,6 +1062,29 @@ pub mod minimums {
     pub const TIMEOUT: Duration = Duration::from_millis(100);
     /// `processors.NAME.limits.memory`, in bytes (1 MiB).
     pub const PROCESSOR_MEMORY: u64 = 1 << 20;
+}
+
+/// The checks of the keys both stream sources share (besides `poll_interval`, whose minimum
+/// differs).
+fn check_stream_keys(
+    c: &mut Checker,
+    max_consecutive_errors: u32,
+    shard_discovery_interval: Duration,
+    maximum_record_age: Option<Duration>,
+) {
+    let k = |s: &str| Seg::Key(s.to_owned());
+    if max_consecutive_errors == 0 {
+        c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
+    }
+    at_least(
+        c,
+        &[k("source"), k("shard_discovery_interval")],
+        shard_discovery_interval,
+        minimums::SHARD_DISCOVERY_INTERVAL,
+    );
+    if let Some(age) = maximum_record_age {
+        at_least(c, &[k("source"), k("maximum_record_age")], age, Duration::from_secs(1));
+    }
 }
 
 fn at_least(c: &mut Checker, at: &[Seg], value: Duration, minimum: Duration) {

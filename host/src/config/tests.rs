@@ -58,7 +58,7 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
     assert_eq!(p.limits, Limits { memory_bytes: 16 << 20, timeout: Duration::from_millis(50) });
     assert!(matches!(&c.sinks["audit"], SinkConfig::File { path } if path == Path::new("/etc/eddy/audit.jsonl")));
     assert_eq!(c.routes[1].processors, Vec::<String>::new());
-    let DeadLetterConfig::File { path } = &c.dead_letter;
+    let DeadLetterConfig::File { path } = &c.dead_letter else { panic!("{:?}", c.dead_letter) };
     assert_eq!(path, Path::new("/etc/eddy/.eddy/dead-letter.jsonl"));
 }
 
@@ -323,4 +323,37 @@ fn an_unquoted_null_sink_type_is_the_null_sink() {
     assert!(matches!(config.sinks["audit"], SinkConfig::Null), "{:?}", config.sinks["audit"]);
     let missing = GOOD.replace("  audit: {type: file, path: audit.jsonl}", "  audit: {path: x}");
     assert!(error_of(&missing).contains("missing `type`"), "{}", error_of(&missing));
+}
+
+#[test]
+fn lambda_failure_settings_parse_with_safe_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.routes[0].on_sink_failure, OnSinkFailure { retries: 0, then: AfterSinkFailure::Stop });
+    let SourceConfig::Dynamodb(s) = &c.source else { panic!() };
+    assert_eq!(s.maximum_record_age, None);
+
+    let text = GOOD.replace("  poll_interval: 100ms\n", "  poll_interval: 100ms\n  maximum_record_age: 1h\n").replace(
+        "    sinks: [replica]\n",
+        "    sinks: [replica]\n    on_sink_failure: {retries: 2, then: dead_letter}\n",
+    ) + "dead_letter: {type: dynamodb, table: eddy-dead-letters}\n";
+    let c = parse(&text).unwrap();
+    assert_eq!(c.routes[0].on_sink_failure, OnSinkFailure { retries: 2, then: AfterSinkFailure::DeadLetter });
+    let SourceConfig::Dynamodb(s) = &c.source else { panic!() };
+    assert_eq!(s.maximum_record_age, Some(Duration::from_secs(3600)));
+    // The table's endpoint defaults to the source's.
+    let DeadLetterConfig::Dynamodb(t) = &c.dead_letter else { panic!("{:?}", c.dead_letter) };
+    assert_eq!((t.table.as_str(), t.endpoint.as_deref()), ("eddy-dead-letters", Some("http://127.0.0.1:5000")));
+
+    let bad =
+        GOOD.replace("    sinks: [replica]\n", "    sinks: [replica]\n    on_sink_failure: {retries: 2, then: skip}\n");
+    let e = error_of(&bad);
+    assert!(e.contains("routes[0].on_sink_failure.then") && e.contains("dead_letter"), "{e}");
+    let young = GOOD.replace("  poll_interval: 100ms\n", "  poll_interval: 100ms\n  maximum_record_age: 10ms\n");
+    assert!(
+        error_of(&young).contains("source.maximum_record_age: 10ms is below the minimum of 1s"),
+        "{}",
+        error_of(&young)
+    );
+    let e = error_of(&(GOOD.to_owned() + "dead_letter: {type: sqs}\n"));
+    assert!(e.contains("unknown type \"sqs\" (one of: file, dynamodb)"), "{e}");
 }

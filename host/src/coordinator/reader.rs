@@ -25,7 +25,7 @@ use eddy_sink_api::RetryPolicy;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::OnTrimmed;
-use crate::pipeline::{PipelineError, Worker};
+use crate::pipeline::{Batch, PipelineError, Worker};
 use crate::source::{IteratorPosition, Resume, StreamsApi, StreamsError};
 use crate::stop::Stop;
 
@@ -50,6 +50,26 @@ pub struct ReaderSettings {
     /// The least time between two GetRecords calls on one shard (Kinesis allows 5 a second);
     /// zero: no spacing.
     pub min_poll_spacing: Duration,
+    /// Records older than this when read go to the dead letter instead of the routes
+    /// (`source.maximum_record_age`).
+    pub maximum_record_age: Option<Duration>,
+}
+
+impl ReaderSettings {
+    /// Settings with a source's polling keys; no snapshot cut-off, no poll spacing.
+    pub fn new(polling: &crate::config::StreamPolling, retry: RetryPolicy) -> Self {
+        Self {
+            poll_interval: polling.poll_interval,
+            max_records_per_poll: polling.max_records_per_poll,
+            max_consecutive_errors: polling.max_consecutive_errors,
+            on_trimmed: polling.on_trimmed,
+            budget: polling.max_records_per_second.map(|n| Arc::new(RecordBudget::new(n))),
+            retry,
+            skip_created_before: None,
+            min_poll_spacing: Duration::ZERO,
+            maximum_record_age: polling.maximum_record_age,
+        }
+    }
 }
 
 /// `source.max_records_per_second`: a token bucket (governor) shared by all shard readers. A
@@ -198,6 +218,10 @@ impl ShardReader {
             if let Some(cutoff) = self.settings.skip_created_before {
                 skip_older(&shard, &mut page.records, cutoff);
             }
+            let expired = match self.settings.maximum_record_age {
+                Some(age) => take_expired(&mut page.records, age),
+                None => Vec::new(),
+            };
             if read_any {
                 if let Some(budget) = &self.settings.budget {
                     let n = (page.records.len() + page.undecodable.len()) as u32;
@@ -206,7 +230,13 @@ impl ShardReader {
                         () = self.stop.wait() => return Ok(ReaderExit::Stopped),
                     }
                 }
-                let process = self.worker.process(&shard, &page.records, &page.undecodable, &self.stop);
+                let batch = Batch {
+                    records: &page.records,
+                    undecodable: &page.undecodable,
+                    expired: &expired,
+                    maximum_record_age: self.settings.maximum_record_age,
+                };
+                let process = self.worker.process(&shard, batch, &self.stop);
                 let (processed, next) = match page.next_iterator.clone() {
                     Some(next) => {
                         let limit = self.settings.max_records_per_poll;
@@ -217,13 +247,14 @@ impl ShardReader {
                     None => (process.await, None),
                 };
                 match processed {
-                    Ok(()) => ahead = next,
+                    Ok(_) => ahead = next,
                     Err(PipelineError::Interrupted { sink }) => {
                         tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
                         return Ok(ReaderExit::Stopped);
                     }
-                    Err(e @ PipelineError::SinkFailed { fatal: false, .. }) => {
-                        // Never read past unwritten records: go back to the checkpoint.
+                    Err(e @ (PipelineError::SinkFailed { fatal: false, .. } | PipelineError::DeadLetter(_))) => {
+                        // Never read past unwritten records (or records whose dead-letter entry
+                        // could not be written): go back to the checkpoint.
                         sink_failures += 1;
                         if sink_failures >= self.settings.max_consecutive_errors {
                             return Err(anyhow::Error::new(e).context(format!(
@@ -336,6 +367,21 @@ fn skip_older(shard: &str, records: &mut Vec<eddy_sink_api::ChangeRecord>, cutof
     }
 }
 
+/// Takes the records older than `max_age` (by `ApproximateCreationDateTime`, whole seconds) out
+/// of `records`, keeping the order of both. A record without a creation time is kept.
+fn take_expired(records: &mut Vec<eddy_sink_api::ChangeRecord>, max_age: Duration) -> Vec<eddy_sink_api::ChangeRecord> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let oldest_allowed = now - max_age.as_secs() as i64;
+    if records.iter().all(|r| r.dynamodb.approximate_creation_date_time.is_none_or(|t| t >= oldest_allowed)) {
+        return Vec::new();
+    }
+    let (expired, fresh) = std::mem::take(records)
+        .into_iter()
+        .partition(|r| r.dynamodb.approximate_creation_date_time.is_some_and(|t| t < oldest_allowed));
+    *records = fresh;
+    expired
+}
+
 /// Counts this reader in [`crate::metrics::LEASES_HELD`] while it lives.
 struct LeaseGauge;
 
@@ -412,4 +458,39 @@ async fn backoff(
     tracing::warn!(shard, attempt = *errors, "{call} failed, retrying in {wait:?}: {e}");
     stop.sleep(wait).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_over_the_maximum_age_are_taken_out_in_order() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let record = |seq: &str, created: Option<i64>| {
+            let mut r: eddy_sink_api::ChangeRecord = serde_json::from_value(serde_json::json!({
+                "eventID": seq, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1", "eventSourceARN": "arn",
+                "dynamodb": {"Keys": {"id": {"S": seq}}, "SequenceNumber": seq, "SizeBytes": 1,
+                             "StreamViewType": "KEYS_ONLY"}
+            }))
+            .unwrap();
+            r.dynamodb.approximate_creation_date_time = created;
+            r
+        };
+        let mut records = vec![
+            record("1", Some(now - 7200)),
+            record("2", Some(now - 10)),
+            record("3", None),
+            record("4", Some(now - 3601)),
+            record("5", Some(now)),
+        ];
+        let expired = take_expired(&mut records, Duration::from_secs(3600));
+        let seqs = |rs: &[eddy_sink_api::ChangeRecord]| {
+            rs.iter().map(|r| r.dynamodb.sequence_number.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(&expired), ["1", "4"]);
+        assert_eq!(seqs(&records), ["2", "3", "5"]);
+        assert!(take_expired(&mut records, Duration::from_secs(3600)).is_empty());
+    }
 }

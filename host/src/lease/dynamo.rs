@@ -10,17 +10,15 @@
 //! condition that does not hold is an answer, not a failure.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, KeyType};
 use aws_sdk_dynamodb::Client;
 use eddy_sink_api::{RetryPolicy, Timeouts};
 
 use super::store::{Change, Lease, LeaseStore};
+use crate::aws::sdk_call::{attempt, Attempt};
 use crate::checkpoint::Checkpoint;
 use crate::config::LeaseTableConfig;
 use crate::source::ShardInfo;
@@ -33,29 +31,6 @@ pub struct DynamoLeaseStore {
     table: String,
     stream: String,
     retry: RetryPolicy,
-}
-
-/// How one call went, for the retry loop.
-enum Attempt {
-    /// Worth trying again.
-    Transient(anyhow::Error),
-    /// Retrying cannot help (a missing table, refused credentials).
-    Fatal(anyhow::Error),
-}
-
-/// Classifies an SDK error, counting throttling.
-fn attempt<E, R>(e: SdkError<E, R>) -> Attempt
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let fatal = crate::aws::is_refused(e.code());
-    let error = failed(e);
-    if fatal {
-        Attempt::Fatal(error)
-    } else {
-        Attempt::Transient(error)
-    }
 }
 
 impl DynamoLeaseStore {
@@ -78,66 +53,8 @@ impl DynamoLeaseStore {
     }
 
     async fn ensure_table(&self) -> anyhow::Result<()> {
-        let what = format!("cannot describe the lease table {}", self.table);
-        let exists = self
-            .retried(&what, || {
-                let sent = self.client.describe_table().table_name(&self.table).send();
-                async move {
-                    match sent.await {
-                        Ok(out) => Ok(Some(out)),
-                        Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
-                        Err(e) => Err(attempt(e)),
-                    }
-                }
-            })
-            .await?;
-        if exists.is_some() {
-            return Ok(());
-        }
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-        let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
-        };
-        let create = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("stream", KeyType::Hash)?)
-            .key_schema(key("shard_id", KeyType::Range)?)
-            .attribute_definitions(attr("stream")?)
-            .attribute_definitions(attr("shard_id")?);
-        let what = format!("cannot create the lease table {}", self.table);
-        let created = self
-            .retried(&what, || {
-                let sent = create.clone().send();
-                async move {
-                    match sent.await {
-                        Ok(_) => Ok(true),
-                        // Another process created it at the same time (or our first try did).
-                        Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
-                        Err(e) => Err(attempt(e)),
-                    }
-                }
-            })
-            .await?;
-        if created {
-            tracing::info!(table = self.table, "created the lease table (on-demand billing)");
-        }
-        let what = format!("cannot describe the lease table {}", self.table);
-        for _ in 0..60 {
-            let status = self
-                .retried(&what, || {
-                    let sent = self.client.describe_table().table_name(&self.table).send();
-                    async move { sent.await.map_err(attempt) }
-                })
-                .await?;
-            if status.table().and_then(|t| t.table_status()).is_some_and(|s| s.as_str() == "ACTIVE") {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        anyhow::bail!("the lease table {} did not become ACTIVE within 60s", self.table)
+        let keys = [("stream", KeyType::Hash), ("shard_id", KeyType::Range)];
+        crate::aws::sdk_call::ensure_table(&self.client, &self.table, &keys, &self.retry, "lease table").await
     }
 
     /// Runs `call` under the retry policy: transient failures are tried again.
@@ -146,10 +63,7 @@ impl DynamoLeaseStore {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
-        self.retry.retry(call, |e| matches!(e, Attempt::Transient(_))).await.map_err(|(e, tries)| match e {
-            Attempt::Fatal(e) => e.context(what.to_owned()),
-            Attempt::Transient(e) => e.context(format!("{what} (tried {tries} times)")),
-        })
+        crate::aws::sdk_call::retried(&self.retry, what, call).await
     }
 
     /// An update or put conditioned by `condition`: `Ok(false)` when the condition did not hold.
@@ -179,18 +93,6 @@ impl DynamoLeaseStore {
             ("shard_id".to_owned(), Av::S(shard.to_owned())),
         ])
     }
-}
-
-/// An SDK error as an `anyhow` error, counting throttling in `eddy_throttled_total{api="dynamodb"}`.
-fn failed<E, R>(e: SdkError<E, R>) -> anyhow::Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    if crate::aws::is_throttling(e.code()) {
-        crate::aws::count_throttled("dynamodb", 1);
-    }
-    anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
 }
 
 /// The plan is one item beside the leases: key `stream` = `<stream>#plan`, `shard_id` = `plan`

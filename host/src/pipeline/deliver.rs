@@ -12,9 +12,107 @@ use std::collections::{HashMap, HashSet};
 
 use eddy_sink_api::{ChangeRecord, Item, Rejected, SinkError};
 
+use eddy_sink_api::RetryPolicy;
+
 use super::route::SinkSlot;
 use super::{PipelineError, STOP_GRACE};
+use crate::config::{AfterSinkFailure, OnSinkFailure};
 use crate::stop::Stop;
+
+/// What one sink made of a route's records.
+pub(super) struct Delivered<'a> {
+    /// How many count as written.
+    pub written: usize,
+    /// Records the sink refused, with its reason.
+    pub refused: Vec<(&'a ChangeRecord, String)>,
+    /// Records whose writes kept failing (`on_sink_failure: {then: dead_letter}`), with the
+    /// sink's last error.
+    pub failed: Vec<(&'a ChangeRecord, String)>,
+}
+
+/// [`deliver`] under the route's `on_sink_failure`: a write that fails (transiently, after the
+/// sink's own retries) is tried `retries` more times with the retry policy's waits; then, with
+/// `then: stop`, the error is returned (the shard rewinds), and with `then: dead_letter` the
+/// records are bisected, in order, down to the single records whose writes still fail, and
+/// those are returned as `failed` while the rest are delivered. A fatal sink error is returned
+/// either way.
+///
+/// # Errors
+/// As [`deliver`].
+pub(super) async fn deliver_with_policy<'a>(
+    slot: &SinkSlot,
+    records: Vec<&'a ChangeRecord>,
+    policy: &OnSinkFailure,
+    retry: &RetryPolicy,
+    stop: &Stop,
+    write_duration: &metrics::Histogram,
+) -> Result<Delivered<'a>, PipelineError> {
+    let mut delivered = Delivered { written: 0, refused: Vec::new(), failed: Vec::new() };
+    // Ranges still to write, the next one last; the first is the whole batch.
+    let mut todo: Vec<&[&'a ChangeRecord]> = vec![&records];
+    while let Some(part) = todo.pop() {
+        match with_retries(slot, part, policy.retries, retry, stop, write_duration).await {
+            Ok((written, refused)) => {
+                delivered.written += written;
+                delivered.refused.extend(refused);
+            }
+            Err(PipelineError::SinkFailed { sink, message, fatal: false })
+                if policy.then == AfterSinkFailure::DeadLetter =>
+            {
+                if let [record] = part {
+                    tracing::warn!(sink, sequence = record.dynamodb.sequence_number, "a record's writes keep failing; sending it to the dead letter (on_sink_failure: dead_letter): {message}");
+                    delivered.failed.push((record, message));
+                } else {
+                    let (left, right) = part.split_at(part.len() / 2);
+                    tracing::info!(
+                        sink,
+                        records = part.len(),
+                        "a write keeps failing; bisecting it (on_sink_failure: dead_letter)"
+                    );
+                    todo.push(right);
+                    todo.push(left);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(delivered)
+}
+
+/// [`deliver`], tried again up to `retries` times when it fails transiently.
+async fn with_retries<'a>(
+    slot: &SinkSlot,
+    records: &[&'a ChangeRecord],
+    retries: u32,
+    retry: &RetryPolicy,
+    stop: &Stop,
+    write_duration: &metrics::Histogram,
+) -> Result<(usize, Vec<(&'a ChangeRecord, String)>), PipelineError> {
+    let mut tried = 0;
+    loop {
+        match deliver(slot, records.to_vec(), stop, write_duration).await {
+            Err(PipelineError::SinkFailed { fatal: false, sink, message }) if tried < retries => {
+                let wait = retry.backoff.wait(tried);
+                tried += 1;
+                tracing::warn!(
+                    sink,
+                    "{message}; trying the write again in {wait:?} ({tried} of on_sink_failure.retries {retries})"
+                );
+                if stop.sleep(wait).await {
+                    return Err(PipelineError::Interrupted { sink });
+                }
+            }
+            Err(PipelineError::SinkFailed { fatal: false, sink, message }) if tried > 0 => {
+                return Err(PipelineError::SinkFailed {
+                    sink,
+                    message: format!("{message} (and {tried} more writes, on_sink_failure.retries)"),
+                    fatal: false,
+                })
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Writes `records` (one shard's, in sequence order) to `slot` until each is acknowledged or
 /// refused. Returns how many count as written (acknowledged, or replaced by a later change of
@@ -242,5 +340,64 @@ mod tests {
             // batch was never sent, so it is not.
             assert!(refused.contains(&"5".to_owned()) && refused.contains(&"7".to_owned()), "{size}: {refused:?}");
         }
+    }
+
+    /// A sink whose whole write fails (as a 5xx after the sink's retries) whenever the batch
+    /// holds a `poison` record, and that records every acknowledged write.
+    #[derive(Default)]
+    struct Poisoned {
+        written: Mutex<Vec<String>>,
+        calls: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl Sink for Poisoned {
+        async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
+            *self.calls.lock().unwrap() += 1;
+            if batch.iter().any(|r| r.dynamodb.new_image.as_ref().is_some_and(|i| i.contains_key("big"))) {
+                return Err(SinkError::Retryable("HTTP 500 (injected)".into()));
+            }
+            self.written.lock().unwrap().extend(batch.iter().map(|r| r.dynamodb.sequence_number.clone()));
+            Ok(WriteOutcome::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_letter_policy_bisects_down_to_the_failing_records_and_delivers_the_rest_in_order() {
+        use crate::config::{AfterSinkFailure, OnSinkFailure};
+        let changes: Vec<ChangeRecord> =
+            (1..=40).map(|i| change(i, &format!("k{}", i % 7), EventName::Modify, "v", i == 13 || i == 31)).collect();
+        let records: Vec<&ChangeRecord> = changes.iter().collect();
+        let sink = Arc::new(Poisoned::default());
+        let slot = SinkSlot { name: "t".into(), kind: "test", sink: sink.clone() };
+        let (_handle, stop) = crate::stop::channel();
+        let retry = RetryPolicy {
+            attempts: 1,
+            backoff: eddy_sink_api::Backoff {
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(1),
+            },
+        };
+        let histogram = metrics::Histogram::noop();
+
+        let stop_policy = OnSinkFailure { retries: 1, then: AfterSinkFailure::Stop };
+        let failed = deliver_with_policy(&slot, records.clone(), &stop_policy, &retry, &stop, &histogram).await;
+        match failed {
+            Err(PipelineError::SinkFailed { message, fatal: false, .. }) => {
+                assert!(message.contains("1 more writes"), "{message}")
+            }
+            other => panic!("expected the failure back, got {:?}", other.map(|d| d.written)),
+        }
+        assert_eq!(*sink.calls.lock().unwrap(), 2, "one write and one retry");
+        assert!(sink.written.lock().unwrap().is_empty());
+
+        let policy = OnSinkFailure { retries: 1, then: AfterSinkFailure::DeadLetter };
+        let delivered = deliver_with_policy(&slot, records, &policy, &retry, &stop, &histogram).await.unwrap();
+        let failed: Vec<&str> = delivered.failed.iter().map(|(r, _)| r.dynamodb.sequence_number.as_str()).collect();
+        assert_eq!(failed, ["13", "31"]);
+        assert!(delivered.failed.iter().all(|(_, e)| e.contains("HTTP 500")));
+        assert_eq!(delivered.written, 38);
+        let expected: Vec<String> = (1..=40).filter(|i| *i != 13 && *i != 31).map(|i| i.to_string()).collect();
+        assert_eq!(*sink.written.lock().unwrap(), expected, "the rest, once each, in sequence order");
     }
 }

@@ -8,7 +8,6 @@
 //! [`Pipeline`] is built once per process; each shard reader gets its own [`Worker`], which owns
 //! that reader's warm Wasm instances.
 
-pub mod dead_letter;
 pub(crate) mod deliver;
 pub(crate) mod isolate;
 mod route;
@@ -21,10 +20,10 @@ use anyhow::Context;
 use eddy_sink_api::ChangeRecord;
 
 use crate::config::Config;
+use crate::dead_letter::{DeadLetterStore, Entry, Stage};
 use crate::source::Undecodable;
 use crate::stop::Stop;
 use crate::wasm;
-use dead_letter::{DeadLetter, Entry, Stage};
 pub use route::{RouteSpec, SinkSlot};
 use stats::Stats;
 
@@ -35,7 +34,7 @@ pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Everything a worker needs, shared by all shards.
 pub struct Pipeline {
     routes: Vec<Arc<RouteSpec>>,
-    dead_letter: DeadLetter,
+    dead_letter: Arc<dyn DeadLetterStore>,
     stats: Arc<Stats>,
 }
 
@@ -102,20 +101,31 @@ impl Pipeline {
                     filter: r.filter.clone(),
                     processors: r.processors.iter().map(|p| Arc::clone(&processors[p])).collect(),
                     sinks: r.sinks.iter().map(|s| sinks[s].clone()).collect(),
+                    on_sink_failure: r.on_sink_failure,
+                    retry: config.retry,
                 })
             })
             .collect();
-        let crate::config::DeadLetterConfig::File { path } = &config.dead_letter;
         Ok(Self::new(
             routes,
-            DeadLetter::open(path)?,
+            crate::dead_letter::open(config).await.context("dead_letter")?,
             Arc::new(Stats::new(config.sinks.keys(), config.routes.iter().map(|r| &r.name))),
         ))
     }
 
     /// A pipeline of ready-made parts (tests, benchmarks).
-    pub fn new(routes: Vec<Arc<RouteSpec>>, dead_letter: DeadLetter, stats: Arc<Stats>) -> Self {
+    pub fn new(routes: Vec<Arc<RouteSpec>>, dead_letter: Arc<dyn DeadLetterStore>, stats: Arc<Stats>) -> Self {
         Self { routes, dead_letter, stats }
+    }
+
+    /// The routes' names, in file order.
+    pub fn route_names(&self) -> Vec<String> {
+        self.routes.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// The failure destination.
+    pub fn dead_letter(&self) -> &Arc<dyn DeadLetterStore> {
+        &self.dead_letter
     }
 
     /// The counters.
@@ -151,29 +161,73 @@ pub struct Worker {
     records_in: metrics::Counter,
 }
 
+/// One page of a shard, as the pipeline takes it.
+#[derive(Default, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Decoded records, in sequence order: through the routes.
+    pub records: &'a [ChangeRecord],
+    /// Records that could not be decoded: to the dead letter (stage `decode`).
+    pub undecodable: &'a [Undecodable],
+    /// Records over `source.maximum_record_age`: to the dead letter (stage `record_age`).
+    pub expired: &'a [ChangeRecord],
+    /// `source.maximum_record_age`, for the entries' reason.
+    pub maximum_record_age: Option<std::time::Duration>,
+}
+
+impl<'a> Batch<'a> {
+    /// A batch of decoded records only.
+    pub fn of(records: &'a [ChangeRecord]) -> Self {
+        Self { records, ..Self::default() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.undecodable.is_empty() && self.expired.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.records.len() + self.undecodable.len() + self.expired.len()
+    }
+}
+
 impl Worker {
     /// Runs one batch of `shard_id` through every route and returns once every sink acknowledged
-    /// and the dead letter holds every record that could not be delivered (including
-    /// `undecodable` ones).
+    /// and the dead letter holds every record that could not be delivered (including the
+    /// undecodable and expired ones). Returns the ids ([`Entry::id`]) of the dead-letter entries
+    /// written.
     ///
     /// # Errors
     /// A [`PipelineError`]: the batch is not done and must not be checkpointed.
     pub async fn process(
         &mut self,
         shard_id: &str,
-        batch: &[ChangeRecord],
-        undecodable: &[Undecodable],
+        batch: Batch<'_>,
         stop: &Stop,
-    ) -> Result<(), PipelineError> {
-        if batch.is_empty() && undecodable.is_empty() {
+    ) -> Result<Vec<String>, PipelineError> {
+        self.process_on(None, shard_id, batch, stop).await
+    }
+
+    /// [`Worker::process`] through the route named `only` alone (`None`: every route), as a
+    /// dead-letter replay sends a record back to the route it failed on.
+    ///
+    /// # Errors
+    /// As [`Worker::process`].
+    pub async fn process_on(
+        &mut self,
+        only: Option<&str>,
+        shard_id: &str,
+        batch: Batch<'_>,
+        stop: &Stop,
+    ) -> Result<Vec<String>, PipelineError> {
+        if batch.is_empty() {
             // A page whose records were all skipped (older than a snapshot): nothing to write.
-            return Ok(());
+            return Ok(Vec::new());
         }
         let p = &self.pipeline;
-        let n = (batch.len() + undecodable.len()) as u64;
+        let n = batch.len() as u64;
         p.stats.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         self.records_in.increment(n);
-        let mut dead: Vec<Entry> = undecodable
+        let mut dead: Vec<Entry> = batch
+            .undecodable
             .iter()
             .map(|u| {
                 let mut e = Entry::new(shard_id, Stage::Decode, u.reason.clone());
@@ -182,24 +236,39 @@ impl Worker {
                 e
             })
             .collect();
+        let limit = batch.maximum_record_age.map(|a| humantime::format_duration(a).to_string()).unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        dead.extend(batch.expired.iter().map(|r| {
+            let age = r.dynamodb.approximate_creation_date_time.map_or(0, |t| now - t);
+            let reason = format!("the record was {age}s old when read, over source.maximum_record_age ({limit})");
+            Entry::new(shard_id, Stage::RecordAge, reason).with_record(r)
+        }));
         for route in &mut self.routes {
-            route.process(shard_id, batch, &p.stats, stop, &mut dead).await?;
+            if only.is_some_and(|name| name != route.name()) {
+                continue;
+            }
+            route.process(shard_id, batch.records, &p.stats, stop, &mut dead).await?;
         }
         if !dead.is_empty() {
             for e in &dead {
-                let stage = match e.stage {
-                    Stage::Decode => "decode",
-                    Stage::Processor => "processor",
-                    Stage::Sink => "sink",
-                };
                 let route = e.route.clone().unwrap_or_default();
-                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "route" => route, "stage" => stage)
+                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "route" => route, "stage" => e.stage.as_str())
                     .increment(1);
-                tracing::warn!(shard = shard_id, route = e.route.as_deref(), stage = ?e.stage, name = e.name.as_deref(), sequence = e.sequence_number.as_deref(), "dead letter: {}", e.error);
+                tracing::warn!(
+                    shard = shard_id,
+                    route = e.route.as_deref(),
+                    stage = e.stage.as_str(),
+                    name = e.name.as_deref(),
+                    sequence = e.sequence_number.as_deref(),
+                    "dead letter: {}",
+                    e.error
+                );
             }
-            p.dead_letter.write(&dead).await?;
+            p.dead_letter.write(&dead).await.map_err(|e| {
+                PipelineError::DeadLetter(e.context(format!("dead letter ({})", p.dead_letter.describe())))
+            })?;
             p.stats.dead_lettered.fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(())
+        Ok(dead.iter().map(Entry::id).collect())
     }
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use eddy_sink_api::{ChangeRecord, Sink};
 use futures::future::join_all;
 
-use super::dead_letter::{Entry, Stage};
 use super::stats::Stats;
 use super::PipelineError;
 use super::{deliver, isolate};
+use crate::dead_letter::{Entry, Stage};
 use crate::metrics::RouteMetrics;
 use crate::stop::Stop;
 use crate::wasm::{self, Component, Instance, Processor, Verdict};
@@ -24,6 +24,10 @@ pub struct RouteSpec {
     pub processors: Vec<Arc<Processor>>,
     /// Sinks, in the route's order.
     pub sinks: Vec<SinkSlot>,
+    /// What a failed sink write leads to (`routes[i].on_sink_failure`).
+    pub on_sink_failure: crate::config::OnSinkFailure,
+    /// The waits between in-place retries of a failed write (`retry:`).
+    pub retry: eddy_sink_api::RetryPolicy,
 }
 
 /// A sink as a route holds it.
@@ -60,6 +64,11 @@ impl RouteWorker {
         Self { spec, instances, metrics }
     }
 
+    /// The route's name.
+    pub(super) fn name(&self) -> &str {
+        &self.spec.name
+    }
+
     pub(super) async fn process(
         &mut self,
         shard_id: &str,
@@ -87,16 +96,21 @@ impl RouteWorker {
                 .filter(|i| i.sinks.as_ref().is_none_or(|set| set.contains(&s)))
                 .map(|i| &*i.record)
                 .collect();
-            deliver::deliver(slot, records, stop, &self.metrics.write_duration[s])
+            let policy = &spec.on_sink_failure;
+            deliver::deliver_with_policy(slot, records, policy, &spec.retry, stop, &self.metrics.write_duration[s])
         });
+        let attempts = spec.on_sink_failure.retries + 1;
         for (s, (result, slot)) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
-            let (written, rejected) = result?;
-            stats.add_written(&slot.name, written as u64);
-            self.metrics.out[s].increment(written as u64);
-            for (record, reason) in rejected {
+            let delivered = result?;
+            stats.add_written(&slot.name, delivered.written as u64);
+            self.metrics.out[s].increment(delivered.written as u64);
+            let refused = delivered.refused.into_iter().map(|(r, reason)| (r, reason, 1));
+            let failed = delivered.failed.into_iter().map(|(r, error)| (r, format!("write failed: {error}"), attempts));
+            for (record, reason, attempts) in refused.chain(failed) {
                 let mut e = Entry::new(shard_id, Stage::Sink, reason).with_record(record);
                 e.route = Some(spec.name.clone());
                 e.name = Some(slot.name.clone());
+                e.attempts = attempts;
                 dead.push(e);
             }
         }

@@ -5,6 +5,8 @@
 //! GetShardIterator, the lease table. The hot path (GetRecords, the Alternator sink's writes) uses
 //! [`json_client`], eddy's SigV4-signed DynamoDB JSON client built from the same SDK config.
 
+pub mod sdk_call;
+
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;

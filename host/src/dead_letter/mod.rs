@@ -1,0 +1,219 @@
+//! The dead letter (Lambda's on-failure destination): records that cannot be delivered, persisted
+//! with the reason, never dropped silently.
+//!
+//! A batch's entries are written, and acknowledged by the destination, before its shard
+//! checkpoints past them; if the destination fails, the shard does not advance (the batch is
+//! read again). Destinations (`dead_letter: {type: ...}`):
+//!
+//! - [`file::FileDeadLetter`]: JSON lines on local disk, fsynced (the default).
+//! - [`dynamodb::DynamoDeadLetter`]: one item per entry in a DynamoDB table eddy creates if
+//!   missing, shared by every worker (a file is lost with the container that wrote it).
+//!
+//! `eddy dead-letter list` shows the entries and `eddy dead-letter replay` sends their records
+//! through the pipeline again, removing those delivered ([`replay`]).
+
+pub mod dynamodb;
+pub mod file;
+pub mod replay;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use eddy_sink_api::ChangeRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, DeadLetterConfig};
+
+/// Where a record failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The stream record could not be decoded.
+    Decode,
+    /// It was older than `source.maximum_record_age` when read (Lambda's MaximumRecordAgeInSeconds).
+    RecordAge,
+    /// A processor failed on it (trap, timeout, `fail` verdict, invalid output).
+    Processor,
+    /// A sink refused it, or (with `on_sink_failure: {then: dead_letter}`) its writes kept failing.
+    Sink,
+}
+
+impl Stage {
+    /// The name used in entries and in the `stage` label of metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::RecordAge => "record_age",
+            Stage::Processor => "processor",
+            Stage::Sink => "sink",
+        }
+    }
+}
+
+/// One dead-letter entry: the failure's metadata and the full record (a JSON object; one line of
+/// the file destination).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// When it was written (RFC 3339, UTC).
+    pub time: String,
+    /// The shard the record came from.
+    pub shard_id: String,
+    /// The record's sequence number.
+    #[serde(default)]
+    pub sequence_number: Option<String>,
+    /// The route it was on (absent for decode and record-age failures, which precede routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Where it failed.
+    pub stage: Stage,
+    /// The processor or sink that failed (absent for decode and record-age failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Why.
+    pub error: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+    /// The full record, in Lambda's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<ChangeRecord>,
+    /// For undecodable records: the record as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl Entry {
+    /// An entry stamped now.
+    pub fn new(shard_id: &str, stage: Stage, error: String) -> Self {
+        Self {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            shard_id: shard_id.to_owned(),
+            sequence_number: None,
+            route: None,
+            stage,
+            name: None,
+            error,
+            attempts: 1,
+            record: None,
+            raw: None,
+        }
+    }
+
+    /// Attaches the record (and its sequence number).
+    pub fn with_record(mut self, record: &ChangeRecord) -> Self {
+        self.sequence_number = Some(record.dynamodb.sequence_number.clone());
+        self.record = Some(record.clone());
+        self
+    }
+
+    /// The entry's identity, the same every time the same record fails at the same place: shard,
+    /// sequence number, stage, route and processor or sink, `/`-separated. A destination keyed
+    /// by it (DynamoDB) keeps one entry when a batch is read again after a crash, and a replay
+    /// that fails at the same place again replaces the entry instead of adding one. Undecodable
+    /// records without a sequence number use a hash of their raw text.
+    pub fn id(&self) -> String {
+        let position = match (&self.sequence_number, &self.raw) {
+            (Some(seq), _) => seq.clone(),
+            (None, raw) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(raw.as_deref().unwrap_or_default().as_bytes());
+                format!("raw-{}", hex(&digest[..12]))
+            }
+        };
+        format!(
+            "{}/{}/{}/{}/{}",
+            self.shard_id,
+            position,
+            self.stage.as_str(),
+            self.route.as_deref().unwrap_or("-"),
+            self.name.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An entry as stored, with the id its destination removes it by.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Opaque to callers: what [`DeadLetterStore::remove`] takes.
+    pub id: String,
+    /// The entry.
+    pub entry: Entry,
+}
+
+/// A failure destination. Implementations must make [`DeadLetterStore::write`] durable before
+/// returning: the caller checkpoints past the entries right after.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    /// Where the entries go, for logs and errors (`file .eddy/dead-letter.jsonl`, ...).
+    fn describe(&self) -> String;
+
+    /// Persists `entries` and returns once the destination acknowledged them all.
+    ///
+    /// # Errors
+    /// When any cannot be written (after retries): the shard must not checkpoint past them.
+    async fn write(&self, entries: &[Entry]) -> anyhow::Result<()>;
+
+    /// Every entry stored, in the order written where the destination keeps one.
+    ///
+    /// # Errors
+    /// When the destination cannot be read, or holds something that is not an entry.
+    async fn list(&self) -> anyhow::Result<Vec<Stored>>;
+
+    /// Whether writing an entry replaces a stored one with the same [`Entry::id`] (a table keyed
+    /// by it) instead of adding one. Default: no.
+    fn keyed(&self) -> bool {
+        false
+    }
+
+    /// Removes the entries with these ids (a replay delivered their records). Ids no longer
+    /// there are ignored.
+    ///
+    /// # Errors
+    /// When the destination cannot be changed.
+    async fn remove(&self, ids: &[String]) -> anyhow::Result<()>;
+}
+
+/// Parses a `--from` destination: `file:PATH` or `dynamodb:TABLE` (the table's endpoint and
+/// region are the source's).
+///
+/// # Errors
+/// When the text is neither.
+pub fn parse_destination(text: &str, config: &Config) -> anyhow::Result<DeadLetterConfig> {
+    match text.split_once(':') {
+        Some(("file", path)) if !path.is_empty() => Ok(DeadLetterConfig::File { path: path.into() }),
+        Some(("dynamodb", table)) if !table.is_empty() => {
+            let (endpoint, region) =
+                config.source.endpoint_and_region().map(|(e, r)| (e.clone(), r.clone())).unwrap_or_default();
+            Ok(DeadLetterConfig::Dynamodb(crate::config::DeadLetterTable { table: table.to_owned(), endpoint, region }))
+        }
+        _ => anyhow::bail!("--from {text:?}: expected file:PATH or dynamodb:TABLE"),
+    }
+}
+
+/// Opens the destination `config` names (creating a file and its folder, or a table, when
+/// missing).
+///
+/// # Errors
+/// When it cannot be opened or created.
+pub async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn DeadLetterStore>> {
+    open_destination(&config.dead_letter, config).await
+}
+
+/// Opens `destination` with `config`'s timeouts and retry policy.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_destination(
+    destination: &DeadLetterConfig,
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<dyn DeadLetterStore>> {
+    Ok(match destination {
+        DeadLetterConfig::File { path } => std::sync::Arc::new(file::FileDeadLetter::open(path)?),
+        DeadLetterConfig::Dynamodb(table) => {
+            std::sync::Arc::new(dynamodb::DynamoDeadLetter::open(table, &config.timeouts, config.retry).await?)
+        }
+    })
+}

@@ -1,0 +1,141 @@
+//! `eddy dead-letter list` and `eddy dead-letter replay`: look at a failure destination, and send
+//! its records through the pipeline again once the cause is fixed (a sink back up, a processor
+//! corrected), removing the entries whose records were delivered.
+//!
+//! A replayed record goes through the route it failed on (its `route`), or through every route
+//! when the entry has none (a `record_age` entry). Records are replayed per route and shard in
+//! sequence-number order, in batches of up to 1,000. An entry is removed only after its batch is
+//! done: delivered, or dead-lettered again (a new entry with the new reason; in a keyed
+//! destination such as DynamoDB a failure at the same place replaces the entry). Entries without
+//! a record (undecodable input) cannot be replayed and stay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use eddy_sink_api::{ChangeRecord, StreamRecord};
+
+use super::{DeadLetterStore, Stored};
+use crate::pattern::Filter;
+use crate::pipeline::{Batch, Pipeline};
+use crate::stop::Stop;
+
+/// Records per pipeline batch during a replay (GetRecords' page size).
+const BATCH: usize = 1000;
+
+/// The entries of `store` that `filter` selects (every entry when `None`; an entry without a
+/// record is selected only without a filter).
+///
+/// # Errors
+/// When the destination cannot be read.
+pub async fn selected(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyhow::Result<Vec<Stored>> {
+    let all = store.list().await?;
+    Ok(all
+        .into_iter()
+        .filter(|s| match (filter, &s.entry.record) {
+            (None, _) => true,
+            (Some(f), Some(r)) => f.matches_record(r),
+            (Some(_), None) => false,
+        })
+        .collect())
+}
+
+/// `eddy dead-letter list`: one line per entry, `time  stage  route/name  shard  sequence  error`,
+/// then a count.
+///
+/// # Errors
+/// When the destination cannot be read.
+pub async fn list(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyhow::Result<String> {
+    let entries = selected(store, filter).await?;
+    let mut out = String::new();
+    for Stored { entry: e, .. } in &entries {
+        let place = match (&e.route, &e.name) {
+            (Some(r), Some(n)) => format!("{r}/{n}"),
+            (Some(r), None) => r.clone(),
+            (None, _) => "-".to_owned(),
+        };
+        let error = e.error.replace('\n', " ");
+        out.push_str(&format!(
+            "{}  {:<10} {:<24} {} {}  {}\n",
+            e.time,
+            e.stage.as_str(),
+            place,
+            e.shard_id,
+            e.sequence_number.as_deref().unwrap_or("-"),
+            error
+        ));
+    }
+    out.push_str(&format!("{} entries in {}\n", entries.len(), store.describe()));
+    Ok(out)
+}
+
+/// What a replay did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Entries whose records went through the pipeline (and were removed).
+    pub replayed: usize,
+    /// New entries the replay wrote (records that failed again, now with the new reason).
+    pub new_entries: usize,
+    /// Entries left as they were: no record to replay, or a route the pipeline no longer has.
+    pub left: usize,
+}
+
+/// `eddy dead-letter replay`: sends the records of the entries of `from` that `filter` selects
+/// through `pipeline` and removes their entries (see the module documentation).
+///
+/// # Errors
+/// When the destination cannot be read or changed, or a batch fails (a sink still down): the
+/// entries of that batch and of the batches after it stay.
+pub async fn replay(
+    pipeline: &Arc<Pipeline>,
+    from: &dyn DeadLetterStore,
+    filter: Option<&Filter>,
+    stop: &Stop,
+) -> anyhow::Result<Replayed> {
+    let routes = pipeline.route_names();
+    let mut report = Replayed::default();
+    // (route, shard) → entries, in list order; sorted by sequence number below.
+    let mut groups: BTreeMap<(Option<String>, String), Vec<Stored>> = BTreeMap::new();
+    for stored in selected(from, filter).await? {
+        let known = stored.entry.route.as_ref().is_none_or(|r| routes.iter().any(|n| n == r));
+        if stored.entry.record.is_none() || !known {
+            if !known {
+                tracing::warn!(
+                    route = stored.entry.route.as_deref(),
+                    "the entry's route is not in the pipeline; leaving it"
+                );
+            }
+            report.left += 1;
+            continue;
+        }
+        groups.entry((stored.entry.route.clone(), stored.entry.shard_id.clone())).or_default().push(stored);
+    }
+    // Writing an entry with the same id replaces it in a keyed destination: a record that fails
+    // again at the same place must then keep its (new) entry.
+    let replaced_in_place = from.keyed() && from.describe() == pipeline.dead_letter().describe();
+    let mut worker = pipeline.worker();
+    for ((route, shard), mut entries) in groups {
+        entries.sort_by(|a, b| {
+            let seq = |s: &Stored| s.entry.sequence_number.clone().unwrap_or_default();
+            StreamRecord::sequence_cmp(&seq(a), &seq(b))
+        });
+        for chunk in entries.chunks(BATCH) {
+            if stop.is_set() {
+                anyhow::bail!("stopped; {} entries replayed so far", report.replayed);
+            }
+            let records: Vec<ChangeRecord> = chunk.iter().filter_map(|s| s.entry.record.clone()).collect();
+            let new_ids = worker
+                .process_on(route.as_deref(), &shard, Batch::of(&records), stop)
+                .await
+                .map_err(|e| anyhow::anyhow!("replay stopped: {e}; {} entries replayed so far", report.replayed))?;
+            let done: Vec<String> = chunk
+                .iter()
+                .filter(|s| !(replaced_in_place && new_ids.contains(&s.entry.id())))
+                .map(|s| s.id.clone())
+                .collect();
+            from.remove(&done).await?;
+            report.replayed += chunk.len();
+            report.new_entries += new_ids.len();
+        }
+    }
+    Ok(report)
+}
