@@ -119,6 +119,12 @@ impl FaultProxy {
         FaultProxy { child, endpoint }
     }
 
+    /// Ends `--fail-containing`: the poisoned requests are forwarded from now on.
+    pub async fn heal(&self) {
+        let client = reqwest::Client::new();
+        client.post(format!("{}/_faults/heal", self.endpoint)).send().await.unwrap().error_for_status().unwrap();
+    }
+
     /// `{"counts": {...}, "violations": [...]}`
     pub async fn faults(&self) -> Value {
         reqwest::get(format!("{}/_faults", self.endpoint)).await.unwrap().json().await.unwrap()

@@ -1,0 +1,259 @@
+//! What Lambda's event source mapping offers for failures, on moto: `on_sink_failure` with a
+//! retry limit and the dead letter as on-failure destination, `maximum_record_age`, durable
+//! destinations (a file, a DynamoDB table), a destination that is down, and `eddy dead-letter
+//! list` / `replay` once the cause is fixed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use eddy_e2e::fakes::FaultProxy;
+use eddy_e2e::moto::Moto;
+use eddy_e2e::process::{eddy, Eddy};
+
+const POISON: &str = "poison-7";
+
+async fn put(moto: &Moto, pk: &str, v: u32) {
+    moto.client
+        .put_item()
+        .table_name("Pets")
+        .item("pk", Av::S(pk.to_owned()))
+        .item("sk", Av::N("1".into()))
+        .item("v", Av::N(v.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn write(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("pipeline.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Items of `table` by `pk`, with their `v`.
+async fn versions(moto: &Moto, table: &str) -> HashMap<String, String> {
+    let items = moto.client.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    items
+        .into_iter()
+        .map(|i| (i["pk"].as_s().unwrap().clone(), i.get("v").map(|v| v.as_n().unwrap().clone()).unwrap_or_default()))
+        .collect()
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, timeout: Duration, mut check: impl FnMut() -> F) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_record_goes_to_the_dead_letter_after_its_retries_the_shard_moves_on_and_replay_delivers_it() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    moto.create_table("Replica", false).await;
+    // Every BatchWriteItem holding the poison key fails with HTTP 500, until healed.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        &["--rate", "0", "--fail-containing", POISON, "--fail-target", "BatchWriteItem"],
+    )
+    .await;
+    // Four changes of the poison key among 40 others.
+    for i in 0..40u32 {
+        put(&moto, &format!("p{i}"), i).await;
+        if i % 10 == 9 {
+            put(&moto, POISON, i).await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  replica: {{type: alternator, endpoint: \"{proxy}\", region: us-east-1, table: Replica}}
+routes:
+  - name: main
+    sinks: [replica]
+    on_sink_failure: {{retries: 2, then: dead_letter}}
+dead_letter: {{type: file, path: dead.jsonl}}
+retry: {{attempts: 2, base_delay: 10ms, max_delay: 50ms}}
+",
+            moto = moto.endpoint,
+            proxy = proxy.endpoint
+        ),
+    );
+    let mut run = Eddy::start(&config);
+    // Every other key is delivered: the shard did not stop at the poison record.
+    wait_for("the 40 other items", Duration::from_secs(60), || async { versions(&moto, "Replica").await.len() == 40 })
+        .await;
+    let dead = dir.path().join("dead.jsonl");
+    wait_for("4 dead-letter entries", Duration::from_secs(30), || async { eddy_e2e::complete_lines(&dead).len() == 4 })
+        .await;
+    // Later changes keep flowing after the poison.
+    put(&moto, "late", 1).await;
+    wait_for("a change written after the poison", Duration::from_secs(30), || async {
+        versions(&moto, "Replica").await.contains_key("late")
+    })
+    .await;
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    let replica = versions(&moto, "Replica").await;
+    assert!(!replica.contains_key(POISON));
+    assert!((0..40u32).all(|i| replica[&format!("p{i}")] == i.to_string()), "{replica:?}");
+
+    let entries: Vec<serde_json::Value> =
+        eddy_e2e::complete_lines(&dead).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for e in &entries {
+        assert_eq!(
+            (e["stage"].as_str(), e["route"].as_str(), e["name"].as_str()),
+            (Some("sink"), Some("main"), Some("replica")),
+            "{e}"
+        );
+        assert_eq!(e["attempts"], 3, "one write and on_sink_failure.retries 2: {e}");
+        assert!(e["error"].as_str().unwrap().contains("write failed"), "{e}");
+        assert_eq!(e["record"]["dynamodb"]["Keys"]["pk"]["S"], POISON, "{e}");
+        assert_eq!(e["sequence_number"], e["record"]["dynamodb"]["SequenceNumber"]);
+    }
+    let values: Vec<&str> =
+        entries.iter().map(|e| e["record"]["dynamodb"]["NewImage"]["v"]["N"].as_str().unwrap()).collect();
+    assert_eq!(values, ["9", "19", "29", "39"], "in sequence order");
+
+    let (code, out, err) = eddy(&["dead-letter", "list", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 entries in file") && out.matches("main/replica").count() == 4, "{out}");
+
+    // Still poisoned: the replay fails again and keeps every entry (with the new reason).
+    let (code, out, err) = eddy(&["dead-letter", "replay", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 4 entries") && out.contains("4 new dead-letter entries"), "{out}");
+    assert_eq!(eddy_e2e::complete_lines(&dead).len(), 4, "replaced, not added to");
+    assert!(!versions(&moto, "Replica").await.contains_key(POISON));
+
+    // Fixed: the replay delivers the key's last version and empties the dead letter.
+    proxy.heal().await;
+    let (code, out, err) = eddy(&["dead-letter", "replay", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 4 entries") && out.contains("0 new dead-letter entries"), "{out}");
+    assert_eq!(versions(&moto, "Replica").await[POISON], "39");
+    assert!(eddy_e2e::complete_lines(&dead).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_records_go_to_a_dynamodb_dead_letter_which_when_down_holds_the_shard_and_loses_nothing() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    // The dead-letter table's writes fail while the proxy is poisoned by their stage.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        &["--rate", "0", "--fail-containing", "record_age", "--fail-target", "BatchWriteItem"],
+    )
+    .await;
+    for i in 0..20u32 {
+        put(&moto, &format!("old{i}"), i).await;
+    }
+    // Old by the time eddy reads them.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms,
+          maximum_record_age: 4s, max_consecutive_errors: 1000}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  out: {{type: file, path: out.jsonl}}
+routes:
+  - {{name: main, sinks: [out]}}
+dead_letter: {{type: dynamodb, table: DeadLetters, endpoint: \"{proxy}\"}}
+retry: {{attempts: 2, base_delay: 10ms, max_delay: 100ms}}
+",
+            moto = moto.endpoint,
+            proxy = proxy.endpoint
+        ),
+    );
+    let mut run = Eddy::start(&config);
+    let dead = || async {
+        let scan = moto.client.scan().table_name("DeadLetters").send().await;
+        scan.map(|s| s.items.unwrap_or_default().len()).unwrap_or(0)
+    };
+    // Down: the shard rewinds and does not move on.
+    wait_for("the dead letter to fail", Duration::from_secs(30), || async {
+        run.log().contains("rewinding to the checkpoint")
+    })
+    .await;
+    put(&moto, "fresh-while-down", 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(dead().await, 0);
+    let state_files = walk(&dir.path().join("state"));
+    // No shard checkpoint (`<shard>.json`) was saved while the dead letter was down.
+    assert!(
+        state_files.iter().all(|f| f.extension().is_none_or(|e| e != "json")),
+        "checkpointed while the dead letter was down: {state_files:?}"
+    );
+
+    // Back: the old records are in the table, the fresh one in the sink, and the shard moves.
+    proxy.heal().await;
+    wait_for("20 dead-letter items", Duration::from_secs(30), || async { dead().await == 20 }).await;
+    put(&moto, "fresh", 2).await;
+    let out = dir.path().join("out.jsonl");
+    let keys = || {
+        eddy_e2e::complete_lines(&out)
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamodb"]["Keys"]["pk"]["S"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect::<Vec<String>>()
+    };
+    wait_for("the fresh record", Duration::from_secs(30), || async { keys().contains(&"fresh".to_owned()) }).await;
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert!(keys().iter().all(|k| !k.starts_with("old")), "an expired record reached the sink: {:?}", keys());
+    let items = moto.client.scan().table_name("DeadLetters").send().await.unwrap().items.unwrap_or_default();
+    for item in &items {
+        assert_eq!(item["stage"].as_s().unwrap(), "record_age");
+        let entry: serde_json::Value = serde_json::from_str(item["entry"].as_s().unwrap()).unwrap();
+        assert!(entry["error"].as_str().unwrap().contains("over source.maximum_record_age (4s)"), "{entry}");
+        assert!(entry["record"]["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap().starts_with("old"));
+    }
+
+    // Replay (no age limit applies to a replay): every old record reaches the sink, the table empties.
+    let (code, out_text, err) = eddy(&[
+        "dead-letter",
+        "list",
+        "--config",
+        config.to_str().unwrap(),
+        "--filter",
+        r#"{"dynamodb": {"Keys": {"pk": {"S": ["old3"]}}}}"#,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out_text.contains("1 entries in DynamoDB table DeadLetters") && out_text.contains("record_age"),
+        "{out_text}"
+    );
+    let (code, out_text, err) = eddy(&["dead-letter", "replay", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out_text}{err}");
+    assert!(out_text.contains("replayed 20 entries"), "{out_text}");
+    assert_eq!(dead().await, 0);
+    let delivered = keys();
+    assert!((0..20).all(|i| delivered.contains(&format!("old{i}"))), "{delivered:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
