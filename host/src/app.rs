@@ -66,6 +66,8 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 on_trimmed: OnTrimmed::Fail,
                 max_records_per_second: None,
                 maximum_record_age: None,
+                parallelization_factor: 1,
+                shard_discovery_interval: Duration::from_millis(100),
             };
             Source {
                 stream_arn: api.stream_arn().to_owned(),
@@ -396,6 +398,8 @@ async fn prepare_snapshot(
                 on_trimmed: OnTrimmed::Fail,
                 max_records_per_second: None,
                 maximum_record_age: None,
+                parallelization_factor: 1,
+                shard_discovery_interval: Duration::from_secs(10),
             },
             config.retry,
         ),

@@ -257,9 +257,23 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "1,16")]
         shards: Vec<usize>,
         /// Cases to run: null, alternator, cratedb, only-dogs, kinesis (Kinesis source → null),
-        /// lag, memory.
-        #[arg(long, value_delimiter = ',', default_value = "null,alternator,cratedb,only-dogs,kinesis,lag,memory")]
+        /// lag, memory, parallel (one shard into an Alternator endpoint answering each
+        /// BatchWriteItem after --write-latency-ms, at each --factors parallelization factor).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "null,alternator,cratedb,only-dogs,kinesis,lag,memory,parallel"
+        )]
         cases: Vec<String>,
+        /// The parallel case: the parallelization factors to compare.
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        factors: Vec<u32>,
+        /// The parallel case: how long the endpoint takes to answer a BatchWriteItem.
+        #[arg(long, default_value_t = 50)]
+        write_latency_ms: u64,
+        /// The parallel case: records in the shard.
+        #[arg(long, default_value_t = 20_000)]
+        parallel_records: u64,
         /// Where only_dogs.wasm is (`cargo build --release --target wasm32-wasip2` in
         /// examples/plugins puts it there).
         #[arg(long, default_value = "examples/plugins/target/wasm32-wasip2/release")]
@@ -284,6 +298,9 @@ enum BenchCommand {
         /// Records per second over all shards; default: all there at once.
         #[arg(long)]
         rate: Option<f64>,
+        /// Milliseconds BatchWriteItem and /_sql take to answer.
+        #[arg(long, default_value_t = 0)]
+        write_latency_ms: u64,
     },
     /// Matches/s of a five-pattern filter on typical DynamoDB stream records, on one core.
     Filter {
@@ -502,10 +519,32 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench {
-            command: BenchCommand::E2e { records, shards, cases, plugins, lag_rate, lag_seconds, memory_shards },
+            command:
+                BenchCommand::E2e {
+                    records,
+                    shards,
+                    cases,
+                    plugins,
+                    lag_rate,
+                    lag_seconds,
+                    memory_shards,
+                    factors,
+                    write_latency_ms,
+                    parallel_records,
+                },
         } => {
-            let options =
-                eddy::bench::e2e::Options { records, shards, cases, plugins, lag_rate, lag_seconds, memory_shards };
+            let options = eddy::bench::e2e::Options {
+                records,
+                shards,
+                cases,
+                plugins,
+                lag_rate,
+                lag_seconds,
+                memory_shards,
+                factors,
+                write_latency: std::time::Duration::from_millis(write_latency_ms),
+                parallel_records,
+            };
             match eddy::bench::e2e::run(&options) {
                 Ok(table) => {
                     println!("{table}");
@@ -517,8 +556,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { command: BenchCommand::Endpoint { shards, records_per_shard, rate } } => {
-            let spec = eddy::bench::endpoint::Spec { shards, records_per_shard, rate };
+        Command::Bench { command: BenchCommand::Endpoint { shards, records_per_shard, rate, write_latency_ms } } => {
+            let write_latency = std::time::Duration::from_millis(write_latency_ms);
+            let spec = eddy::bench::endpoint::Spec { shards, records_per_shard, rate, write_latency };
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(r) => r,
                 Err(e) => return usage(&format!("cannot start a runtime: {e}")),

@@ -20,6 +20,8 @@ With --fail-containing TEXT --fail-target OP, every OP request whose body contai
 with HTTP 500, always: a sink that refuses one key (a poison record) until someone fixes it.
 POST /_faults/heal stops that.
 
+With --delay-ms N, every request waits N ms before it is forwarded: a slow sink.
+
 With --local-nodes A,B,C, GET /localnodes answers ["A","B","C"] (what a ScyllaDB Alternator node
 answers: the live nodes of its datacenter); with --host H it listens on H instead of 127.0.0.1, so
 that several proxies on 127.0.0.1, 127.0.0.2, ... share one port, as Alternator nodes do.
@@ -128,6 +130,8 @@ def make_handler(opts, state, scripted):
                     self.connection.shutdown(2)
                     return
                 time.sleep(opts.latency_ms / 1000)
+            if opts.delay_ms:
+                time.sleep(opts.delay_ms / 1000)
             if opts.check_sink and target.endswith(".UpdateItem"):
                 self.check(json.loads(body or b"{}"))
             self.forward(body)
@@ -173,6 +177,7 @@ def main():
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--fail-target")
     parser.add_argument("--fail-containing")
+    parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--local-nodes")
     parser.add_argument("--host", default="127.0.0.1")
     opts = parser.parse_args()

@@ -8,6 +8,10 @@
 //! records per CPU-second of the second run minus the first. The endpoint checks that every
 //! record was served, and for the Alternator and CrateDB cases that every record reached it.
 //!
+//! The `parallel` case writes one shard into an Alternator endpoint that answers each
+//! BatchWriteItem only after `write_latency` (a slow sink), once per parallelization factor, and
+//! compares records/s (wall time: the sink's latency, not CPU, is the limit there).
+//!
 //! The `kinesis` case reads the same records from the endpoint's Kinesis stream into the null
 //! sink. A Kinesis stream never ends, so the benchmark stops `eddy run` with SIGINT once every
 //! record was served and GetRecords calls have stopped (every shard read to its end).
@@ -38,6 +42,12 @@ pub struct Options {
     pub lag_seconds: f64,
     /// The memory case: shards (each with 2,000 records).
     pub memory_shards: usize,
+    /// The parallel case: the parallelization factors compared.
+    pub factors: Vec<u32>,
+    /// The parallel case: how long the endpoint takes to answer a BatchWriteItem.
+    pub write_latency: Duration,
+    /// The parallel case: records in its one shard.
+    pub parallel_records: u64,
 }
 
 /// One finished `eddy run`.
@@ -78,7 +88,15 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
         }
         for &shards in &options.shards {
             let per_shard = options.records.div_ceil(shards as u64);
-            let case = Case { sink, shards, exe: &exe, dir: dir.path(), dogs: &dogs };
+            let case = Case {
+                sink,
+                shards,
+                exe: &exe,
+                dir: dir.path(),
+                dogs: &dogs,
+                factor: 1,
+                write_latency: Duration::ZERO,
+            };
             let idle = case.measure(0, None)?;
             let busy = case.measure(per_shard, None)?;
             let records = per_shard * shards as u64;
@@ -101,7 +119,15 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     if wants("lag") {
         let shards = 16;
         let per_shard = (options.lag_rate * options.lag_seconds / shards as f64).ceil() as u64;
-        let case = Case { sink: "alternator", shards, exe: &exe, dir: dir.path(), dogs: &dogs };
+        let case = Case {
+            sink: "alternator",
+            shards,
+            exe: &exe,
+            dir: dir.path(),
+            dogs: &dogs,
+            factor: 1,
+            write_latency: Duration::ZERO,
+        };
         let m = case.measure(per_shard, Some(options.lag_rate))?;
         out.push_str(&format!(
             "\nReplication lag (write time in the item → BatchWriteItem arrival), {:.0} records/s offered over {shards} \
@@ -118,12 +144,44 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     }
     if wants("memory") {
         let shards = options.memory_shards;
-        let case = Case { sink: "null", shards, exe: &exe, dir: dir.path(), dogs: &dogs };
+        let case = Case {
+            sink: "null",
+            shards,
+            exe: &exe,
+            dir: dir.path(),
+            dogs: &dogs,
+            factor: 1,
+            write_latency: Duration::ZERO,
+        };
         let m = case.measure(2000, None)?;
         out.push_str(&format!(
             "\nPeak resident memory with {shards} shards (2,000 records each, null sink, default settings): {:.0} MiB.\n",
             m.peak_rss_kib as f64 / 1024.0
         ));
+    }
+    if wants("parallel") {
+        out.push_str(&format!(
+            "\nA slow sink: one shard, {} records, into an Alternator endpoint that answers each BatchWriteItem \
+             after {} ms (default sink concurrency 8):\n\n| parallelization_factor | records/s | × factor 1 |\n| ---: | ---: | ---: |\n",
+            options.parallel_records,
+            options.write_latency.as_millis()
+        ));
+        let mut base = None;
+        for &factor in &options.factors {
+            let case = Case {
+                sink: "alternator",
+                shards: 1,
+                exe: &exe,
+                dir: dir.path(),
+                dogs: &dogs,
+                factor,
+                write_latency: options.write_latency,
+            };
+            let m = case.measure(options.parallel_records, None)?;
+            let rate = options.parallel_records as f64 / m.wall.as_secs_f64();
+            let base = *base.get_or_insert(rate);
+            out.push_str(&format!("| {factor} | {rate:.0} | {:.1} |\n", rate / base));
+        }
     }
     Ok(out)
 }
@@ -150,11 +208,15 @@ struct Case<'a> {
     exe: &'a Path,
     dir: &'a Path,
     dogs: &'a Path,
+    /// `source.parallelization_factor`.
+    factor: u32,
+    /// How long the endpoint takes to answer a write.
+    write_latency: Duration,
 }
 
 impl Case<'_> {
     fn measure(&self, per_shard: u64, rate: Option<f64>) -> anyhow::Result<Measured> {
-        let endpoint = Endpoint::start(self.exe, self.shards, per_shard, rate)?;
+        let endpoint = Endpoint::start(self.exe, self.shards, per_shard, rate, self.write_latency)?;
         // A fresh folder per run: a run must not find another's checkpoints.
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -226,8 +288,9 @@ impl Case<'_> {
         let route_processors = if processors.is_empty() { "" } else { ", processors: [only-dogs]" };
         format!(
             "source:\n  {source}\n  endpoint: \"{url}\"\n  region: us-east-1\n  \
-             start: trim_horizon\ncheckpoints: {{type: local, path: state}}\n{processors}sinks:\n  {sink}\n\
-             routes:\n  - {{name: all, sinks: [out]{route_processors}}}\ndead_letter: {{type: file, path: dead-letter.jsonl}}\n"
+             start: trim_horizon\n  parallelization_factor: {factor}\ncheckpoints: {{type: local, path: state}}\n{processors}sinks:\n  {sink}\n\
+             routes:\n  - {{name: all, sinks: [out]{route_processors}}}\ndead_letter: {{type: file, path: dead-letter.jsonl}}\n",
+            factor = self.factor
         )
     }
 }
@@ -240,10 +303,11 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn start(exe: &Path, shards: usize, per_shard: u64, rate: Option<f64>) -> anyhow::Result<Self> {
+    fn start(exe: &Path, shards: usize, per_shard: u64, rate: Option<f64>, latency: Duration) -> anyhow::Result<Self> {
         let mut command = Command::new(exe);
         command.args(["bench", "endpoint", "--shards", &shards.to_string(), "--records-per-shard"]);
         command.arg(per_shard.to_string());
+        command.args(["--write-latency-ms", &latency.as_millis().to_string()]);
         if let Some(rate) = rate {
             command.args(["--rate", &rate.to_string()]);
         }

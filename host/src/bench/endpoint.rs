@@ -43,6 +43,10 @@ const FIRST_SEQUENCE: u128 = 100_000_000_000_000_000_000;
 /// (the readers are still starting).
 const LAG_WARM_UP: Duration = Duration::from_secs(1);
 
+/// Record `n` of a shard is sample record `n % DISTINCT_KEYS` (its key made unique by the
+/// sequence number on DynamoDB Streams).
+pub const DISTINCT_KEYS: u64 = 1000;
+
 /// What the endpoint serves.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -52,6 +56,8 @@ pub struct Spec {
     pub records_per_shard: u64,
     /// Records per second written over all shards; `None`: every record is there from the start.
     pub rate: Option<f64>,
+    /// How long BatchWriteItem and `/_sql` take to answer (a slow sink); zero: at once.
+    pub write_latency: Duration,
 }
 
 /// The answer of `GET /stats`.
@@ -94,7 +100,18 @@ const SEQUENCE_MARK: &str = "999999999999999999999";
 impl Template {
     /// Sample record `i` as a DynamoDB Streams GetRecords record.
     fn new(i: usize) -> Self {
-        let record = Self::marked(i);
+        let mut record = Self::marked(i);
+        // The sort key carries the sequence number, so every record of a shard has its own key
+        // and no sink write can coalesce two of them.
+        let sk = eddy_sink_api::AttributeValue::S(format!("PET#{SEQUENCE_MARK}"));
+        record.dynamodb.keys.insert("SK".into(), sk.clone());
+        for image in [&mut record.dynamodb.new_image, &mut record.dynamodb.old_image] {
+            if let Some(i) = image.take() {
+                let mut item = i.into_item();
+                item.insert("SK".into(), sk.clone());
+                *image = Some(item.into());
+            }
+        }
         Self::from_text(&serde_json::to_string(&record).expect("records serialize"))
     }
 
@@ -185,8 +202,8 @@ impl State {
     fn new(spec: Spec) -> Self {
         State {
             spec,
-            templates: (0..1000).map(Template::new).collect(),
-            kinesis_templates: (0..1000).map(Template::kinesis).collect(),
+            templates: (0..DISTINCT_KEYS as usize).map(Template::new).collect(),
+            kinesis_templates: (0..DISTINCT_KEYS as usize).map(Template::kinesis).collect(),
             started: OnceLock::new(),
             records_served: AtomicU64::new(0),
             get_records_calls: AtomicU64::new(0),
@@ -290,16 +307,23 @@ async fn respond(state: &State, request: Request<hyper::body::Incoming>) -> Resp
             Err(e) => validation(&e),
         },
         (Some("BatchWriteItem"), _) => {
+            tokio::time::sleep(state.spec.write_latency).await;
             batch_write_item(state, &body);
             json(br#"{"UnprocessedItems":{}}"#.to_vec())
         }
-        (None, "/_sql") => match sql(state, &body) {
+        (None, "/_sql") => match sql_after(state, &body).await {
             Ok(bytes) => answer(200, "application/json", bytes),
             Err(e) => answer(400, "application/json", serde_json::json!({"error": {"message": e}}).to_string().into()),
         },
         (None, "/stats") => answer(200, "application/json", serde_json::to_vec(&stats(state)).unwrap_or_default()),
         _ => validation(&format!("the bench endpoint does not serve {target:?} {path}")),
     }
+}
+
+/// `/_sql`, answered after the write latency.
+async fn sql_after(state: &State, body: &[u8]) -> Result<Vec<u8>, String> {
+    tokio::time::sleep(state.spec.write_latency).await;
+    sql(state, body)
 }
 
 fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -409,7 +433,7 @@ fn get_records(state: &State, body: &[u8]) -> Result<Vec<u8>, String> {
         if n > k {
             out.push(b',');
         }
-        let template = &state.templates[(n % 1000) as usize];
+        let template = &state.templates[(n % DISTINCT_KEYS) as usize];
         template.render(&mut out, FIRST_SEQUENCE + u128::from(n), state.written_ms(n));
     }
     out.extend_from_slice(b"]}");
@@ -475,7 +499,7 @@ fn kinesis_records(state: &State, body: &[u8]) -> Result<Vec<u8>, String> {
             out.push(b',');
         }
         data.clear();
-        state.kinesis_templates[(n % 1000) as usize].render(&mut data, 0, state.written_ms(n));
+        state.kinesis_templates[(n % DISTINCT_KEYS) as usize].render(&mut data, 0, state.written_ms(n));
         write!(
             out,
             r#"{{"SequenceNumber":"{}","ApproximateArrivalTimestamp":1.7E9,"Data":""#,
@@ -564,7 +588,7 @@ mod tests {
 
     #[test]
     fn templates_render_records_the_streams_decoder_reads() {
-        let state = State::new(Spec { shards: 2, records_per_shard: 3, rate: None });
+        let state = State::new(Spec { shards: 2, records_per_shard: 3, rate: None, write_latency: Duration::ZERO });
         let page = get_records(&state, br#"{"ShardIterator":"1:1","Limit":1000}"#).unwrap();
         let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
         assert!(page.get("NextShardIterator").is_none(), "the shard ends after 3 records: {page}");
@@ -580,7 +604,7 @@ mod tests {
 
     #[test]
     fn kinesis_pages_decode_as_dynamodb_changes() {
-        let state = State::new(Spec { shards: 1, records_per_shard: 3, rate: None });
+        let state = State::new(Spec { shards: 1, records_per_shard: 3, rate: None, write_latency: Duration::ZERO });
         let it = kinesis_shard_iterator(&state, br#"{"ShardId":"shardId-00000001700000000000-00000000","ShardIteratorType":"AFTER_SEQUENCE_NUMBER","StartingSequenceNumber":"100000000000000000000"}"#).unwrap();
         assert_eq!(it, r#"{"ShardIterator":"0:1"}"#);
         let body = kinesis_records(&state, br#"{"ShardIterator":"0:1","Limit":10000}"#).unwrap();

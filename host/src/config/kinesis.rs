@@ -63,6 +63,11 @@ pub struct KinesisSource {
     /// MaximumRecordAgeInSeconds. At least 1s. Default: no limit.
     #[serde(default, deserialize_with = "super::opt_duration")]
     pub maximum_record_age: Option<Duration>,
+    /// How many lanes write one shard's page at once (Lambda's ParallelizationFactor), 1 to 10:
+    /// records are split by a hash of their key, so each item's changes stay in order, and the
+    /// shard checkpoints once every lane acknowledged (see [`crate::pipeline::lanes`]). Default 1.
+    #[serde(default = "defaults::parallelization_factor")]
+    pub parallelization_factor: u32,
     /// How many keys each shard remembers for newest-wins (a change older than one already
     /// passed on for its key is dropped). Default 10000 (about 1–2 MB a shard).
     #[serde(default = "recent_keys_per_shard")]

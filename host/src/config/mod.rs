@@ -102,6 +102,10 @@ pub struct StreamPolling {
     pub max_records_per_second: Option<std::num::NonZeroU32>,
     /// `maximum_record_age`.
     pub maximum_record_age: Option<Duration>,
+    /// `parallelization_factor`.
+    pub parallelization_factor: u32,
+    /// `shard_discovery_interval`.
+    pub shard_discovery_interval: Duration,
 }
 
 impl SourceConfig {
@@ -116,6 +120,8 @@ impl SourceConfig {
                     on_trimmed: $s.on_trimmed,
                     max_records_per_second: $s.max_records_per_second,
                     maximum_record_age: $s.maximum_record_age,
+                    parallelization_factor: $s.parallelization_factor,
+                    shard_discovery_interval: $s.shard_discovery_interval,
                 }
             };
         }
@@ -198,6 +204,11 @@ pub struct DynamodbSource {
     /// MaximumRecordAgeInSeconds. At least 1s. Default: no limit.
     #[serde(default, deserialize_with = "opt_duration")]
     pub maximum_record_age: Option<Duration>,
+    /// How many lanes write one shard's page at once (Lambda's ParallelizationFactor), 1 to 10:
+    /// records are split by a hash of their key, so each item's changes stay in order, and the
+    /// shard checkpoints once every lane acknowledged (see [`crate::pipeline::lanes`]). Default 1.
+    #[serde(default = "defaults::parallelization_factor")]
+    pub parallelization_factor: u32,
     /// `snapshot:`: scan the table's existing items before reading the stream (a migration), and
     /// how. Default: off.
     #[serde(default)]
@@ -502,6 +513,9 @@ mod defaults {
     pub fn max_records_per_poll() -> u32 {
         1000
     }
+    pub fn parallelization_factor() -> u32 {
+        1
+    }
     pub fn shard_discovery_interval() -> Duration {
         Duration::from_secs(10)
     }
@@ -762,7 +776,6 @@ impl Config {
                         "must be between 1 and 1000 (the GetRecords limit)",
                     );
                 }
-                check_stream_keys(&mut c, s.max_consecutive_errors, s.shard_discovery_interval, s.maximum_record_age);
                 at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, minimums::POLL_INTERVAL);
                 if !(1..=1_000_000).contains(&s.snapshot.segments) {
                     c.error(
@@ -798,7 +811,6 @@ impl Config {
                         "must be between 1 and 10000 (the Kinesis GetRecords limit)",
                     );
                 }
-                check_stream_keys(&mut c, s.max_consecutive_errors, s.shard_discovery_interval, s.maximum_record_age);
                 if s.recent_keys_per_shard == 0 {
                     c.error(&[k("source"), k("recent_keys_per_shard")], "must be at least 1");
                 }
@@ -817,6 +829,10 @@ impl Config {
                 None
             }
         };
+
+        if let Some(polling) = source.as_ref().and_then(SourceConfig::polling) {
+            check_stream_keys(&mut c, &polling);
+        }
 
         // checkpoints
         let checkpoints = match raw.checkpoints {
@@ -1066,24 +1082,25 @@ pub mod minimums {
 
 /// The checks of the keys both stream sources share (besides `poll_interval`, whose minimum
 /// differs).
-fn check_stream_keys(
-    c: &mut Checker,
-    max_consecutive_errors: u32,
-    shard_discovery_interval: Duration,
-    maximum_record_age: Option<Duration>,
-) {
+fn check_stream_keys(c: &mut Checker, p: &StreamPolling) {
     let k = |s: &str| Seg::Key(s.to_owned());
-    if max_consecutive_errors == 0 {
+    if p.max_consecutive_errors == 0 {
         c.error(&[k("source"), k("max_consecutive_errors")], "must be at least 1");
     }
     at_least(
         c,
         &[k("source"), k("shard_discovery_interval")],
-        shard_discovery_interval,
+        p.shard_discovery_interval,
         minimums::SHARD_DISCOVERY_INTERVAL,
     );
-    if let Some(age) = maximum_record_age {
+    if let Some(age) = p.maximum_record_age {
         at_least(c, &[k("source"), k("maximum_record_age")], age, Duration::from_secs(1));
+    }
+    if !(1..=10).contains(&p.parallelization_factor) {
+        c.error(
+            &[k("source"), k("parallelization_factor")],
+            "must be between 1 and 10 (as Lambda's ParallelizationFactor)",
+        );
     }
 }
 

@@ -135,7 +135,9 @@ impl Coordinator {
                         api: Arc::clone(&self.api),
                         shard_id: id.clone(),
                         start,
-                        worker: self.pipeline.worker(),
+                        workers: (0..self.settings.parallelization_factor.max(1))
+                            .map(|_| self.pipeline.worker())
+                            .collect(),
                         checkpoints: Arc::clone(&checkpoints),
                         settings: self.settings.clone(),
                         stop,

@@ -25,6 +25,7 @@ use eddy_sink_api::RetryPolicy;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::OnTrimmed;
+use crate::pipeline::lanes::{Lanes, PageWork};
 use crate::pipeline::{Batch, PipelineError, Worker};
 use crate::source::{IteratorPosition, Resume, StreamsApi, StreamsError};
 use crate::stop::Stop;
@@ -53,6 +54,8 @@ pub struct ReaderSettings {
     /// Records older than this when read go to the dead letter instead of the routes
     /// (`source.maximum_record_age`).
     pub maximum_record_age: Option<Duration>,
+    /// Lanes writing one page at once (`source.parallelization_factor`), 1 to 10.
+    pub parallelization_factor: u32,
 }
 
 impl ReaderSettings {
@@ -68,6 +71,7 @@ impl ReaderSettings {
             skip_created_before: None,
             min_poll_spacing: Duration::ZERO,
             maximum_record_age: polling.maximum_record_age,
+            parallelization_factor: polling.parallelization_factor,
         }
     }
 }
@@ -116,8 +120,8 @@ pub struct ShardReader {
     pub shard_id: String,
     /// Where to start: after the checkpoint, or the configured start.
     pub start: IteratorPosition,
-    /// This reader's pipeline worker.
-    pub worker: Worker,
+    /// This reader's pipeline workers: one, or one per lane (`parallelization_factor`).
+    pub workers: Vec<Worker>,
     /// Where to checkpoint.
     pub checkpoints: Arc<dyn CheckpointStore>,
     /// Polling settings.
@@ -133,6 +137,27 @@ impl ShardReader {
     /// Fatal streams errors, trimmed data (unless skipped), a sink that fails for good, a
     /// checkpoint that cannot be saved, or too many consecutive errors.
     pub async fn run(mut self) -> anyhow::Result<ReaderExit> {
+        let workers = std::mem::take(&mut self.workers);
+        let mut writer = match workers.len() {
+            0 | 1 => Writer::Direct(workers.into_iter().next().expect("a worker")),
+            _ => Writer::Lanes(Lanes::new(
+                workers,
+                &self.shard_id,
+                self.settings.max_records_per_poll as usize,
+                self.stop.clone(),
+            )),
+        };
+        let exit = self.read(&mut writer).await;
+        if let (Ok(ReaderExit::Stopped), Writer::Lanes(lanes)) = (&exit, &mut writer) {
+            // Checkpoint what the lanes finish before the stop grace ends.
+            if let Ok(Some(last)) = lanes.drain().await {
+                save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last)).await?;
+            }
+        }
+        exit
+    }
+
+    async fn read(&mut self, writer: &mut Writer) -> anyhow::Result<ReaderExit> {
         let shard = self.shard_id.clone();
         // The position to resume from when an iterator has to be fetched again.
         let mut resume = self.start.clone();
@@ -230,64 +255,91 @@ impl ShardReader {
                         () = self.stop.wait() => return Ok(ReaderExit::Stopped),
                     }
                 }
-                let batch = Batch {
-                    records: &page.records,
-                    undecodable: &page.undecodable,
-                    expired: &expired,
-                    maximum_record_age: self.settings.maximum_record_age,
+                let records = page.records.len();
+                let max_age = self.settings.maximum_record_age;
+                let next_iterator = page.next_iterator.clone();
+                let (stop, api) = (&self.stop, self.api.as_ref());
+                let process = async {
+                    match &mut *writer {
+                        Writer::Direct(worker) => {
+                            let batch = Batch {
+                                records: &page.records,
+                                undecodable: &page.undecodable,
+                                expired: &expired,
+                                maximum_record_age: max_age,
+                            };
+                            worker.process(&shard, batch, stop).await.map(|_| last.clone())
+                        }
+                        Writer::Lanes(lanes) => {
+                            let work = PageWork {
+                                records: std::mem::take(&mut page.records),
+                                undecodable: std::mem::take(&mut page.undecodable),
+                                expired,
+                                maximum_record_age: max_age,
+                                last: last.clone(),
+                            };
+                            lanes.submit(work).await
+                        }
+                    }
                 };
-                let process = self.worker.process(&shard, batch, &self.stop);
-                let (processed, next) = match page.next_iterator.clone() {
+                let (processed, next) = match next_iterator {
                     Some(next) => {
                         let limit = self.settings.max_records_per_poll;
-                        let (processed, next) =
-                            tokio::join!(process, fetch(self.api.as_ref(), next, limit, &self.stop, &mut pacer));
-                        (processed, next)
+                        tokio::join!(process, fetch(api, next, limit, stop, &mut pacer))
                     }
                     None => (process.await, None),
                 };
                 match processed {
-                    Ok(_) => ahead = next,
-                    Err(PipelineError::Interrupted { sink }) => {
-                        tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
-                        return Ok(ReaderExit::Stopped);
-                    }
-                    Err(e @ (PipelineError::SinkFailed { fatal: false, .. } | PipelineError::DeadLetter(_))) => {
-                        // Never read past unwritten records (or records whose dead-letter entry
-                        // could not be written): go back to the checkpoint.
-                        sink_failures += 1;
-                        if sink_failures >= self.settings.max_consecutive_errors {
-                            return Err(anyhow::Error::new(e).context(format!(
-                                "shard {shard}: {sink_failures} batches in a row could not be written \
-                                 (source.max_consecutive_errors)"
-                            )));
+                    Ok(checkpoint) => {
+                        ahead = next;
+                        sink_failures = 0;
+                        if let Some(last) = checkpoint {
+                            if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
+                                return Ok(ReaderExit::Stopped);
+                            }
+                            tracing::debug!(
+                                shard,
+                                records,
+                                checkpoint = last.as_str(),
+                                "batch acknowledged and checkpointed"
+                            );
+                            resume = IteratorPosition::AfterSequence(last);
                         }
-                        let wait = self.settings.retry.backoff.wait(sink_failures - 1);
-                        tracing::warn!(shard, "{e}; rewinding to the checkpoint and reading again in {wait:?}");
-                        iterator = None;
-                        if self.stop.sleep(wait).await {
-                            return Ok(ReaderExit::Stopped);
+                    }
+                    Err(e) => {
+                        match after_failure(&shard, &self.settings, &self.stop, e, writer, &mut sink_failures).await? {
+                            Flow::Stopped => return Ok(ReaderExit::Stopped),
+                            Flow::Rewind => {
+                                iterator = None;
+                                continue;
+                            }
                         }
-                        continue;
                     }
-                    Err(e) => return Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
-                }
-                sink_failures = 0;
-                if let Some(last) = &last {
-                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
-                        return Ok(ReaderExit::Stopped);
-                    }
-                    tracing::debug!(
-                        shard,
-                        records = page.records.len(),
-                        checkpoint = last.as_str(),
-                        "batch acknowledged and checkpointed"
-                    );
-                    resume = IteratorPosition::AfterSequence(last.clone());
                 }
             }
             match page.next_iterator {
                 None => {
+                    if let Writer::Lanes(lanes) = &mut *writer {
+                        match lanes.drain().await {
+                            Ok(Some(last)) => {
+                                if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last)).await? {
+                                    return Ok(ReaderExit::Stopped);
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                match after_failure(&shard, &self.settings, &self.stop, e, writer, &mut sink_failures)
+                                    .await?
+                                {
+                                    Flow::Stopped => return Ok(ReaderExit::Stopped),
+                                    Flow::Rewind => {
+                                        iterator = None;
+                                        continue;
+                                    }
+                                }
+                            }
+                        }
+                    }
                     if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd).await? {
                         return Ok(ReaderExit::Stopped);
                     }
@@ -301,6 +353,57 @@ impl ShardReader {
             }
         }
     }
+}
+
+/// What a failed batch of `shard` leads to: a stop, a rewind to the checkpoint after a backoff (a
+/// transient sink failure, or a dead letter that could not be written: never read past
+/// unwritten records), or an error (a sink that fails for good, or too many failed batches in a
+/// row).
+async fn after_failure(
+    shard: &str,
+    settings: &ReaderSettings,
+    stop: &Stop,
+    e: PipelineError,
+    writer: &mut Writer,
+    sink_failures: &mut u32,
+) -> anyhow::Result<Flow> {
+    match e {
+        PipelineError::Interrupted { sink } => {
+            tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
+            Ok(Flow::Stopped)
+        }
+        e @ (PipelineError::SinkFailed { fatal: false, .. } | PipelineError::DeadLetter(_)) => {
+            *sink_failures += 1;
+            if *sink_failures >= settings.max_consecutive_errors {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "shard {shard}: {sink_failures} batches in a row could not be written \
+                         (source.max_consecutive_errors)"
+                )));
+            }
+            if let Writer::Lanes(lanes) = writer {
+                lanes.reset().await;
+            }
+            let wait = settings.retry.backoff.wait(*sink_failures - 1);
+            tracing::warn!(shard, "{e}; rewinding to the checkpoint and reading again in {wait:?}");
+            if stop.sleep(wait).await {
+                return Ok(Flow::Stopped);
+            }
+            Ok(Flow::Rewind)
+        }
+        e => Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
+    }
+}
+
+/// Where a shard's batches go: one worker, or lanes (`parallelization_factor` > 1).
+enum Writer {
+    Direct(Worker),
+    Lanes(Lanes),
+}
+
+/// What the reader does after a failed batch.
+enum Flow {
+    Stopped,
+    Rewind,
 }
 
 /// One GetRecords call: the iterator it used, its answer, and how long it took.

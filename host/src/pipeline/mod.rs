@@ -10,6 +10,7 @@
 
 pub(crate) mod deliver;
 pub(crate) mod isolate;
+pub mod lanes;
 mod route;
 pub mod stats;
 
