@@ -23,7 +23,8 @@ pub const RECORDS_OUT: &str = "eddy_records_out_total";
 pub const RECORDS_FILTERED: &str = "eddy_records_filtered_total";
 /// Records a processor dropped, by `route`.
 pub const RECORDS_DROPPED: &str = "eddy_records_dropped_total";
-/// Records sent to the dead letter, by `stage` (decode, processor, sink).
+/// Records sent to the dead letter, by `route` and `stage` (decode, record_age, processor, sink):
+/// Lambda's OnFailureDestinationDeliveredEventCount.
 pub const RECORDS_DEAD_LETTERED: &str = "eddy_records_dead_lettered_total";
 /// Seconds between now and the `ApproximateCreationDateTime` of the last record read, by `shard`;
 /// 0 when a poll finds the shard caught up.
@@ -35,7 +36,8 @@ pub const POLL_DURATION: &str = "eddy_poll_duration_seconds";
 /// One sink write attempt, by `sink`.
 pub const SINK_WRITE_DURATION: &str = "eddy_sink_write_duration_seconds";
 /// Sink writes that failed (after the sink's own retries of its requests), by `sink`: the shard
-/// rewinds and reads the batch again.
+/// rewinds and reads the batch again, or the route's `on_sink_failure` retries or bisects the
+/// write. Lambda's FailedInvokeEventCount.
 pub const SINK_ERRORS: &str = "eddy_sink_errors_total";
 /// Throttling errors from an AWS API, by `api`.
 pub const THROTTLED: &str = "eddy_throttled_total";
