@@ -26,7 +26,8 @@ With --local-nodes A,B,C, GET /localnodes answers ["A","B","C"] (what a ScyllaDB
 answers: the live nodes of its datacenter); with --host H it listens on H instead of 127.0.0.1, so
 that several proxies on 127.0.0.1, 127.0.0.2, ... share one port, as Alternator nodes do.
 
-GET /_faults returns the counters and the violations.
+GET /_faults returns the counters, the violations, and `writes`: the item count of every
+BatchWriteItem forwarded, in order.
 """
 import argparse
 import http.client
@@ -50,6 +51,7 @@ class State:
         self.injected = 0
         self.outage = 0
         self.healed = False
+        self.writes = []
 
     def count(self, what):
         with self.lock:
@@ -92,7 +94,7 @@ def make_handler(opts, state, scripted):
         def do_GET(self):
             if self.path == "/_faults":
                 with state.lock:
-                    return self.reply(200, {"counts": dict(state.counts), "violations": list(state.violations)})
+                    return self.reply(200, {"counts": dict(state.counts), "violations": list(state.violations), "writes": list(state.writes)})
             if opts.local_nodes and self.path.split("?")[0] == "/localnodes":
                 return self.reply(200, opts.local_nodes.split(","))
             self.forward(b"")
@@ -132,6 +134,10 @@ def make_handler(opts, state, scripted):
                 time.sleep(opts.latency_ms / 1000)
             if opts.delay_ms:
                 time.sleep(opts.delay_ms / 1000)
+            if target.endswith(".BatchWriteItem"):
+                items = sum(len(v) for v in json.loads(body or b"{}").get("RequestItems", {}).values())
+                with state.lock:
+                    state.writes.append(items)
             if opts.check_sink and target.endswith(".UpdateItem"):
                 self.check(json.loads(body or b"{}"))
             self.forward(body)

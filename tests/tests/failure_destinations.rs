@@ -338,3 +338,62 @@ routes:
         versions_in(&first).len() + versions_in(&second).len() - (KEYS * VERSIONS) as usize
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batching_window_gathers_a_quiet_stream_into_fewer_larger_writes_and_never_checkpoints_held_records() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    moto.create_table("Replica", false).await;
+    let proxy = FaultProxy::start(&moto.endpoint, &["--rate", "0"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |size: u32, window: &str| {
+        write(
+            dir.path(),
+            &format!(
+                "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 100ms}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  replica: {{type: alternator, endpoint: \"{proxy}\", region: us-east-1, table: Replica}}
+routes:
+  - {{name: main, sinks: [replica], batch_size: {size}, batching_window: {window}}}
+",
+                moto = moto.endpoint,
+                proxy = proxy.endpoint
+            ),
+        )
+    };
+
+    // 10 records a second for 8 seconds, gathered for 2 seconds: writes of about 20.
+    let mut run = Eddy::start(&config(100, "2s"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..80u32 {
+        put(&moto, &format!("a{i}"), i).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for("80 items", Duration::from_secs(30), || async { versions(&moto, "Replica").await.len() == 80 }).await;
+    let writes: Vec<u64> =
+        proxy.faults().await["writes"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap()).collect();
+    eprintln!("BatchWriteItem sizes: {writes:?}");
+    assert_eq!(writes.iter().sum::<u64>(), 80, "{writes:?}");
+    assert!((3..=6).contains(&writes.len()), "expected about 4 writes of about 20: {writes:?}");
+    assert!(writes.iter().filter(|w| **w >= 12).count() >= 3, "{writes:?}");
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+
+    // Records held in the window are not checkpointed: a SIGKILL while they wait loses nothing.
+    let mut run = Eddy::start(&config(1000, "10s"));
+    for i in 0..15u32 {
+        put(&moto, &format!("b{i}"), i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = versions(&moto, "Replica").await;
+    assert!(!held.keys().any(|k| k.starts_with('b')), "delivered before the window ended: {held:?}");
+    run.kill();
+    let mut run = Eddy::start(&config(1000, "10s"));
+    wait_for("the 15 held records after the restart", Duration::from_secs(40), || async {
+        versions(&moto, "Replica").await.keys().filter(|k| k.starts_with('b')).count() == 15
+    })
+    .await;
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+}

@@ -205,6 +205,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
             sinks: vec![crate::pipeline::SinkSlot { name: "null".into(), kind: "null", sink: null }],
             on_sink_failure: Default::default(),
             retry: Default::default(),
+            batching: None,
         });
         let stats = Arc::new(Stats::new(&[], &[]));
         let pipeline =

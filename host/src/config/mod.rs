@@ -425,6 +425,22 @@ pub struct RouteConfig {
     pub sinks: Vec<String>,
     /// What a failed sink write leads to.
     pub on_sink_failure: OnSinkFailure,
+    /// `batch_size` / `batching_window`; `None`: each page as read.
+    pub batching: Option<Batching>,
+}
+
+/// `routes[i].batch_size` and `routes[i].batching_window` (Lambda's BatchSize and
+/// MaximumBatchingWindowInSeconds): the route gathers the records its filter takes, across
+/// polls, and runs them through its processors and sinks once it holds `size` records or its
+/// oldest has waited `window`, in writes of at most `size`. The shard checkpoints only past
+/// records the route no longer holds; a stop leaves the held records to be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// `batch_size`, 1 to 10,000. Default (with only a window): 1,000.
+    pub size: usize,
+    /// `batching_window`, at most 300s (Lambda's limit). Default (with only a size): 0, which
+    /// splits each page into writes of `size` without waiting.
+    pub window: Duration,
 }
 
 #[derive(Deserialize)]
@@ -438,6 +454,10 @@ struct RawRoute {
     sinks: Vec<String>,
     #[serde(default)]
     on_sink_failure: OnSinkFailure,
+    #[serde(default)]
+    batch_size: Option<usize>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    batching_window: Option<Duration>,
 }
 
 /// `dead_letter:` — where records that cannot be delivered are persisted (Lambda's on-failure
@@ -953,6 +973,23 @@ impl Config {
             if route.sinks.is_empty() {
                 c.error(&at(&[k("sinks")]), "name at least one sink");
             }
+            if route.batch_size.is_some_and(|n| !(1..=10_000).contains(&n)) {
+                c.error(&at(&[k("batch_size")]), "must be between 1 and 10000");
+            }
+            if route.batching_window.is_some_and(|w| w > Duration::from_secs(300)) {
+                c.error(
+                    &at(&[k("batching_window")]),
+                    "must be at most 300s (as Lambda's MaximumBatchingWindowInSeconds)",
+                );
+            }
+            let factor = source.as_ref().and_then(SourceConfig::polling).map_or(1, |p| p.parallelization_factor);
+            if factor > 1 && (route.batch_size.is_some() || route.batching_window.is_some()) {
+                let key = if route.batch_size.is_some() { "batch_size" } else { "batching_window" };
+                c.error(
+                    &at(&[k(key)]),
+                    "batching routes do not work with source.parallelization_factor above 1 yet; use one or the other",
+                );
+            }
             for (j, s) in route.sinks.iter().enumerate() {
                 if !sinks.contains_key(s)
                     && !c
@@ -1052,6 +1089,10 @@ impl Config {
                     processors: r.processors,
                     sinks: r.sinks,
                     on_sink_failure: r.on_sink_failure,
+                    batching: (r.batch_size.is_some() || r.batching_window.is_some()).then(|| Batching {
+                        size: r.batch_size.unwrap_or(1000),
+                        window: r.batching_window.unwrap_or_default(),
+                    }),
                 })
                 .collect(),
             dead_letter: dead_letter.expect("checked"),

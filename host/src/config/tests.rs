@@ -357,3 +357,24 @@ fn lambda_failure_settings_parse_with_safe_defaults() {
     let e = error_of(&(GOOD.to_owned() + "dead_letter: {type: sqs}\n"));
     assert!(e.contains("unknown type \"sqs\" (one of: file, dynamodb)"), "{e}");
 }
+
+#[test]
+fn route_batching_parses_and_its_limits_are_checked() {
+    let with = |route_keys: &str, source_keys: &str| {
+        GOOD.replace("  poll_interval: 100ms\n", &format!("  poll_interval: 100ms\n{source_keys}"))
+            .replace("    sinks: [replica]\n", &format!("    sinks: [replica]\n{route_keys}"))
+    };
+    let c = parse(&with("    batching_window: 2s\n", "")).unwrap();
+    assert_eq!(c.routes[0].batching, Some(Batching { size: 1000, window: Duration::from_secs(2) }));
+    assert_eq!(c.routes[1].batching, None);
+    let c = parse(&with("    batch_size: 100\n", "")).unwrap();
+    assert_eq!(c.routes[0].batching, Some(Batching { size: 100, window: Duration::ZERO }));
+    assert!(error_of(&with("    batch_size: 0\n", "")).contains("routes[0].batch_size: must be between 1 and 10000"));
+    assert!(
+        error_of(&with("    batching_window: 301s\n", "")).contains("routes[0].batching_window: must be at most 300s")
+    );
+    let e = error_of(&with("    batch_size: 100\n", "  parallelization_factor: 2\n"));
+    assert!(e.contains("routes[0].batch_size") && e.contains("parallelization_factor"), "{e}");
+    let e = error_of(&with("", "  parallelization_factor: 11\n"));
+    assert!(e.contains("source.parallelization_factor: must be between 1 and 10"), "{e}");
+}

@@ -139,7 +139,10 @@ impl ShardReader {
     pub async fn run(mut self) -> anyhow::Result<ReaderExit> {
         let workers = std::mem::take(&mut self.workers);
         let mut writer = match workers.len() {
-            0 | 1 => Writer::Direct(workers.into_iter().next().expect("a worker")),
+            0 | 1 => Writer::Direct {
+                worker: workers.into_iter().next().expect("a worker"),
+                held: std::collections::VecDeque::new(),
+            },
             _ => Writer::Lanes(Lanes::new(
                 workers,
                 &self.shard_id,
@@ -261,14 +264,16 @@ impl ShardReader {
                 let (stop, api) = (&self.stop, self.api.as_ref());
                 let process = async {
                     match &mut *writer {
-                        Writer::Direct(worker) => {
+                        Writer::Direct { worker, held } => {
                             let batch = Batch {
                                 records: &page.records,
                                 undecodable: &page.undecodable,
                                 expired: &expired,
                                 maximum_record_age: max_age,
+                                flush: false,
                             };
-                            worker.process(&shard, batch, stop).await.map(|_| last.clone())
+                            let processed = worker.process(&shard, batch, stop).await?;
+                            Ok(release(held, processed.page, last.clone(), processed.oldest_held))
                         }
                         Writer::Lanes(lanes) => {
                             let work = PageWork {
@@ -319,12 +324,56 @@ impl ShardReader {
             }
             match page.next_iterator {
                 None => {
-                    if let Writer::Lanes(lanes) = &mut *writer {
-                        match lanes.drain().await {
+                    let drained = match &mut *writer {
+                        Writer::Lanes(lanes) => lanes.drain().await,
+                        Writer::Direct { worker, held } if worker.holding() => {
+                            // The shard ended: deliver what batching routes hold.
+                            let flush = Batch { flush: true, ..Batch::default() };
+                            match worker.process(&shard, flush, &self.stop).await {
+                                Ok(p) => Ok(release(held, p.page, None, p.oldest_held)),
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Writer::Direct { .. } => Ok(None),
+                    };
+                    match drained {
+                        Ok(Some(last)) => {
+                            if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last)).await? {
+                                return Ok(ReaderExit::Stopped);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            match after_failure(&shard, &self.settings, &self.stop, e, writer, &mut sink_failures)
+                                .await?
+                            {
+                                Flow::Stopped => return Ok(ReaderExit::Stopped),
+                                Flow::Rewind => {
+                                    iterator = None;
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd).await? {
+                        return Ok(ReaderExit::Stopped);
+                    }
+                    tracing::info!(shard, "shard ended (SHARD_END)");
+                    return Ok(ReaderExit::ShardEnd);
+                }
+                Some(next) => iterator = Some(next),
+            }
+            if !read_any {
+                if let Writer::Direct { worker, held } = &mut *writer {
+                    if worker.holding() {
+                        // A quiet shard: deliver what batching routes held past their windows.
+                        let tick = worker.process(&shard, Batch::default(), &self.stop).await;
+                        match tick.map(|p| release(held, p.page, None, p.oldest_held)) {
                             Ok(Some(last)) => {
-                                if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last)).await? {
+                                if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
                                     return Ok(ReaderExit::Stopped);
                                 }
+                                resume = IteratorPosition::AfterSequence(last);
                             }
                             Ok(None) => {}
                             Err(e) => {
@@ -340,13 +389,7 @@ impl ShardReader {
                             }
                         }
                     }
-                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd).await? {
-                        return Ok(ReaderExit::Stopped);
-                    }
-                    tracing::info!(shard, "shard ended (SHARD_END)");
-                    return Ok(ReaderExit::ShardEnd);
                 }
-                Some(next) => iterator = Some(next),
             }
             if !read_any && self.stop.sleep(self.settings.poll_interval).await {
                 return Ok(ReaderExit::Stopped);
@@ -380,8 +423,12 @@ async fn after_failure(
                          (source.max_consecutive_errors)"
                 )));
             }
-            if let Writer::Lanes(lanes) = writer {
-                lanes.reset().await;
+            match writer {
+                Writer::Lanes(lanes) => lanes.reset().await,
+                Writer::Direct { worker, held } => {
+                    worker.discard_held();
+                    held.clear();
+                }
             }
             let wait = settings.retry.backoff.wait(*sink_failures - 1);
             tracing::warn!(shard, "{e}; rewinding to the checkpoint and reading again in {wait:?}");
@@ -396,8 +443,32 @@ async fn after_failure(
 
 /// Where a shard's batches go: one worker, or lanes (`parallelization_factor` > 1).
 enum Writer {
-    Direct(Worker),
+    /// One worker; `held` lists the pages (worker page number, last sequence number) not yet
+    /// checkpointed because a batching route holds records of them or of an earlier page.
+    Direct {
+        worker: Worker,
+        held: std::collections::VecDeque<(u64, Option<String>)>,
+    },
     Lanes(Lanes),
+}
+
+/// Records page `page` (with its last sequence number) as processed, and returns the newest
+/// last sequence number of the pages now checkpointable: those before `oldest_held` (every page
+/// when nothing is held).
+fn release(
+    held: &mut std::collections::VecDeque<(u64, Option<String>)>,
+    page: u64,
+    last: Option<String>,
+    oldest_held: Option<u64>,
+) -> Option<String> {
+    held.push_back((page, last));
+    let mut checkpoint = None;
+    while held.front().is_some_and(|(p, _)| oldest_held.is_none_or(|h| *p < h)) {
+        if let Some(last) = held.pop_front().and_then(|(_, last)| last) {
+            checkpoint = Some(last);
+        }
+    }
+    checkpoint
 }
 
 /// What the reader does after a failed batch.

@@ -123,10 +123,13 @@ pub async fn replay(
                 anyhow::bail!("stopped; {} entries replayed so far", report.replayed);
             }
             let records: Vec<ChangeRecord> = chunk.iter().filter_map(|s| s.entry.record.clone()).collect();
+            // `flush`: a batching route delivers now instead of holding the records.
+            let batch = Batch { flush: true, ..Batch::of(&records) };
             let new_ids = worker
-                .process_on(route.as_deref(), &shard, Batch::of(&records), stop)
+                .process_on(route.as_deref(), &shard, batch, stop)
                 .await
-                .map_err(|e| anyhow::anyhow!("replay stopped: {e}; {} entries replayed so far", report.replayed))?;
+                .map_err(|e| anyhow::anyhow!("replay stopped: {e}; {} entries replayed so far", report.replayed))?
+                .dead_letter_ids;
             let done: Vec<String> = chunk
                 .iter()
                 .filter(|s| !(replaced_in_place && new_ids.contains(&s.entry.id())))

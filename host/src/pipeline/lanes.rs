@@ -295,6 +295,7 @@ async fn run_lane(
             undecodable: &merged.undecodable,
             expired: &merged.expired,
             maximum_record_age: merged.maximum_record_age,
+            flush: false,
         };
         let result = worker.process(&shard, batch, &stop).await.map(|_| ());
         if done.send(Done { pages, result }).is_err() {

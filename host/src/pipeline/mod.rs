@@ -104,6 +104,7 @@ impl Pipeline {
                     sinks: r.sinks.iter().map(|s| sinks[s].clone()).collect(),
                     on_sink_failure: r.on_sink_failure,
                     retry: config.retry,
+                    batching: r.batching,
                 })
             })
             .collect();
@@ -151,6 +152,7 @@ impl Pipeline {
             pipeline: Arc::clone(self),
             routes: self.routes.iter().map(|r| route::RouteWorker::new(Arc::clone(r))).collect(),
             records_in: metrics::counter!(crate::metrics::RECORDS_IN),
+            next_page: 0,
         }
     }
 }
@@ -160,6 +162,20 @@ pub struct Worker {
     pipeline: Arc<Pipeline>,
     routes: Vec<route::RouteWorker>,
     records_in: metrics::Counter,
+    /// The number the next batch gets (for batching routes' holds).
+    next_page: u64,
+}
+
+/// What [`Worker::process`] did with a batch.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// The ids ([`Entry::id`]) of the dead-letter entries written.
+    pub dead_letter_ids: Vec<String>,
+    /// The number this worker gave the batch (counting from 0).
+    pub page: u64,
+    /// The oldest batch whose records a batching route still holds: the shard may checkpoint
+    /// only the batches before it. `None`: nothing is held.
+    pub oldest_held: Option<u64>,
 }
 
 /// One page of a shard, as the pipeline takes it.
@@ -173,6 +189,9 @@ pub struct Batch<'a> {
     pub expired: &'a [ChangeRecord],
     /// `source.maximum_record_age`, for the entries' reason.
     pub maximum_record_age: Option<std::time::Duration>,
+    /// Deliver everything batching routes hold, whatever their windows (the shard ended, or a
+    /// dead-letter replay).
+    pub flush: bool,
 }
 
 impl<'a> Batch<'a> {
@@ -193,18 +212,27 @@ impl<'a> Batch<'a> {
 impl Worker {
     /// Runs one batch of `shard_id` through every route and returns once every sink acknowledged
     /// and the dead letter holds every record that could not be delivered (including the
-    /// undecodable and expired ones). Returns the ids ([`Entry::id`]) of the dead-letter entries
-    /// written.
+    /// undecodable and expired ones), except the records batching routes hold for a later write
+    /// (see [`Processed::oldest_held`]). An empty batch delivers what batching routes hold past
+    /// their windows.
     ///
     /// # Errors
-    /// A [`PipelineError`]: the batch is not done and must not be checkpointed.
-    pub async fn process(
-        &mut self,
-        shard_id: &str,
-        batch: Batch<'_>,
-        stop: &Stop,
-    ) -> Result<Vec<String>, PipelineError> {
+    /// A [`PipelineError`]: the batch is not done and must not be checkpointed; call
+    /// [`Worker::discard_held`] before the shard rewinds.
+    pub async fn process(&mut self, shard_id: &str, batch: Batch<'_>, stop: &Stop) -> Result<Processed, PipelineError> {
         self.process_on(None, shard_id, batch, stop).await
+    }
+
+    /// Whether a batching route holds records.
+    pub fn holding(&self) -> bool {
+        self.routes.iter().any(|r| r.held_from().is_some())
+    }
+
+    /// Drops what batching routes hold (the shard rewinds to its checkpoint, before them).
+    pub fn discard_held(&mut self) {
+        for route in &mut self.routes {
+            route.discard_held();
+        }
     }
 
     /// [`Worker::process`] through the route named `only` alone (`None`: every route), as a
@@ -218,10 +246,12 @@ impl Worker {
         shard_id: &str,
         batch: Batch<'_>,
         stop: &Stop,
-    ) -> Result<Vec<String>, PipelineError> {
-        if batch.is_empty() {
+    ) -> Result<Processed, PipelineError> {
+        let page = self.next_page;
+        self.next_page += 1;
+        if batch.is_empty() && !self.holding() {
             // A page whose records were all skipped (older than a snapshot): nothing to write.
-            return Ok(Vec::new());
+            return Ok(Processed { page, ..Processed::default() });
         }
         let p = &self.pipeline;
         let n = batch.len() as u64;
@@ -248,7 +278,7 @@ impl Worker {
             if only.is_some_and(|name| name != route.name()) {
                 continue;
             }
-            route.process(shard_id, batch.records, &p.stats, stop, &mut dead).await?;
+            route.process(shard_id, batch.records, page, batch.flush, &p.stats, stop, &mut dead).await?;
         }
         if !dead.is_empty() {
             for e in &dead {
@@ -270,6 +300,7 @@ impl Worker {
             })?;
             p.stats.dead_lettered.fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(dead.iter().map(Entry::id).collect())
+        let oldest_held = self.routes.iter().filter_map(route::RouteWorker::held_from).min();
+        Ok(Processed { dead_letter_ids: dead.iter().map(Entry::id).collect(), page, oldest_held })
     }
 }

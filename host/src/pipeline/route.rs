@@ -28,6 +28,9 @@ pub struct RouteSpec {
     pub on_sink_failure: crate::config::OnSinkFailure,
     /// The waits between in-place retries of a failed write (`retry:`).
     pub retry: eddy_sink_api::RetryPolicy,
+    /// `batch_size` / `batching_window`: gather records across pages before the processors and
+    /// sinks; `None`: each page as it comes.
+    pub batching: Option<crate::config::Batching>,
 }
 
 /// A sink as a route holds it.
@@ -47,6 +50,16 @@ pub(super) struct RouteWorker {
     spec: Arc<RouteSpec>,
     instances: Vec<Option<(u64, Instance)>>,
     metrics: RouteMetrics,
+    gather: Option<Gather>,
+}
+
+/// Records a batching route holds until its batch is full or its window ends (Lambda's BatchSize
+/// and MaximumBatchingWindowInSeconds).
+struct Gather {
+    records: Vec<ChangeRecord>,
+    /// The worker's page number of the oldest record held: the shard may not checkpoint it.
+    first_page: u64,
+    since: std::time::Instant,
 }
 
 /// A record on its way through a route.
@@ -61,7 +74,17 @@ impl RouteWorker {
         let instances = spec.processors.iter().map(|_| None).collect();
         let sinks: Vec<&str> = spec.sinks.iter().map(|s| s.name.as_str()).collect();
         let metrics = RouteMetrics::new(&spec.name, &sinks);
-        Self { spec, instances, metrics }
+        Self { spec, instances, metrics, gather: None }
+    }
+
+    /// The oldest page whose records this route still holds (batching), if any.
+    pub(super) fn held_from(&self) -> Option<u64> {
+        self.gather.as_ref().map(|g| g.first_page)
+    }
+
+    /// Drops the records held (the shard rewinds to a checkpoint before them).
+    pub(super) fn discard_held(&mut self) {
+        self.gather = None;
     }
 
     /// The route's name.
@@ -69,22 +92,65 @@ impl RouteWorker {
         &self.spec.name
     }
 
+    /// Takes the records of page `page` the filter lets through: through the processors and
+    /// sinks at once, or, on a batching route, into its gather, delivered (in writes of at most
+    /// `batch_size`) once it holds `batch_size` records, its oldest waited `batching_window`, or
+    /// `flush` is set.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn process(
         &mut self,
         shard_id: &str,
         batch: &[ChangeRecord],
+        page: u64,
+        flush: bool,
         stats: &Stats,
         stop: &Stop,
         dead: &mut Vec<Entry>,
     ) -> Result<(), PipelineError> {
-        let mut items: Vec<InFlight> = batch
-            .iter()
-            .filter(|r| self.spec.filter.as_ref().is_none_or(|f| f.matches_record(r)))
-            .map(|r| InFlight { record: Cow::Borrowed(r), sinks: None })
-            .collect();
-        let filtered = (batch.len() - items.len()) as u64;
+        let taken: Vec<&ChangeRecord> =
+            batch.iter().filter(|r| self.spec.filter.as_ref().is_none_or(|f| f.matches_record(r))).collect();
+        let filtered = (batch.len() - taken.len()) as u64;
         stats.add_filtered(&self.spec.name, filtered);
         self.metrics.filtered.increment(filtered);
+        let Some(batching) = self.spec.batching else {
+            return self.deliver(shard_id, taken, stats, stop, dead).await;
+        };
+        if !taken.is_empty() {
+            let gather = self.gather.get_or_insert_with(|| Gather {
+                records: Vec::new(),
+                first_page: page,
+                since: std::time::Instant::now(),
+            });
+            gather.records.extend(taken.into_iter().cloned());
+        }
+        let due = self
+            .gather
+            .as_ref()
+            .is_some_and(|g| flush || g.records.len() >= batching.size || g.since.elapsed() >= batching.window);
+        if !due {
+            return Ok(());
+        }
+        let gathered = self.gather.take().expect("due").records;
+        for chunk in gathered.chunks(batching.size) {
+            self.deliver(shard_id, chunk.iter().collect(), stats, stop, dead).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `records` through the processors, then writes what they keep to every sink.
+    async fn deliver(
+        &mut self,
+        shard_id: &str,
+        records: Vec<&ChangeRecord>,
+        stats: &Stats,
+        stop: &Stop,
+        dead: &mut Vec<Entry>,
+    ) -> Result<(), PipelineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut items: Vec<InFlight> =
+            records.into_iter().map(|r| InFlight { record: Cow::Borrowed(r), sinks: None }).collect();
         if !self.spec.processors.is_empty() {
             // Wasm calls are CPU work: keep them off the async scheduler's toes.
             items = tokio::task::block_in_place(|| self.run_processors(shard_id, items, stats, dead));
