@@ -102,8 +102,8 @@ struct DeadLetterArgs {
     /// The pipeline file (YAML).
     #[arg(long, short)]
     config: PathBuf,
-    /// Read this destination instead of the pipeline's `dead_letter`: `file:PATH` or
-    /// `dynamodb:TABLE` (at the source's endpoint and region).
+    /// Read this destination instead of the pipeline's `dead_letter`: `file:PATH`,
+    /// `dynamodb:TABLE` or `s3://BUCKET/PREFIX` (at the source's endpoint and region).
     #[arg(long)]
     from: Option<String>,
     /// Only the entries whose record matches this event pattern (Lambda FilterCriteria syntax,

@@ -397,3 +397,60 @@ routes:
     let (status, _) = run.interrupt();
     assert!(status.success(), "{}", run.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_dead_letter_holds_old_records_as_objects_and_replay_delivers_and_removes_them() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    // moto's S3 takes unsigned path-style requests: create the bucket eddy expects to exist.
+    let created = reqwest::Client::new().put(format!("{}/dead", moto.endpoint)).send().await.unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    for i in 0..12u32 {
+        put(&moto, &format!("old{i}"), i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms,
+          maximum_record_age: 4s}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  out: {{type: file, path: out.jsonl}}
+routes:
+  - {{name: main, sinks: [out]}}
+dead_letter: {{type: s3, bucket: dead, prefix: pets/}}
+",
+            moto = moto.endpoint
+        ),
+    );
+    let config_arg = config.to_str().unwrap().to_owned();
+    let list = move || {
+        let (code, out, err) = eddy(&["dead-letter", "list", "--config", &config_arg]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let mut run = Eddy::start(&config);
+    wait_for("12 entries in the bucket", Duration::from_secs(30), || {
+        let list = list.clone();
+        async move { list().contains("12 entries in s3://dead/pets/") }
+    })
+    .await;
+    put(&moto, "fresh", 1).await;
+    let out = dir.path().join("out.jsonl");
+    let keys = || versions_in(&out).into_iter().map(|(k, _)| k).collect::<Vec<String>>();
+    wait_for("the fresh record", Duration::from_secs(30), || async { keys().contains(&"fresh".to_owned()) }).await;
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert_eq!(keys(), ["fresh"], "only the fresh record reaches the sink");
+    let listed = list();
+    assert_eq!(listed.lines().filter(|l| l.contains(" record_age ")).count(), 12, "{listed}");
+
+    let (code, text, err) = eddy(&["dead-letter", "replay", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(text.contains("replayed 12 entries from s3://dead/pets/"), "{text}");
+    assert!(list().contains("0 entries in s3://dead/pets/"));
+    let delivered = keys();
+    assert!((0..12).all(|i| delivered.contains(&format!("old{i}"))), "{delivered:?}");
+}

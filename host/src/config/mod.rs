@@ -471,6 +471,31 @@ pub enum DeadLetterConfig {
     },
     /// `type: dynamodb`: one item per entry in a table shared by every worker.
     Dynamodb(DeadLetterTable),
+    /// `type: s3`: one object of JSON lines per failed batch, in a bucket every worker shares.
+    S3(DeadLetterBucket),
+}
+
+/// `dead_letter: {type: s3, bucket, prefix?, endpoint?, region?}`: the bucket must exist;
+/// `endpoint` (an S3-compatible server such as moto or MinIO, addressed by path) and `region`
+/// default to the source's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterBucket {
+    /// The bucket's name.
+    pub bucket: String,
+    /// Where in the bucket the objects go. Default `eddy-dead-letter/`.
+    #[serde(default = "default_dead_letter_prefix")]
+    pub prefix: String,
+    /// An S3-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+fn default_dead_letter_prefix() -> String {
+    "eddy-dead-letter/".to_owned()
 }
 
 /// `dead_letter: {type: dynamodb, table, endpoint?, region?}`: the table is created with
@@ -1016,8 +1041,15 @@ impl Config {
                     }
                     DeadLetterConfig::Dynamodb(t)
                 }),
+                Some("s3") => c.typed::<DeadLetterBucket>(&[k("dead_letter")], v).map(|mut b| {
+                    if let Some((endpoint, region)) = source.as_ref().and_then(SourceConfig::endpoint_and_region) {
+                        b.endpoint = b.endpoint.or_else(|| endpoint.clone());
+                        b.region = b.region.or_else(|| region.clone());
+                    }
+                    DeadLetterConfig::S3(b)
+                }),
                 other => {
-                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file", "dynamodb"]));
+                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file", "dynamodb", "s3"]));
                     None
                 }
             },

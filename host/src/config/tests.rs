@@ -355,7 +355,7 @@ fn lambda_failure_settings_parse_with_safe_defaults() {
         error_of(&young)
     );
     let e = error_of(&(GOOD.to_owned() + "dead_letter: {type: sqs}\n"));
-    assert!(e.contains("unknown type \"sqs\" (one of: file, dynamodb)"), "{e}");
+    assert!(e.contains("unknown type \"sqs\" (one of: file, dynamodb, s3)"), "{e}");
 }
 
 #[test]

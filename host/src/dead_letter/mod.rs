@@ -8,6 +8,8 @@
 //! - [`file::FileDeadLetter`]: JSON lines on local disk, fsynced (the default).
 //! - [`dynamodb::DynamoDeadLetter`]: one item per entry in a DynamoDB table eddy creates if
 //!   missing, shared by every worker (a file is lost with the container that wrote it).
+//! - [`s3::S3DeadLetter`]: one object of JSON lines per failed batch in an S3 bucket (no item
+//!   size limit).
 //!
 //! `eddy dead-letter list` shows the entries and `eddy dead-letter replay` sends their records
 //! through the pipeline again, removing those delivered ([`replay`]).
@@ -15,6 +17,7 @@
 pub mod dynamodb;
 pub mod file;
 pub mod replay;
+pub mod s3;
 
 use std::time::SystemTime;
 
@@ -176,20 +179,26 @@ pub trait DeadLetterStore: Send + Sync {
     async fn remove(&self, ids: &[String]) -> anyhow::Result<()>;
 }
 
-/// Parses a `--from` destination: `file:PATH` or `dynamodb:TABLE` (the table's endpoint and
-/// region are the source's).
+/// Parses a `--from` destination: `file:PATH`, `dynamodb:TABLE` or `s3://BUCKET/PREFIX` (the
+/// table's and bucket's endpoint and region are the source's).
 ///
 /// # Errors
-/// When the text is neither.
+/// When the text is none of these.
 pub fn parse_destination(text: &str, config: &Config) -> anyhow::Result<DeadLetterConfig> {
+    let (endpoint, region) =
+        config.source.endpoint_and_region().map(|(e, r)| (e.clone(), r.clone())).unwrap_or_default();
+    if let Some((bucket, prefix)) = text.strip_prefix("s3://").map(|rest| rest.split_once('/').unwrap_or((rest, ""))) {
+        if !bucket.is_empty() {
+            let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+            return Ok(DeadLetterConfig::S3(crate::config::DeadLetterBucket { bucket, prefix, endpoint, region }));
+        }
+    }
     match text.split_once(':') {
         Some(("file", path)) if !path.is_empty() => Ok(DeadLetterConfig::File { path: path.into() }),
         Some(("dynamodb", table)) if !table.is_empty() => {
-            let (endpoint, region) =
-                config.source.endpoint_and_region().map(|(e, r)| (e.clone(), r.clone())).unwrap_or_default();
             Ok(DeadLetterConfig::Dynamodb(crate::config::DeadLetterTable { table: table.to_owned(), endpoint, region }))
         }
-        _ => anyhow::bail!("--from {text:?}: expected file:PATH or dynamodb:TABLE"),
+        _ => anyhow::bail!("--from {text:?}: expected file:PATH, dynamodb:TABLE or s3://BUCKET/PREFIX"),
     }
 }
 
@@ -214,6 +223,9 @@ pub async fn open_destination(
         DeadLetterConfig::File { path } => std::sync::Arc::new(file::FileDeadLetter::open(path)?),
         DeadLetterConfig::Dynamodb(table) => {
             std::sync::Arc::new(dynamodb::DynamoDeadLetter::open(table, &config.timeouts, config.retry).await?)
+        }
+        DeadLetterConfig::S3(bucket) => {
+            std::sync::Arc::new(s3::S3DeadLetter::open(bucket, &config.timeouts, config.retry).await?)
         }
     })
 }

@@ -1,0 +1,178 @@
+//! `dead_letter: {type: s3, bucket, prefix?, endpoint?, region?}`: one object per failed batch,
+//! JSON lines of entries (the same objects as the file destination's lines), as Lambda's S3
+//! on-failure destination keeps one object per failed invocation. Objects have no size limit
+//! that matters here, so this is the destination for tables whose items come near 400 KB.
+//!
+//! Key: `{prefix}{shard_id}/{first sequence number}-{12 hex digits of the SHA-256 of the entries'
+//! ids}.jsonl`. A batch read again after a crash writes the same key again instead of adding a
+//! copy. The bucket must exist (eddy does not create buckets); `eddy run` checks it at start-up.
+//!
+//! Removing entries (a replay) rewrites each object without them, or deletes it when none is
+//! left.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use eddy_sink_api::{RetryPolicy, Timeouts};
+
+use super::{DeadLetterStore, Entry, Stored};
+use crate::aws::sdk_call::{attempt, retried};
+use crate::config::DeadLetterBucket;
+
+/// The dead-letter bucket.
+pub struct S3DeadLetter {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    retry: RetryPolicy,
+}
+
+impl S3DeadLetter {
+    /// Connects to the bucket and checks that it exists (HeadBucket).
+    ///
+    /// # Errors
+    /// When the bucket is missing or cannot be reached.
+    pub async fn open(config: &DeadLetterBucket, timeouts: &Timeouts, retry: RetryPolicy) -> anyhow::Result<Self> {
+        let target = crate::aws::Target { region: config.region.as_deref(), endpoint: config.endpoint.as_deref() };
+        let shared = crate::aws::sdk_config(&target, timeouts).await;
+        // A custom endpoint (moto, MinIO, LocalStack) serves buckets by path, not by host name.
+        let s3 = aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.endpoint.is_some()).build();
+        let store =
+            Self { client: Client::from_conf(s3), bucket: config.bucket.clone(), prefix: config.prefix.clone(), retry };
+        let what = format!("cannot reach the dead-letter bucket {} (it must exist)", store.bucket);
+        retried(&store.retry, &what, || {
+            let sent = store.client.head_bucket().bucket(&store.bucket).send();
+            async move { sent.await.map_err(attempt) }
+        })
+        .await?;
+        Ok(store)
+    }
+
+    async fn get(&self, key: &str) -> anyhow::Result<String> {
+        let what = format!("cannot read s3://{}/{key}", self.bucket);
+        let out = retried(&self.retry, &what, || {
+            let sent = self.client.get_object().bucket(&self.bucket).key(key).send();
+            async move { sent.await.map_err(attempt) }
+        })
+        .await?;
+        let bytes = out.body.collect().await.map_err(|e| anyhow::anyhow!("{what}: {e}"))?.into_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|e| anyhow::anyhow!("{what}: not UTF-8: {e}"))
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        let what = format!("cannot write s3://{}/{key}", self.bucket);
+        retried(&self.retry, &what, || {
+            let sent = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/x-ndjson")
+                .body(ByteStream::from(body.clone()))
+                .send();
+            async move { sent.await.map_err(attempt) }
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The object key of `entries` under `prefix`.
+fn object_key(prefix: &str, entries: &[Entry]) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for e in entries {
+        hash.update(e.id().as_bytes());
+        hash.update(b"\n");
+    }
+    let digest = hash.finalize();
+    let first = &entries[0];
+    let position = first.sequence_number.clone().unwrap_or_else(|| "undecodable".to_owned());
+    format!("{prefix}{}/{position}-{}.jsonl", first.shard_id, super::hex(&digest[..6]))
+}
+
+#[async_trait]
+impl DeadLetterStore for S3DeadLetter {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    async fn write(&self, entries: &[Entry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut body, e)?;
+            body.push(b'\n');
+        }
+        self.put(&object_key(&self.prefix, entries), body).await
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Stored>> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        let what = format!("cannot list s3://{}/{}", self.bucket, self.prefix);
+        loop {
+            let page = retried(&self.retry, &what, || {
+                let sent = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .set_continuation_token(token.clone())
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        let mut stored = Vec::new();
+        for key in keys {
+            let text = self.get(&key).await?;
+            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let entry = serde_json::from_str(line).map_err(|e| {
+                    anyhow::anyhow!("s3://{}/{key}:{}: not a dead-letter entry: {e}", self.bucket, i + 1)
+                })?;
+                stored.push(Stored { id: format!("{key}\n{i}"), entry });
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn remove(&self, ids: &[String]) -> anyhow::Result<()> {
+        let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for id in ids {
+            let (key, line) = id.rsplit_once('\n').ok_or_else(|| anyhow::anyhow!("not an S3 entry id: {id:?}"))?;
+            by_key.entry(key).or_default().push(line.parse()?);
+        }
+        for (key, gone) in by_key {
+            let text = self.get(key).await?;
+            let kept: Vec<&str> = text
+                .lines()
+                .enumerate()
+                .filter(|(i, l)| !gone.contains(i) && !l.trim().is_empty())
+                .map(|(_, l)| l)
+                .collect();
+            if kept.is_empty() {
+                let what = format!("cannot delete s3://{}/{key}", self.bucket);
+                retried(&self.retry, &what, || {
+                    let sent = self.client.delete_object().bucket(&self.bucket).key(key).send();
+                    async move { sent.await.map_err(attempt) }
+                })
+                .await?;
+            } else {
+                let mut body = kept.join("\n").into_bytes();
+                body.push(b'\n');
+                self.put(key, body).await?;
+            }
+        }
+        Ok(())
+    }
+}
