@@ -16,14 +16,27 @@ pub enum Attempt {
     Fatal(anyhow::Error),
 }
 
-/// Classifies an SDK error ([`super::is_refused`] codes are fatal), counting throttling.
+/// Classifies a DynamoDB SDK error ([`super::is_refused`] codes are fatal), counting throttling
+/// under `api="dynamodb"`.
 pub fn attempt<E, R>(e: SdkError<E, R>) -> Attempt
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    attempt_on("dynamodb", e)
+}
+
+/// [`attempt`] for the SDK of `api` (`s3`, ...): throttling counts under that label.
+pub fn attempt_on<E, R>(api: &'static str, e: SdkError<E, R>) -> Attempt
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     let fatal = super::is_refused(e.code());
-    let error = failed(e);
+    if matches!(e.code(), Some("SlowDown")) {
+        super::count_throttled(api, 1);
+    }
+    let error = failed_on(api, e);
     if fatal {
         Attempt::Fatal(error)
     } else {
@@ -37,8 +50,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    failed_on("dynamodb", e)
+}
+
+/// [`failed`] for the SDK of `api`.
+fn failed_on<E, R>(api: &'static str, e: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     if super::is_throttling(e.code()) {
-        super::count_throttled("dynamodb", 1);
+        super::count_throttled(api, 1);
     }
     anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
 }

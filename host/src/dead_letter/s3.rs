@@ -18,7 +18,16 @@ use aws_sdk_s3::Client;
 use eddy_sink_api::{RetryPolicy, Timeouts};
 
 use super::{DeadLetterStore, Entry, Stored};
-use crate::aws::sdk_call::{attempt, retried};
+use crate::aws::sdk_call::{attempt_on, retried};
+
+/// Classifies an S3 error; throttling (`SlowDown`) counts under `api="s3"`.
+fn attempt<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> crate::aws::sdk_call::Attempt
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    attempt_on("s3", e)
+}
 use crate::config::DeadLetterBucket;
 
 /// The dead-letter bucket.

@@ -35,7 +35,7 @@ pub const LEASES_HELD: &str = "eddy_leases_held";
 pub const POLL_DURATION: &str = "eddy_poll_duration_seconds";
 /// One sink write attempt, by `sink`.
 pub const SINK_WRITE_DURATION: &str = "eddy_sink_write_duration_seconds";
-/// Sink writes that failed (after the sink's own retries of its requests), by `sink`: the shard
+/// Sink writes that failed (after the sink's own retries of its requests), by `route` and `sink`: the shard
 /// rewinds and reads the batch again, or the route's `on_sink_failure` retries or bisects the
 /// write. Lambda's FailedInvokeEventCount.
 pub const SINK_ERRORS: &str = "eddy_sink_errors_total";
@@ -94,7 +94,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Requests an Alternator node did not answer or answered 5xx, by node."
     );
     describe_gauge!(eddy_sink_alternator::nodes::NODES_LIVE, "Alternator nodes in the rotation.");
-    describe_counter!(SINK_ERRORS, "Sink writes that failed after the sink's retries, by sink.");
+    describe_counter!(SINK_ERRORS, "Sink writes that failed after the sink's retries, by route and sink.");
     describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
     describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
     describe_counter!(TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");
@@ -118,6 +118,8 @@ pub struct RouteMetrics {
     pub out: Vec<Counter>,
     /// [`SINK_WRITE_DURATION`], one per sink of the route, in the route's order.
     pub write_duration: Vec<Histogram>,
+    /// [`SINK_ERRORS`], one per sink of the route, in the route's order.
+    pub errors: Vec<Counter>,
 }
 
 impl RouteMetrics {
@@ -132,6 +134,10 @@ impl RouteMetrics {
                 .map(|s| counter!(RECORDS_OUT, "route" => route.clone(), "sink" => (*s).to_owned()))
                 .collect(),
             write_duration: sinks.iter().map(|s| histogram!(SINK_WRITE_DURATION, "sink" => (*s).to_owned())).collect(),
+            errors: sinks
+                .iter()
+                .map(|s| counter!(SINK_ERRORS, "route" => route.clone(), "sink" => (*s).to_owned()))
+                .collect(),
         }
     }
 }

@@ -19,6 +19,15 @@ use super::{PipelineError, STOP_GRACE};
 use crate::config::{AfterSinkFailure, OnSinkFailure};
 use crate::stop::Stop;
 
+/// A route's metric handles for one of its sinks.
+#[derive(Clone, Copy)]
+pub(super) struct SinkMetrics<'m> {
+    /// [`crate::metrics::SINK_WRITE_DURATION`].
+    pub write_duration: &'m metrics::Histogram,
+    /// [`crate::metrics::SINK_ERRORS`] of this route and sink.
+    pub errors: &'m metrics::Counter,
+}
+
 /// What one sink made of a route's records.
 pub(super) struct Delivered<'a> {
     /// How many count as written.
@@ -45,13 +54,13 @@ pub(super) async fn deliver_with_policy<'a>(
     policy: &OnSinkFailure,
     retry: &RetryPolicy,
     stop: &Stop,
-    write_duration: &metrics::Histogram,
+    m: SinkMetrics<'_>,
 ) -> Result<Delivered<'a>, PipelineError> {
     let mut delivered = Delivered { written: 0, refused: Vec::new(), failed: Vec::new() };
     // Ranges still to write, the next one last; the first is the whole batch.
     let mut todo: Vec<&[&'a ChangeRecord]> = vec![&records];
     while let Some(part) = todo.pop() {
-        match with_retries(slot, part, policy.retries, retry, stop, write_duration).await {
+        match with_retries(slot, part, policy.retries, retry, stop, m).await {
             Ok((written, refused)) => {
                 delivered.written += written;
                 delivered.refused.extend(refused);
@@ -86,11 +95,11 @@ async fn with_retries<'a>(
     retries: u32,
     retry: &RetryPolicy,
     stop: &Stop,
-    write_duration: &metrics::Histogram,
+    m: SinkMetrics<'_>,
 ) -> Result<(usize, Vec<(&'a ChangeRecord, String)>), PipelineError> {
     let mut tried = 0;
     loop {
-        match deliver(slot, records.to_vec(), stop, write_duration).await {
+        match deliver(slot, records.to_vec(), stop, m).await {
             Err(PipelineError::SinkFailed { fatal: false, sink, message }) if tried < retries => {
                 let wait = retry.backoff.wait(tried);
                 tried += 1;
@@ -125,14 +134,14 @@ pub(super) async fn deliver<'a>(
     slot: &SinkSlot,
     records: Vec<&'a ChangeRecord>,
     stop: &Stop,
-    write_duration: &metrics::Histogram,
+    m: SinkMetrics<'_>,
 ) -> Result<(usize, Vec<(&'a ChangeRecord, String)>), PipelineError> {
     if records.is_empty() {
         return Ok((0, Vec::new()));
     }
     // The first write is the whole batch (no copies on the usual path); later rounds write the
     // previous changes of refused keys, `round_index` mapping their positions back to `records`.
-    let mut rejected = write_once(slot, &records, stop, write_duration).await?;
+    let mut rejected = write_once(slot, &records, stop, m).await?;
     if rejected.is_empty() {
         return Ok((records.len(), Vec::new()));
     }
@@ -170,7 +179,7 @@ pub(super) async fn deliver<'a>(
             "a key's last change was refused; writing its previous change in the batch instead"
         );
         let round: Vec<&ChangeRecord> = next.iter().map(|&i| records[i]).collect();
-        rejected = write_once(slot, &round, stop, write_duration).await?;
+        rejected = write_once(slot, &round, stop, m).await?;
         round_index = next;
     }
     refused.sort_by_key(|(i, _)| *i);
@@ -185,7 +194,7 @@ async fn write_once(
     slot: &SinkSlot,
     batch: &[&ChangeRecord],
     stop: &Stop,
-    write_duration: &metrics::Histogram,
+    m: SinkMetrics<'_>,
 ) -> Result<Vec<Rejected>, PipelineError> {
     let name = slot.name.as_str();
     let started = std::time::Instant::now();
@@ -197,14 +206,14 @@ async fn write_once(
             return Err(PipelineError::Interrupted { sink: name.to_owned() });
         }
     };
-    write_duration.record(started.elapsed().as_secs_f64());
+    m.write_duration.record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(outcome) => {
             crate::aws::count_throttled(slot.kind, u64::from(outcome.throttled));
             Ok(outcome.rejected)
         }
         Err(e) => {
-            metrics::counter!(crate::metrics::SINK_ERRORS, "sink" => name.to_owned()).increment(1);
+            m.errors.increment(1);
             let fatal = matches!(e, SinkError::Fatal(_));
             if matches!(e, SinkError::Throttled(_)) {
                 crate::aws::count_throttled(slot.kind, 1);
@@ -301,10 +310,12 @@ mod tests {
         let slot = SinkSlot { name: "t".into(), kind: "test", sink: sink.clone() };
         let (_handle, stop) = crate::stop::channel();
         let histogram = metrics::Histogram::noop();
+        let errors = metrics::Counter::noop();
+        let m = SinkMetrics { write_duration: &histogram, errors: &errors };
         let mut refused = Vec::new();
         for chunk in changes.chunks(size) {
             let records: Vec<&ChangeRecord> = chunk.iter().collect();
-            let (written, rejected) = deliver(&slot, records, &stop, &histogram).await.unwrap();
+            let (written, rejected) = deliver(&slot, records, &stop, m).await.unwrap();
             assert_eq!(written + rejected.len(), chunk.len());
             refused.extend(rejected.into_iter().map(|(r, _)| r.dynamodb.sequence_number.clone()));
         }
@@ -379,9 +390,11 @@ mod tests {
             },
         };
         let histogram = metrics::Histogram::noop();
+        let errors = metrics::Counter::noop();
+        let m = SinkMetrics { write_duration: &histogram, errors: &errors };
 
         let stop_policy = OnSinkFailure { retries: 1, then: AfterSinkFailure::Stop };
-        let failed = deliver_with_policy(&slot, records.clone(), &stop_policy, &retry, &stop, &histogram).await;
+        let failed = deliver_with_policy(&slot, records.clone(), &stop_policy, &retry, &stop, m).await;
         match failed {
             Err(PipelineError::SinkFailed { message, fatal: false, .. }) => {
                 assert!(message.contains("1 more writes"), "{message}")
@@ -392,7 +405,7 @@ mod tests {
         assert!(sink.written.lock().unwrap().is_empty());
 
         let policy = OnSinkFailure { retries: 1, then: AfterSinkFailure::DeadLetter };
-        let delivered = deliver_with_policy(&slot, records, &policy, &retry, &stop, &histogram).await.unwrap();
+        let delivered = deliver_with_policy(&slot, records, &policy, &retry, &stop, m).await.unwrap();
         let failed: Vec<&str> = delivered.failed.iter().map(|(r, _)| r.dynamodb.sequence_number.as_str()).collect();
         assert_eq!(failed, ["13", "31"]);
         assert!(delivered.failed.iter().all(|(_, e)| e.contains("HTTP 500")));

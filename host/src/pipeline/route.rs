@@ -163,7 +163,11 @@ impl RouteWorker {
                 .map(|i| &*i.record)
                 .collect();
             let policy = &spec.on_sink_failure;
-            deliver::deliver_with_policy(slot, records, policy, &spec.retry, stop, &self.metrics.write_duration[s])
+            let m = deliver::SinkMetrics {
+                write_duration: &self.metrics.write_duration[s],
+                errors: &self.metrics.errors[s],
+            };
+            deliver::deliver_with_policy(slot, records, policy, &spec.retry, stop, m)
         });
         let attempts = spec.on_sink_failure.retries + 1;
         for (s, (result, slot)) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
