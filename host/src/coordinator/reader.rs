@@ -294,14 +294,11 @@ impl ShardReader {
                     }
                     None => (process.await, None),
                 };
-                match processed {
-                    Ok(checkpoint) => {
+                match self.settle(processed, writer, &mut sink_failures).await? {
+                    Step::Went(checkpoint) => {
                         ahead = next;
                         sink_failures = 0;
                         if let Some(last) = checkpoint {
-                            if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
-                                return Ok(ReaderExit::Stopped);
-                            }
                             tracing::debug!(
                                 shard,
                                 records,
@@ -311,14 +308,10 @@ impl ShardReader {
                             resume = IteratorPosition::AfterSequence(last);
                         }
                     }
-                    Err(e) => {
-                        match after_failure(&shard, &self.settings, &self.stop, e, writer, &mut sink_failures).await? {
-                            Flow::Stopped => return Ok(ReaderExit::Stopped),
-                            Flow::Rewind => {
-                                iterator = None;
-                                continue;
-                            }
-                        }
+                    Step::Stopped => return Ok(ReaderExit::Stopped),
+                    Step::Rewind => {
+                        iterator = None;
+                        continue;
                     }
                 }
             }
@@ -336,23 +329,12 @@ impl ShardReader {
                         }
                         Writer::Direct { .. } => Ok(None),
                     };
-                    match drained {
-                        Ok(Some(last)) => {
-                            if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last)).await? {
-                                return Ok(ReaderExit::Stopped);
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            match after_failure(&shard, &self.settings, &self.stop, e, writer, &mut sink_failures)
-                                .await?
-                            {
-                                Flow::Stopped => return Ok(ReaderExit::Stopped),
-                                Flow::Rewind => {
-                                    iterator = None;
-                                    continue;
-                                }
-                            }
+                    match self.settle(drained, writer, &mut sink_failures).await? {
+                        Step::Went(_) => {}
+                        Step::Stopped => return Ok(ReaderExit::Stopped),
+                        Step::Rewind => {
+                            iterator = None;
+                            continue;
                         }
                     }
                     if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd).await? {
@@ -368,24 +350,17 @@ impl ShardReader {
                     if worker.holding() {
                         // A quiet shard: deliver what batching routes held past their windows.
                         let tick = worker.process(&shard, Batch::default(), &self.stop).await;
-                        match tick.map(|p| release(held, p.page, None, p.oldest_held)) {
-                            Ok(Some(last)) => {
-                                if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::After(last.clone())).await? {
-                                    return Ok(ReaderExit::Stopped);
+                        let released = tick.map(|p| release(held, p.page, None, p.oldest_held));
+                        match self.settle(released, writer, &mut sink_failures).await? {
+                            Step::Went(checkpoint) => {
+                                if let Some(last) = checkpoint {
+                                    resume = IteratorPosition::AfterSequence(last);
                                 }
-                                resume = IteratorPosition::AfterSequence(last);
                             }
-                            Ok(None) => {}
-                            Err(e) => {
-                                match after_failure(&shard, &self.settings, &self.stop, e, writer, &mut sink_failures)
-                                    .await?
-                                {
-                                    Flow::Stopped => return Ok(ReaderExit::Stopped),
-                                    Flow::Rewind => {
-                                        iterator = None;
-                                        continue;
-                                    }
-                                }
+                            Step::Stopped => return Ok(ReaderExit::Stopped),
+                            Step::Rewind => {
+                                iterator = None;
+                                continue;
                             }
                         }
                     }
@@ -394,6 +369,30 @@ impl ShardReader {
             if !read_any && self.stop.sleep(self.settings.poll_interval).await {
                 return Ok(ReaderExit::Stopped);
             }
+        }
+    }
+
+    /// Settles what the pipeline made of a page, a flush or a tick: saves the checkpoint it
+    /// allows (`Ok(Some(last))`), or decides after a failure ([`after_failure`]).
+    ///
+    /// # Errors
+    /// When the checkpoint cannot be saved, or the failure is not one to read again after.
+    async fn settle(
+        &mut self,
+        outcome: Result<Option<String>, PipelineError>,
+        writer: &mut Writer,
+        sink_failures: &mut u32,
+    ) -> anyhow::Result<Step> {
+        match outcome {
+            Ok(Some(last)) => {
+                if save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last.clone())).await? {
+                    Ok(Step::Went(Some(last)))
+                } else {
+                    Ok(Step::Stopped)
+                }
+            }
+            Ok(None) => Ok(Step::Went(None)),
+            Err(e) => after_failure(&self.shard_id, &self.settings, &self.stop, e, writer, sink_failures).await,
         }
     }
 }
@@ -409,11 +408,11 @@ async fn after_failure(
     e: PipelineError,
     writer: &mut Writer,
     sink_failures: &mut u32,
-) -> anyhow::Result<Flow> {
+) -> anyhow::Result<Step> {
     match e {
         PipelineError::Interrupted { sink } => {
             tracing::info!(shard, sink, "stopping with a batch unacknowledged; it will be read again");
-            Ok(Flow::Stopped)
+            Ok(Step::Stopped)
         }
         e @ (PipelineError::SinkFailed { fatal: false, .. } | PipelineError::DeadLetter(_)) => {
             *sink_failures += 1;
@@ -433,9 +432,9 @@ async fn after_failure(
             let wait = settings.retry.backoff.wait(*sink_failures - 1);
             tracing::warn!(shard, "{e}; rewinding to the checkpoint and reading again in {wait:?}");
             if stop.sleep(wait).await {
-                return Ok(Flow::Stopped);
+                return Ok(Step::Stopped);
             }
-            Ok(Flow::Rewind)
+            Ok(Step::Rewind)
         }
         e => Err(anyhow::Error::new(e).context(format!("shard {shard}"))),
     }
@@ -471,9 +470,13 @@ fn release(
     checkpoint
 }
 
-/// What the reader does after a failed batch.
-enum Flow {
+/// What the reader does after a batch, a flush or a tick went through the pipeline.
+enum Step {
+    /// It was acknowledged; carries the checkpoint saved, when it moved.
+    Went(Option<String>),
+    /// Stopping was asked (or the lease was lost while saving).
     Stopped,
+    /// It failed transiently: read again from the checkpoint.
     Rewind,
 }
 
