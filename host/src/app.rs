@@ -269,8 +269,8 @@ pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> an
     }
 }
 
-/// The destination `eddy dead-letter` reads: `from` (`file:PATH` or `dynamodb:TABLE`), else the
-/// pipeline's `dead_letter`.
+/// The destination `eddy dead-letter` reads: `from` (see [`crate::dead_letter::parse_destination`]),
+/// else the pipeline's `dead_letter`.
 async fn dead_letter_source(
     config: &Config,
     from: Option<&str>,

@@ -103,7 +103,8 @@ struct DeadLetterArgs {
     #[arg(long, short)]
     config: PathBuf,
     /// Read this destination instead of the pipeline's `dead_letter`: `file:PATH`,
-    /// `dynamodb:TABLE` or `s3://BUCKET/PREFIX` (at the source's endpoint and region).
+    /// `dynamodb:TABLE`, `s3://BUCKET/PREFIX` or `sqs:QUEUE` (a name or URL), at the source's
+    /// endpoint and region.
     #[arg(long)]
     from: Option<String>,
     /// Only the entries whose record matches this event pattern (Lambda FilterCriteria syntax,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A test-only fault proxy for AWS JSON endpoints (DynamoDB, DynamoDB Streams).
+"""A test-only fault proxy for AWS endpoints (DynamoDB, DynamoDB Streams, SQS, S3).
 
 Forwards every request to --upstream, except that at --rate it injects, taking turns:
   - throttling: HTTP 400 with the real AWS error JSON (`ThrottlingException` for DynamoDB,
@@ -18,7 +18,8 @@ With --fail-first N --fail-target OP, the first N requests for operation OP (e.g
 fail with HTTP 500, whatever --rate says: an outage long enough to outlast every retry.
 With --fail-containing TEXT --fail-target OP, every OP request whose body contains TEXT fails
 with HTTP 500, always: a sink that refuses one key (a poison record) until someone fixes it.
-POST /_faults/heal stops that.
+POST /_faults/heal stops that. OP may also be PutObject: an S3 PUT whose body contains TEXT
+fails with S3's 500 InternalError (S3 requests are forwarded whatever their method).
 
 With --delay-ms N, every request waits N ms before it is forwarded: a slow sink.
 
@@ -141,6 +142,21 @@ def make_handler(opts, state, scripted):
             if opts.check_sink and target.endswith(".UpdateItem"):
                 self.check(json.loads(body or b"{}"))
             self.forward(body)
+
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            poisoned = opts.fail_containing and opts.fail_containing.encode() in body and not state.healed
+            if poisoned and opts.fail_target == "PutObject":
+                state.count("5xx")
+                error = b"<Error><Code>InternalError</Code><Message>poison object (injected)</Message></Error>"
+                return self.reply(500, error, [("Content-Type", "application/xml")])
+            self.forward(body)
+
+        def do_DELETE(self):
+            self.forward(b"")
+
+        def do_HEAD(self):
+            self.forward(b"")
 
         def check(self, request):
             cp = request.get("ExpressionAttributeValues", {}).get(":cp", {}).get("S")

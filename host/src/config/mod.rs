@@ -473,6 +473,42 @@ pub enum DeadLetterConfig {
     Dynamodb(DeadLetterTable),
     /// `type: s3`: one object of JSON lines per failed batch, in a bucket every worker shares.
     S3(DeadLetterBucket),
+    /// `type: sqs`: one message per entry in a queue every worker shares.
+    Sqs(DeadLetterQueue),
+}
+
+/// `dead_letter: {type: sqs, queue, overflow_bucket?, overflow_prefix?, visibility_timeout?,
+/// endpoint?, region?}`: the queue must exist (standard or FIFO); `endpoint` and `region`
+/// default to the source's, and also serve the overflow bucket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQueue {
+    /// The queue's name, or its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+    pub queue: String,
+    /// An existing bucket for entries larger than the queue's `MaximumMessageSize` (256 KiB on
+    /// queues made before August 2025, 1 MiB since): the entry goes there and the message is a
+    /// pointer in the SQS Extended Client Library's format. Without it such an entry cannot be
+    /// written, and its shard stops advancing until it is set.
+    #[serde(default)]
+    pub overflow_bucket: Option<String>,
+    /// Where in `overflow_bucket` those entries go. Default `eddy-dead-letter/`.
+    #[serde(default = "default_dead_letter_prefix")]
+    pub overflow_prefix: String,
+    /// How long `eddy dead-letter list` and `replay` hide the messages they read from other
+    /// readers of the queue (SQS's visibility timeout; messages not removed are made visible
+    /// again when they finish). At most 12h. Default 15m.
+    #[serde(default = "default_visibility_timeout", deserialize_with = "units::duration")]
+    pub visibility_timeout: Duration,
+    /// An SQS-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+fn default_visibility_timeout() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 /// `dead_letter: {type: s3, bucket, prefix?, endpoint?, region?}`: the bucket must exist;
@@ -1048,8 +1084,23 @@ impl Config {
                     }
                     DeadLetterConfig::S3(b)
                 }),
+                Some("sqs") => c.typed::<DeadLetterQueue>(&[k("dead_letter")], v).and_then(|mut q| {
+                    if let Some((endpoint, region)) = source.as_ref().and_then(SourceConfig::endpoint_and_region) {
+                        q.endpoint = q.endpoint.or_else(|| endpoint.clone());
+                        q.region = q.region.or_else(|| region.clone());
+                    }
+                    let hours12 = Duration::from_secs(12 * 3600);
+                    if q.visibility_timeout < Duration::from_secs(1) || q.visibility_timeout > hours12 {
+                        c.error(
+                            &[k("dead_letter"), k("visibility_timeout")],
+                            "must be between 1s and 12h (SQS's limits)".to_owned(),
+                        );
+                        return None;
+                    }
+                    Some(DeadLetterConfig::Sqs(q))
+                }),
                 other => {
-                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file", "dynamodb", "s3"]));
+                    c.error(&[k("dead_letter"), k("type")], type_message(other, &["file", "dynamodb", "s3", "sqs"]));
                     None
                 }
             },

@@ -354,8 +354,18 @@ fn lambda_failure_settings_parse_with_safe_defaults() {
         "{}",
         error_of(&young)
     );
+    let e = error_of(&(GOOD.to_owned() + "dead_letter: {type: sns}\n"));
+    assert!(e.contains("unknown type \"sns\" (one of: file, dynamodb, s3, sqs)"), "{e}");
+
+    let c = parse(&(GOOD.to_owned() + "dead_letter: {type: sqs, queue: dl, overflow_bucket: big}\n")).unwrap();
+    let DeadLetterConfig::Sqs(q) = &c.dead_letter else { panic!("{:?}", c.dead_letter) };
+    assert_eq!((q.queue.as_str(), q.overflow_bucket.as_deref()), ("dl", Some("big")));
+    assert_eq!((q.overflow_prefix.as_str(), q.visibility_timeout), ("eddy-dead-letter/", Duration::from_secs(900)));
+    assert_eq!(q.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
     let e = error_of(&(GOOD.to_owned() + "dead_letter: {type: sqs}\n"));
-    assert!(e.contains("unknown type \"sqs\" (one of: file, dynamodb, s3)"), "{e}");
+    assert!(e.contains("dead_letter: missing field `queue`"), "{e}");
+    let e = error_of(&(GOOD.to_owned() + "dead_letter: {type: sqs, queue: dl, visibility_timeout: 13h}\n"));
+    assert!(e.contains("dead_letter.visibility_timeout: must be between 1s and 12h"), "{e}");
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //!   missing, shared by every worker (a file is lost with the container that wrote it).
 //! - [`s3::S3DeadLetter`]: one object of JSON lines per failed batch in an S3 bucket (no item
 //!   size limit).
+//! - [`sqs::SqsDeadLetter`]: one message per entry in an SQS queue, entries over the queue's
+//!   message size in S3 behind a pointer (the SQS Extended Client Library's format).
 //!
 //! `eddy dead-letter list` shows the entries and `eddy dead-letter replay` sends their records
 //! through the pipeline again, removing those delivered ([`replay`]).
@@ -18,6 +20,7 @@ pub mod dynamodb;
 pub mod file;
 pub mod replay;
 pub mod s3;
+pub mod sqs;
 
 use std::time::SystemTime;
 
@@ -177,10 +180,22 @@ pub trait DeadLetterStore: Send + Sync {
     /// # Errors
     /// When the destination cannot be changed.
     async fn remove(&self, ids: &[String]) -> anyhow::Result<()>;
+
+    /// Hands back entries [`DeadLetterStore::list`] returned and the caller did not remove, for
+    /// destinations where reading hides an entry from other readers (SQS's visibility timeout):
+    /// they are visible again at once. Default: nothing to do.
+    ///
+    /// # Errors
+    /// When the destination cannot be changed.
+    async fn release(&self, ids: &[String]) -> anyhow::Result<()> {
+        let _ = ids;
+        Ok(())
+    }
 }
 
-/// Parses a `--from` destination: `file:PATH`, `dynamodb:TABLE` or `s3://BUCKET/PREFIX` (the
-/// table's and bucket's endpoint and region are the source's).
+/// Parses a `--from` destination: `file:PATH`, `dynamodb:TABLE`, `s3://BUCKET/PREFIX` or
+/// `sqs:QUEUE` (a name or URL). The endpoint and region are the source's; an SQS queue takes the
+/// overflow bucket and visibility timeout of the configured dead letter when that is SQS too.
 ///
 /// # Errors
 /// When the text is none of these.
@@ -195,10 +210,25 @@ pub fn parse_destination(text: &str, config: &Config) -> anyhow::Result<DeadLett
     }
     match text.split_once(':') {
         Some(("file", path)) if !path.is_empty() => Ok(DeadLetterConfig::File { path: path.into() }),
+        Some(("sqs", queue)) if !queue.is_empty() => {
+            let mut from = match &config.dead_letter {
+                DeadLetterConfig::Sqs(configured) => configured.clone(),
+                _ => crate::config::DeadLetterQueue {
+                    queue: String::new(),
+                    overflow_bucket: None,
+                    overflow_prefix: String::new(),
+                    visibility_timeout: std::time::Duration::from_secs(15 * 60),
+                    endpoint: None,
+                    region: None,
+                },
+            };
+            (from.queue, from.endpoint, from.region) = (queue.to_owned(), endpoint, region);
+            Ok(DeadLetterConfig::Sqs(from))
+        }
         Some(("dynamodb", table)) if !table.is_empty() => {
             Ok(DeadLetterConfig::Dynamodb(crate::config::DeadLetterTable { table: table.to_owned(), endpoint, region }))
         }
-        _ => anyhow::bail!("--from {text:?}: expected file:PATH, dynamodb:TABLE or s3://BUCKET/PREFIX"),
+        _ => anyhow::bail!("--from {text:?}: expected file:PATH, dynamodb:TABLE, s3://BUCKET/PREFIX or sqs:QUEUE"),
     }
 }
 
@@ -226,6 +256,9 @@ pub async fn open_destination(
         }
         DeadLetterConfig::S3(bucket) => {
             std::sync::Arc::new(s3::S3DeadLetter::open(bucket, &config.timeouts, config.retry).await?)
+        }
+        DeadLetterConfig::Sqs(queue) => {
+            std::sync::Arc::new(sqs::SqsDeadLetter::open(queue, &config.timeouts, config.retry).await?)
         }
     })
 }

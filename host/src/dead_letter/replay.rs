@@ -29,14 +29,24 @@ const BATCH: usize = 1000;
 /// When the destination cannot be read.
 pub async fn selected(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyhow::Result<Vec<Stored>> {
     let all = store.list().await?;
-    Ok(all
-        .into_iter()
-        .filter(|s| match (filter, &s.entry.record) {
-            (None, _) => true,
-            (Some(f), Some(r)) => f.matches_record(r),
-            (Some(_), None) => false,
-        })
-        .collect())
+    let (chosen, others): (Vec<Stored>, Vec<Stored>) = all.into_iter().partition(|s| match (filter, &s.entry.record) {
+        (None, _) => true,
+        (Some(f), Some(r)) => f.matches_record(r),
+        (Some(_), None) => false,
+    });
+    release(store, others.into_iter().map(|s| s.id).collect()).await;
+    Ok(chosen)
+}
+
+/// Hands back listed entries that were not removed ([`DeadLetterStore::release`]); a failure is
+/// only logged, since such entries come back by themselves once their visibility timeout ends.
+async fn release(store: &dyn DeadLetterStore, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = store.release(&ids).await {
+        tracing::warn!("{e:#}");
+    }
 }
 
 /// `eddy dead-letter list`: one line per entry, `time  stage  route/name  shard  sequence  error`,
@@ -46,6 +56,7 @@ pub async fn selected(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> a
 /// When the destination cannot be read.
 pub async fn list(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyhow::Result<String> {
     let entries = selected(store, filter).await?;
+    release(store, entries.iter().map(|s| s.id.clone()).collect()).await;
     let mut out = String::new();
     for Stored { entry: e, .. } in &entries {
         let place = match (&e.route, &e.name) {
@@ -91,11 +102,27 @@ pub async fn replay(
     filter: Option<&Filter>,
     stop: &Stop,
 ) -> anyhow::Result<Replayed> {
+    let listed = selected(from, filter).await?;
+    let ids: Vec<String> = listed.iter().map(|s| s.id.clone()).collect();
+    let mut removed = std::collections::HashSet::new();
+    let result = replay_listed(pipeline, from, listed, &mut removed, stop).await;
+    release(from, ids.into_iter().filter(|id| !removed.contains(id)).collect()).await;
+    result
+}
+
+/// [`replay`] of the entries listed, adding the ids it removed to `removed`.
+async fn replay_listed(
+    pipeline: &Arc<Pipeline>,
+    from: &dyn DeadLetterStore,
+    listed: Vec<Stored>,
+    removed: &mut std::collections::HashSet<String>,
+    stop: &Stop,
+) -> anyhow::Result<Replayed> {
     let routes = pipeline.route_names();
     let mut report = Replayed::default();
     // (route, shard) → entries, in list order; sorted by sequence number below.
     let mut groups: BTreeMap<(Option<String>, String), Vec<Stored>> = BTreeMap::new();
-    for stored in selected(from, filter).await? {
+    for stored in listed {
         let known = stored.entry.route.as_ref().is_none_or(|r| routes.iter().any(|n| n == r));
         if stored.entry.record.is_none() || !known {
             if !known {
@@ -136,6 +163,7 @@ pub async fn replay(
                 .map(|s| s.id.clone())
                 .collect();
             from.remove(&done).await?;
+            removed.extend(done);
             report.replayed += chunk.len();
             report.new_entries += new_ids.len();
         }

@@ -32,10 +32,8 @@ use crate::config::DeadLetterBucket;
 
 /// The dead-letter bucket.
 pub struct S3DeadLetter {
-    client: Client,
-    bucket: String,
+    bucket: Bucket,
     prefix: String,
-    retry: RetryPolicy,
 }
 
 impl S3DeadLetter {
@@ -45,24 +43,52 @@ impl S3DeadLetter {
     /// When the bucket is missing or cannot be reached.
     pub async fn open(config: &DeadLetterBucket, timeouts: &Timeouts, retry: RetryPolicy) -> anyhow::Result<Self> {
         let target = crate::aws::Target { region: config.region.as_deref(), endpoint: config.endpoint.as_deref() };
-        let shared = crate::aws::sdk_config(&target, timeouts).await;
+        let bucket = Bucket::open(&config.bucket, &target, timeouts, retry).await?;
+        Ok(Self { bucket, prefix: config.prefix.clone() })
+    }
+}
+
+/// An S3 bucket as the dead letter uses it: whole objects read, written and deleted, with the
+/// retry policy's waits. Also where the SQS destination puts entries too large for a message.
+pub(super) struct Bucket {
+    client: Client,
+    /// The bucket's name.
+    pub(super) name: String,
+    retry: RetryPolicy,
+}
+
+impl Bucket {
+    /// Connects to bucket `name` at `target` and checks that it exists (HeadBucket).
+    ///
+    /// # Errors
+    /// When the bucket is missing or cannot be reached.
+    pub(super) async fn open(
+        name: &str,
+        target: &crate::aws::Target<'_>,
+        timeouts: &Timeouts,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let shared = crate::aws::sdk_config(target, timeouts).await;
         // A custom endpoint (moto, MinIO, LocalStack) serves buckets by path, not by host name.
-        let s3 = aws_sdk_s3::config::Builder::from(&shared).force_path_style(config.endpoint.is_some()).build();
-        let store =
-            Self { client: Client::from_conf(s3), bucket: config.bucket.clone(), prefix: config.prefix.clone(), retry };
-        let what = format!("cannot reach the dead-letter bucket {} (it must exist)", store.bucket);
-        retried(&store.retry, &what, || {
-            let sent = store.client.head_bucket().bucket(&store.bucket).send();
+        let s3 = aws_sdk_s3::config::Builder::from(&shared).force_path_style(target.endpoint.is_some()).build();
+        let bucket = Self { client: Client::from_conf(s3), name: name.to_owned(), retry };
+        let what = format!("cannot reach the dead-letter bucket {name} (it must exist)");
+        retried(&bucket.retry, &what, || {
+            let sent = bucket.client.head_bucket().bucket(&bucket.name).send();
             async move { sent.await.map_err(attempt) }
         })
         .await?;
-        Ok(store)
+        Ok(bucket)
     }
 
-    async fn get(&self, key: &str) -> anyhow::Result<String> {
-        let what = format!("cannot read s3://{}/{key}", self.bucket);
+    /// The object at `key`, as text.
+    ///
+    /// # Errors
+    /// When it cannot be read or is not UTF-8.
+    pub(super) async fn get(&self, key: &str) -> anyhow::Result<String> {
+        let what = format!("cannot read s3://{}/{key}", self.name);
         let out = retried(&self.retry, &what, || {
-            let sent = self.client.get_object().bucket(&self.bucket).key(key).send();
+            let sent = self.client.get_object().bucket(&self.name).key(key).send();
             async move { sent.await.map_err(attempt) }
         })
         .await?;
@@ -70,13 +96,17 @@ impl S3DeadLetter {
         String::from_utf8(bytes.to_vec()).map_err(|e| anyhow::anyhow!("{what}: not UTF-8: {e}"))
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
-        let what = format!("cannot write s3://{}/{key}", self.bucket);
+    /// Writes `body` (JSON lines) at `key`, replacing what is there.
+    ///
+    /// # Errors
+    /// When S3 does not acknowledge it after the retries.
+    pub(super) async fn put(&self, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        let what = format!("cannot write s3://{}/{key}", self.name);
         retried(&self.retry, &what, || {
             let sent = self
                 .client
                 .put_object()
-                .bucket(&self.bucket)
+                .bucket(&self.name)
                 .key(key)
                 .content_type("application/x-ndjson")
                 .body(ByteStream::from(body.clone()))
@@ -86,10 +116,53 @@ impl S3DeadLetter {
         .await
         .map(|_| ())
     }
+
+    /// Deletes the object at `key` (nothing there is not an error: S3 answers 204 either way).
+    ///
+    /// # Errors
+    /// When S3 does not acknowledge it after the retries.
+    pub(super) async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let what = format!("cannot delete s3://{}/{key}", self.name);
+        retried(&self.retry, &what, || {
+            let sent = self.client.delete_object().bucket(&self.name).key(key).send();
+            async move { sent.await.map_err(attempt) }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The keys of every object under `prefix`.
+    ///
+    /// # Errors
+    /// When the bucket cannot be listed.
+    async fn keys(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        let what = format!("cannot list s3://{}/{prefix}", self.name);
+        loop {
+            let page = retried(&self.retry, &what, || {
+                let sent = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.name)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
 }
 
 /// The object key of `entries` under `prefix`.
-fn object_key(prefix: &str, entries: &[Entry]) -> String {
+pub(super) fn object_key(prefix: &str, entries: &[Entry]) -> String {
     use sha2::Digest;
     let mut hash = sha2::Sha256::new();
     for e in entries {
@@ -105,7 +178,7 @@ fn object_key(prefix: &str, entries: &[Entry]) -> String {
 #[async_trait]
 impl DeadLetterStore for S3DeadLetter {
     fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix)
+        format!("s3://{}/{}", self.bucket.name, self.prefix)
     }
 
     async fn write(&self, entries: &[Entry]) -> anyhow::Result<()> {
@@ -117,37 +190,17 @@ impl DeadLetterStore for S3DeadLetter {
             serde_json::to_writer(&mut body, e)?;
             body.push(b'\n');
         }
-        self.put(&object_key(&self.prefix, entries), body).await
+        self.bucket.put(&object_key(&self.prefix, entries), body).await
     }
 
     async fn list(&self) -> anyhow::Result<Vec<Stored>> {
-        let mut keys = Vec::new();
-        let mut token = None;
-        let what = format!("cannot list s3://{}/{}", self.bucket, self.prefix);
-        loop {
-            let page = retried(&self.retry, &what, || {
-                let sent = self
-                    .client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(&self.prefix)
-                    .set_continuation_token(token.clone())
-                    .send();
-                async move { sent.await.map_err(attempt) }
-            })
-            .await?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
-                _ => break,
-            }
-        }
+        let keys = self.bucket.keys(&self.prefix).await?;
         let mut stored = Vec::new();
         for key in keys {
-            let text = self.get(&key).await?;
+            let text = self.bucket.get(&key).await?;
             for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
                 let entry = serde_json::from_str(line).map_err(|e| {
-                    anyhow::anyhow!("s3://{}/{key}:{}: not a dead-letter entry: {e}", self.bucket, i + 1)
+                    anyhow::anyhow!("s3://{}/{key}:{}: not a dead-letter entry: {e}", self.bucket.name, i + 1)
                 })?;
                 stored.push(Stored { id: format!("{key}\n{i}"), entry });
             }
@@ -162,7 +215,7 @@ impl DeadLetterStore for S3DeadLetter {
             by_key.entry(key).or_default().push(line.parse()?);
         }
         for (key, gone) in by_key {
-            let text = self.get(key).await?;
+            let text = self.bucket.get(key).await?;
             let kept: Vec<&str> = text
                 .lines()
                 .enumerate()
@@ -170,16 +223,11 @@ impl DeadLetterStore for S3DeadLetter {
                 .map(|(_, l)| l)
                 .collect();
             if kept.is_empty() {
-                let what = format!("cannot delete s3://{}/{key}", self.bucket);
-                retried(&self.retry, &what, || {
-                    let sent = self.client.delete_object().bucket(&self.bucket).key(key).send();
-                    async move { sent.await.map_err(attempt) }
-                })
-                .await?;
+                self.bucket.delete(key).await?;
             } else {
                 let mut body = kept.join("\n").into_bytes();
                 body.push(b'\n');
-                self.put(key, body).await?;
+                self.bucket.put(key, body).await?;
             }
         }
         Ok(())

@@ -1,0 +1,414 @@
+//! `dead_letter: {type: sqs, queue, overflow_bucket?, ...}`: one message per entry (the same JSON
+//! object as a line of the file destination), as Lambda's SQS on-failure destination sends one
+//! message per failed invocation.
+//!
+//! An entry larger than the queue's `MaximumMessageSize` goes to `overflow_bucket` as an object
+//! (`{overflow_prefix}{shard}/{sequence}-{hash}.jsonl`, one line) and the message is a pointer in
+//! the format of the SQS Extended Client Library (Java, Python):
+//! `["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": B, "s3Key": K}]` with a
+//! Number attribute `ExtendedPayloadSize`, so consumers using that library read the entry
+//! transparently. On a FIFO queue (`.fifo`), messages are grouped by shard and deduplicated by
+//! entry id and time, so an SDK retry of a send is not delivered twice.
+//!
+//! Reading (`list`, `replay`) receives every message with `visibility_timeout`, which hides them
+//! from other readers meanwhile; a replay deletes the messages it delivered (and their overflow
+//! objects), and both make the rest visible again at once ([`DeadLetterStore::release`]). SQS
+//! keeps at most 120,000 messages of a standard queue in flight: a larger dead letter is read in
+//! several runs of `replay`.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
+    QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use eddy_sink_api::{RetryPolicy, Timeouts};
+use serde::{Deserialize, Serialize};
+
+use super::s3::{object_key, Bucket};
+use super::{DeadLetterStore, Entry, Stored};
+use crate::aws::sdk_call::{attempt_on, retried, Attempt};
+use crate::config::DeadLetterQueue;
+
+/// The SQS Extended Client Library's pointer class name, the first element of a pointer message.
+const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
+/// The message attribute that carries the size of an entry stored in S3 (the library's name).
+const SIZE_ATTRIBUTE: &str = "ExtendedPayloadSize";
+/// SQS's limit on entries per batch call.
+const BATCH: usize = 10;
+/// A queue's `MaximumMessageSize` when SQS does not say: the limit before August 2025.
+const DEFAULT_MAXIMUM_MESSAGE_SIZE: usize = 256 * 1024;
+
+/// The pointer's object, as the SQS Extended Client Library writes it.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct PayloadS3Pointer {
+    s3_bucket_name: String,
+    s3_key: String,
+}
+
+/// Classifies an SQS error: a missing queue or a refused message is fatal; throttling counts
+/// under `api="sqs"`.
+fn attempt<E, R>(e: aws_sdk_sqs::error::SdkError<E, R>) -> Attempt
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let refused = matches!(
+        e.code(),
+        Some(
+            "QueueDoesNotExist"
+                | "AWS.SimpleQueueService.NonExistentQueue"
+                | "InvalidParameterValue"
+                | "InvalidMessageContents"
+                | "BatchRequestTooLong"
+        )
+    );
+    match attempt_on("sqs", e) {
+        Attempt::Transient(error) if refused => Attempt::Fatal(error),
+        other => other,
+    }
+}
+
+/// The dead-letter queue.
+pub struct SqsDeadLetter {
+    client: Client,
+    url: String,
+    fifo: bool,
+    /// The queue's `MaximumMessageSize` in bytes: the largest message, and the largest batch.
+    maximum_message_size: usize,
+    overflow: Option<(Bucket, String)>,
+    visibility_timeout: i32,
+    retry: RetryPolicy,
+}
+
+impl SqsDeadLetter {
+    /// Finds the queue (GetQueueUrl for a name) and reads its `MaximumMessageSize`; checks the
+    /// overflow bucket exists when one is set.
+    ///
+    /// # Errors
+    /// When the queue or the bucket is missing or cannot be reached.
+    pub async fn open(config: &DeadLetterQueue, timeouts: &Timeouts, retry: RetryPolicy) -> anyhow::Result<Self> {
+        let target = crate::aws::Target { region: config.region.as_deref(), endpoint: config.endpoint.as_deref() };
+        let client = Client::new(&crate::aws::sdk_config(&target, timeouts).await);
+        let url = if config.queue.starts_with("https://") || config.queue.starts_with("http://") {
+            config.queue.clone()
+        } else {
+            let what = format!("cannot find the dead-letter queue {} (it must exist)", config.queue);
+            let out = retried(&retry, &what, || {
+                let sent = client.get_queue_url().queue_name(&config.queue).send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            out.queue_url().ok_or_else(|| anyhow::anyhow!("{what}: GetQueueUrl returned no URL"))?.to_owned()
+        };
+        let what = format!("cannot read the attributes of the dead-letter queue {url} (it must exist)");
+        let attributes = retried(&retry, &what, || {
+            let sent = client
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::MaximumMessageSize)
+                .send();
+            async move { sent.await.map_err(attempt) }
+        })
+        .await?;
+        let maximum_message_size = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAXIMUM_MESSAGE_SIZE);
+        let overflow = match &config.overflow_bucket {
+            Some(name) => Some((Bucket::open(name, &target, timeouts, retry).await?, config.overflow_prefix.clone())),
+            None => None,
+        };
+        Ok(Self {
+            client,
+            fifo: url.ends_with(".fifo"),
+            url,
+            maximum_message_size,
+            overflow,
+            visibility_timeout: i32::try_from(config.visibility_timeout.as_secs()).unwrap_or(43_200),
+            retry,
+        })
+    }
+
+    /// The message for `entry` (without its batch id) and its size in bytes: the entry itself, or
+    /// (over the queue's limit) a pointer to the overflow object, written first.
+    async fn message(&self, entry: &Entry) -> anyhow::Result<(SendMessageBatchRequestEntryBuilder, usize)> {
+        let body = sqs_text(serde_json::to_string(entry)?);
+        let mut message = SendMessageBatchRequestEntry::builder();
+        let mut bytes = body.len();
+        if body.len() <= self.maximum_message_size {
+            message = message.message_body(body);
+        } else {
+            let Some((bucket, prefix)) = &self.overflow else {
+                anyhow::bail!(
+                    "dead-letter entry {} is {} bytes, over the queue's MaximumMessageSize of {}: set \
+                     dead_letter.overflow_bucket to store such entries in S3",
+                    entry.id(),
+                    body.len(),
+                    self.maximum_message_size
+                );
+            };
+            let key = object_key(prefix, std::slice::from_ref(entry));
+            let size = body.len();
+            let mut object = body.into_bytes();
+            object.push(b'\n');
+            bucket.put(&key, object).await?;
+            let pointer = PayloadS3Pointer { s3_bucket_name: bucket.name.clone(), s3_key: key };
+            let size = MessageAttributeValue::builder().data_type("Number").string_value(size.to_string()).build()?;
+            let body = serde_json::to_string(&(POINTER_CLASS, &pointer))?;
+            // The attribute's name, type and value count towards the message's size.
+            bytes = body.len() + SIZE_ATTRIBUTE.len() + 32;
+            message = message.message_body(body).message_attributes(SIZE_ATTRIBUTE, size);
+        }
+        if self.fifo {
+            use sha2::Digest;
+            let dedupe = sha2::Sha256::digest(format!("{}\n{}", entry.id(), entry.time).as_bytes());
+            message = message.message_group_id(&entry.shard_id).message_deduplication_id(super::hex(&dedupe));
+        }
+        Ok((message, bytes))
+    }
+
+    /// Sends `messages` in one SendMessageBatch, sending again those SQS failed on its side.
+    async fn send(&self, mut messages: Vec<SendMessageBatchRequestEntry>) -> anyhow::Result<()> {
+        let what = format!("cannot write to the dead-letter queue {}", self.url);
+        let mut rounds = 0u32;
+        loop {
+            let out = retried(&self.retry, &what, || {
+                let sent =
+                    self.client.send_message_batch().queue_url(&self.url).set_entries(Some(messages.clone())).send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            if out.failed().is_empty() {
+                return Ok(());
+            }
+            if let Some(refused) = out.failed().iter().find(|f| f.sender_fault()) {
+                anyhow::bail!(
+                    "{what}: SQS refused a message: {}: {}",
+                    refused.code(),
+                    refused.message().unwrap_or_default()
+                );
+            }
+            let failed: HashSet<&str> = out.failed().iter().map(|f| f.id()).collect();
+            messages.retain(|m| failed.contains(m.id()));
+            rounds += 1;
+            if rounds >= self.retry.attempts {
+                anyhow::bail!("{what}: {} messages still failed after {rounds} tries", messages.len());
+            }
+            tokio::time::sleep(self.retry.backoff.wait(rounds - 1)).await;
+        }
+    }
+
+    /// The entry a received message holds, reading the overflow object a pointer names.
+    async fn entry(&self, body: &str) -> anyhow::Result<(Entry, Option<String>)> {
+        if body.starts_with('[') {
+            let (class, pointer): (String, PayloadS3Pointer) = serde_json::from_str(body)?;
+            anyhow::ensure!(class == POINTER_CLASS, "an array that is not a {POINTER_CLASS}");
+            let Some((bucket, _)) = self.overflow.as_ref().filter(|(b, _)| b.name == pointer.s3_bucket_name) else {
+                anyhow::bail!(
+                    "it points to s3://{}/{}; set dead_letter.overflow_bucket to {} to read it",
+                    pointer.s3_bucket_name,
+                    pointer.s3_key,
+                    pointer.s3_bucket_name
+                );
+            };
+            let text = bucket.get(&pointer.s3_key).await?;
+            Ok((serde_json::from_str(text.trim())?, Some(pointer.s3_key)))
+        } else {
+            Ok((serde_json::from_str(body)?, None))
+        }
+    }
+
+    /// Receives every visible message, hiding each for the visibility timeout.
+    async fn receive_all(&self, stored: &mut Vec<Stored>) -> anyhow::Result<()> {
+        let what = format!("cannot read the dead-letter queue {}", self.url);
+        loop {
+            let out = retried(&self.retry, &what, || {
+                let sent = self
+                    .client
+                    .receive_message()
+                    .queue_url(&self.url)
+                    .max_number_of_messages(BATCH as i32)
+                    .visibility_timeout(self.visibility_timeout)
+                    // Long polling asks every SQS server: an empty answer means an empty queue.
+                    .wait_time_seconds(1)
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            if out.messages().is_empty() {
+                return Ok(());
+            }
+            for message in out.messages() {
+                let handle = message.receipt_handle().unwrap_or_default();
+                // Held from here on: on an error below, the caller releases what `stored` has.
+                let id = |key: &str| format!("{handle}\n{key}");
+                let (entry, key) = match self.entry(message.body().unwrap_or_default()).await {
+                    Ok(read) => read,
+                    Err(e) => {
+                        self.release(&[id("")]).await?;
+                        return Err(e.context(format!(
+                            "message {} of {} is not a dead-letter entry",
+                            message.message_id().unwrap_or("?"),
+                            self.url
+                        )));
+                    }
+                };
+                stored.push(Stored { id: id(key.as_deref().unwrap_or_default()), entry });
+            }
+        }
+    }
+}
+
+/// `text` with the characters SQS refuses in a message (U+FFFE, U+FFFF) written as JSON escapes;
+/// they can only occur inside JSON strings, where the escape means the same character.
+fn sqs_text(text: String) -> String {
+    if text.contains(['\u{FFFE}', '\u{FFFF}']) {
+        text.replace('\u{FFFE}', "\\ufffe").replace('\u{FFFF}', "\\uffff")
+    } else {
+        text
+    }
+}
+
+/// Splits a stored id into the receipt handle and the overflow object's key (empty when none).
+fn handle_and_key(id: &str) -> anyhow::Result<(&str, &str)> {
+    id.split_once('\n').ok_or_else(|| anyhow::anyhow!("not an SQS entry id: {id:?}"))
+}
+
+#[async_trait]
+impl DeadLetterStore for SqsDeadLetter {
+    fn describe(&self) -> String {
+        format!("SQS queue {}", self.url)
+    }
+
+    async fn write(&self, entries: &[Entry]) -> anyhow::Result<()> {
+        let mut batch = Vec::new();
+        let mut size = 0;
+        for entry in entries {
+            let (message, bytes) = self.message(entry).await?;
+            // SQS's limits per call: 10 messages, and their sizes' sum at most the message limit.
+            if batch.len() == BATCH || (!batch.is_empty() && size + bytes > self.maximum_message_size) {
+                self.send(std::mem::take(&mut batch)).await?;
+                size = 0;
+            }
+            size += bytes;
+            // Ids must be distinct within a batch call.
+            batch.push(message.id(batch.len().to_string()).build()?);
+        }
+        if !batch.is_empty() {
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Stored>> {
+        let mut stored = Vec::new();
+        if let Err(e) = self.receive_all(&mut stored).await {
+            let held: Vec<String> = stored.into_iter().map(|s| s.id).collect();
+            if let Err(release) = self.release(&held).await {
+                tracing::warn!("{release:#}");
+            }
+            return Err(e);
+        }
+        Ok(stored)
+    }
+
+    async fn remove(&self, ids: &[String]) -> anyhow::Result<()> {
+        let what = format!("cannot delete messages from the dead-letter queue {}", self.url);
+        for chunk in ids.chunks(BATCH) {
+            let mut entries = Vec::new();
+            for (i, id) in chunk.iter().enumerate() {
+                let (handle, _) = handle_and_key(id)?;
+                entries
+                    .push(DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build()?);
+            }
+            let out = retried(&self.retry, &what, || {
+                let sent =
+                    self.client.delete_message_batch().queue_url(&self.url).set_entries(Some(entries.clone())).send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            if let Some(failed) = out.failed().first() {
+                anyhow::bail!(
+                    "{what}: {}: {} (a message hidden longer than dead_letter.visibility_timeout \
+                     is visible again and may have been read by another reader)",
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                );
+            }
+            // The messages are gone: their overflow objects are not needed any more.
+            if let Some((bucket, _)) = &self.overflow {
+                for id in chunk {
+                    match handle_and_key(id)? {
+                        (_, "") => {}
+                        (_, key) => bucket.delete(key).await?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[String]) -> anyhow::Result<()> {
+        let what = format!("cannot make messages of the dead-letter queue {} visible again", self.url);
+        for chunk in ids.chunks(BATCH) {
+            let mut entries = Vec::new();
+            for (i, id) in chunk.iter().enumerate() {
+                let (handle, _) = handle_and_key(id)?;
+                entries.push(
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .build()?,
+                );
+            }
+            let out = retried(&self.retry, &what, || {
+                let sent = self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries.clone()))
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+            // Not an error: such a message is visible again once its timeout ends anyway.
+            for failed in out.failed() {
+                tracing::warn!("{what}: {}: {}", failed.code(), failed.message().unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pointer_is_written_as_the_sqs_extended_client_library_writes_it() {
+        let pointer = PayloadS3Pointer { s3_bucket_name: "b".into(), s3_key: "k/1.jsonl".into() };
+        let text = serde_json::to_string(&(POINTER_CLASS, &pointer)).unwrap();
+        assert_eq!(
+            text,
+            r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k/1.jsonl"}]"#
+        );
+        let (class, back): (String, PayloadS3Pointer) = serde_json::from_str(&text).unwrap();
+        assert_eq!((class.as_str(), back), (POINTER_CLASS, pointer));
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_mean_the_same() {
+        let entry = serde_json::json!({"s": "a\u{FFFF}b\u{FFFE}c"});
+        let text = sqs_text(entry.to_string());
+        assert!(!text.contains(['\u{FFFE}', '\u{FFFF}']), "{text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), entry);
+    }
+}
