@@ -404,6 +404,73 @@ routes:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_lanes_each_lane_gathers_its_own_records_and_a_stop_leaves_held_records_to_be_read_again() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    moto.create_table("Replica", false).await;
+    let proxy = FaultProxy::start(&moto.endpoint, &["--rate", "0"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |window: &str| {
+        write(
+            dir.path(),
+            &format!(
+                "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 100ms,
+          parallelization_factor: 2}}
+checkpoints: {{type: local, path: state}}
+sinks:
+  replica: {{type: alternator, endpoint: \"{proxy}\", region: us-east-1, table: Replica}}
+routes:
+  - {{name: main, sinks: [replica], batch_size: 1000, batching_window: {window}}}
+",
+                moto = moto.endpoint,
+                proxy = proxy.endpoint
+            ),
+        )
+    };
+
+    // 10 records a second for 4 seconds, gathered for 2 seconds in each of 2 lanes: writes of
+    // about 10, where a route without a window writes about every record alone.
+    let mut run = Eddy::start(&config("2s"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..40u32 {
+        put(&moto, &format!("a{i}"), i).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for("40 items", Duration::from_secs(30), || async { versions(&moto, "Replica").await.len() == 40 }).await;
+    let writes: Vec<u64> =
+        proxy.faults().await["writes"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap()).collect();
+    eprintln!("BatchWriteItem sizes: {writes:?}");
+    assert_eq!(writes.iter().sum::<u64>(), 40, "{writes:?}");
+    assert!((4..=12).contains(&writes.len()), "expected about 4 writes of about 10: {writes:?}");
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    let state_files = walk(&dir.path().join("state"));
+    assert!(state_files.iter().any(|f| f.extension().is_some_and(|e| e == "json")), "no checkpoint: {state_files:?}");
+
+    // A stop while the lanes hold records does not wait for the window, and does not
+    // checkpoint past them: the next run delivers them.
+    let mut run = Eddy::start(&config("20s"));
+    for i in 0..15u32 {
+        put(&moto, &format!("b{i}"), i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = versions(&moto, "Replica").await;
+    assert!(!held.keys().any(|k| k.starts_with('b')), "delivered before the window ended: {held:?}");
+    let stopping = Instant::now();
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert!(stopping.elapsed() < Duration::from_secs(10), "the stop waited {:?}", stopping.elapsed());
+    assert!(!versions(&moto, "Replica").await.keys().any(|k| k.starts_with('b')), "a stop delivered held records");
+    let mut run = Eddy::start(&config("2s"));
+    wait_for("the 15 held records after the restart", Duration::from_secs(40), || async {
+        versions(&moto, "Replica").await.keys().filter(|k| k.starts_with('b')).count() == 15
+    })
+    .await;
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_s3_dead_letter_when_down_holds_the_shard_then_holds_old_records_as_objects_that_replay_delivers() {
     let moto = Moto::start().await;
     moto.create_table("Pets", true).await;

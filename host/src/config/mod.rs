@@ -1043,14 +1043,6 @@ impl Config {
                     "must be at most 300s (as Lambda's MaximumBatchingWindowInSeconds)",
                 );
             }
-            let factor = source.as_ref().and_then(SourceConfig::polling).map_or(1, |p| p.parallelization_factor);
-            if factor > 1 && (route.batch_size.is_some() || route.batching_window.is_some()) {
-                let key = if route.batch_size.is_some() { "batch_size" } else { "batching_window" };
-                c.error(
-                    &at(&[k(key)]),
-                    "batching routes do not work with source.parallelization_factor above 1 yet; use one or the other",
-                );
-            }
             for (j, s) in route.sinks.iter().enumerate() {
                 if !sinks.contains_key(s)
                     && !c

@@ -383,8 +383,9 @@ fn route_batching_parses_and_its_limits_are_checked() {
     assert!(
         error_of(&with("    batching_window: 301s\n", "")).contains("routes[0].batching_window: must be at most 300s")
     );
-    let e = error_of(&with("    batch_size: 100\n", "  parallelization_factor: 2\n"));
-    assert!(e.contains("routes[0].batch_size") && e.contains("parallelization_factor"), "{e}");
+    // Batching and lanes go together: each lane gathers its own records.
+    let c = parse(&with("    batch_size: 100\n", "  parallelization_factor: 2\n")).unwrap();
+    assert_eq!(c.routes[0].batching.map(|b| b.size), Some(100));
     let e = error_of(&with("", "  parallelization_factor: 11\n"));
     assert!(e.contains("source.parallelization_factor: must be between 1 and 10"), "{e}");
 }

@@ -26,7 +26,7 @@ use eddy_sink_api::RetryPolicy;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::OnTrimmed;
 use crate::pipeline::lanes::{Lanes, PageWork};
-use crate::pipeline::{Batch, PipelineError, Worker};
+use crate::pipeline::{Batch, Held, PipelineError, Worker};
 use crate::source::{IteratorPosition, Resume, StreamsApi, StreamsError};
 use crate::stop::Stop;
 
@@ -139,10 +139,7 @@ impl ShardReader {
     pub async fn run(mut self) -> anyhow::Result<ReaderExit> {
         let workers = std::mem::take(&mut self.workers);
         let mut writer = match workers.len() {
-            0 | 1 => Writer::Direct {
-                worker: workers.into_iter().next().expect("a worker"),
-                held: std::collections::VecDeque::new(),
-            },
+            0 | 1 => Writer::Direct { worker: workers.into_iter().next().expect("a worker"), held: Held::default() },
             _ => Writer::Lanes(Lanes::new(
                 workers,
                 &self.shard_id,
@@ -153,7 +150,7 @@ impl ShardReader {
         let exit = self.read(&mut writer).await;
         if let (Ok(ReaderExit::Stopped), Writer::Lanes(lanes)) = (&exit, &mut writer) {
             // Checkpoint what the lanes finish before the stop grace ends.
-            if let Ok(Some(last)) = lanes.drain().await {
+            if let Ok(Some(last)) = lanes.drain(false).await {
                 save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last)).await?;
             }
         }
@@ -318,7 +315,7 @@ impl ShardReader {
             match page.next_iterator {
                 None => {
                     let drained = match &mut *writer {
-                        Writer::Lanes(lanes) => lanes.drain().await,
+                        Writer::Lanes(lanes) => lanes.drain(true).await,
                         Writer::Direct { worker, held } if worker.holding() => {
                             // The shard ended: deliver what batching routes hold.
                             let flush = Batch { flush: true, ..Batch::default() };
@@ -346,22 +343,27 @@ impl ShardReader {
                 Some(next) => iterator = Some(next),
             }
             if !read_any {
-                if let Writer::Direct { worker, held } = &mut *writer {
-                    if worker.holding() {
-                        // A quiet shard: deliver what batching routes held past their windows.
+                // A quiet shard: deliver what batching routes held past their windows (lanes do
+                // that by themselves), and checkpoint it.
+                let quiet = match &mut *writer {
+                    Writer::Direct { worker, held } if worker.holding() => {
                         let tick = worker.process(&shard, Batch::default(), &self.stop).await;
-                        let released = tick.map(|p| release(held, p.page, None, p.oldest_held));
-                        match self.settle(released, writer, &mut sink_failures).await? {
-                            Step::Went(checkpoint) => {
-                                if let Some(last) = checkpoint {
-                                    resume = IteratorPosition::AfterSequence(last);
-                                }
+                        Some(tick.map(|p| release(held, p.page, None, p.oldest_held)))
+                    }
+                    Writer::Direct { .. } => None,
+                    Writer::Lanes(lanes) => Some(lanes.settled()),
+                };
+                if let Some(outcome) = quiet {
+                    match self.settle(outcome, writer, &mut sink_failures).await? {
+                        Step::Went(checkpoint) => {
+                            if let Some(last) = checkpoint {
+                                resume = IteratorPosition::AfterSequence(last);
                             }
-                            Step::Stopped => return Ok(ReaderExit::Stopped),
-                            Step::Rewind => {
-                                iterator = None;
-                                continue;
-                            }
+                        }
+                        Step::Stopped => return Ok(ReaderExit::Stopped),
+                        Step::Rewind => {
+                            iterator = None;
+                            continue;
                         }
                     }
                 }
@@ -446,7 +448,7 @@ enum Writer {
     /// checkpointed because a batching route holds records of them or of an earlier page.
     Direct {
         worker: Worker,
-        held: std::collections::VecDeque<(u64, Option<String>)>,
+        held: Held<Option<String>>,
     },
     Lanes(Lanes),
 }
@@ -455,19 +457,12 @@ enum Writer {
 /// last sequence number of the pages now checkpointable: those before `oldest_held` (every page
 /// when nothing is held).
 fn release(
-    held: &mut std::collections::VecDeque<(u64, Option<String>)>,
+    held: &mut Held<Option<String>>,
     page: u64,
     last: Option<String>,
     oldest_held: Option<u64>,
 ) -> Option<String> {
-    held.push_back((page, last));
-    let mut checkpoint = None;
-    while held.front().is_some_and(|(p, _)| oldest_held.is_none_or(|h| *p < h)) {
-        if let Some(last) = held.pop_front().and_then(|(_, last)| last) {
-            checkpoint = Some(last);
-        }
-    }
-    checkpoint
+    held.release(page, last, oldest_held).into_iter().flatten().next_back()
 }
 
 /// What the reader does after a batch, a flush or a tick went through the pipeline.

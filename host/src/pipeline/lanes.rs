@@ -8,7 +8,12 @@
 //! through the pipeline; the lanes run concurrently, and the reader goes on reading while they
 //! write, up to N + 1 pages ahead of the oldest unfinished one (memory stays bounded).
 //!
-//! A page is finished when every lane that got records of it acknowledged them. The shard
+//! Batching routes (`batch_size`, `batching_window`) gather per lane: a lane's worker holds its
+//! records, and delivers them when its batch is full or its window ends (the lane wakes up for
+//! that by itself, so a quiet shard's windows end on time too).
+//!
+//! A page is finished when every lane that got records of it acknowledged them (and holds none
+//! of them for a batching route). The shard
 //! checkpoints the last sequence number of the newest page before which every page is finished:
 //! the checkpoint never passes a record some lane has not delivered. When a lane fails, the
 //! reader [`Lanes::reset`]s them (queued work is dropped, the batches being written finish) and
@@ -24,7 +29,7 @@ use std::time::Duration;
 use eddy_sink_api::{ChangeRecord, Item};
 use tokio::sync::mpsc;
 
-use super::{Batch, PipelineError, Worker};
+use super::{Batch, Held, PipelineError, Worker};
 use crate::source::Undecodable;
 use crate::stop::Stop;
 
@@ -69,19 +74,26 @@ struct Lane {
 struct Pending {
     page: u64,
     last: Option<String>,
-    /// Lanes still writing records of this page.
+    /// Lanes that have not yet run their records of this page through the pipeline.
+    unprocessed: usize,
+    /// Lanes still writing or holding records of this page.
     remaining: usize,
 }
 
 struct Job {
     generation: u64,
-    page: u64,
+    /// The page the work is of; `None` for a flush.
+    page: Option<u64>,
     work: PageWork,
+    /// Deliver what batching routes hold (the shard ended).
+    flush: bool,
 }
 
-/// A lane finished a merged batch of these pages.
+/// A lane ran a merged batch of the pages `processed`; the pages `released` (some of them, or
+/// earlier ones) are now wholly acknowledged by it.
 struct Done {
-    pages: Vec<u64>,
+    processed: Vec<u64>,
+    released: Vec<u64>,
     result: Result<(), PipelineError>,
 }
 
@@ -125,7 +137,8 @@ impl Lanes {
         Lane { jobs, task }
     }
 
-    /// Hands `page` to the lanes and returns once fewer than N + 1 pages are unfinished, with
+    /// Hands `page` to the lanes and returns once at most N + 1 pages are unprocessed (or
+    /// stopping was asked), with
     /// the sequence number the shard may now checkpoint (the newest page before which every
     /// page is finished), if that moved.
     ///
@@ -154,12 +167,21 @@ impl Lanes {
             }
             remaining += 1;
             // A lane's task only ends when its sender is dropped (in `reset`).
-            let _ = lane.jobs.send(Job { generation, page: number, work });
+            let _ = lane.jobs.send(Job { generation, page: Some(number), work, flush: false });
         }
-        self.pending.push_back(Pending { page: number, last, remaining });
+        self.pending.push_back(Pending { page: number, last, unprocessed: remaining, remaining });
         let mut checkpoint = self.advance();
-        while self.pending.len() > self.max_pages && self.failed.is_none() {
-            self.wait_one().await;
+        // Only pages still to be processed count: pages whose records a batching route holds
+        // are bounded by its `batch_size`, and wait for its window.
+        while self.pending.iter().filter(|p| p.unprocessed > 0).count() > self.max_pages
+            && self.failed.is_none()
+            && !self.stop.is_set()
+        {
+            let stop = self.stop.clone();
+            tokio::select! {
+                () = self.wait_one() => {}
+                () = stop.wait() => {}
+            }
             checkpoint = self.advance().or(checkpoint);
         }
         if let Some(e) = self.failed.take() {
@@ -168,16 +190,35 @@ impl Lanes {
         Ok(checkpoint)
     }
 
-    /// Waits until every page handed out is finished; returns the checkpoint, as
-    /// [`Lanes::submit`].
+    /// Waits until every page handed out went through the lanes; with `flush` (the shard
+    /// ended), batching routes deliver what they hold and every page is finished. Returns the
+    /// checkpoint, as [`Lanes::submit`]. Without `flush` (stopping), records held for a batching
+    /// window stay unacknowledged and are read again.
     ///
     /// # Errors
     /// A lane's failure.
-    pub async fn drain(&mut self) -> Result<Option<String>, PipelineError> {
+    pub async fn drain(&mut self, flush: bool) -> Result<Option<String>, PipelineError> {
         self.collect();
-        while self.pending.iter().any(|p| p.remaining > 0) && self.failed.is_none() {
+        if flush {
+            let generation = self.generation.load(Ordering::SeqCst);
+            for lane in &self.lanes {
+                let _ = lane.jobs.send(Job { generation, page: None, work: PageWork::default(), flush: true });
+            }
+        }
+        let busy = |p: &Pending| if flush { p.remaining > 0 } else { p.unprocessed > 0 };
+        while self.pending.iter().any(busy) && self.failed.is_none() {
             self.wait_one().await;
         }
+        self.settled()
+    }
+
+    /// The checkpoint the pages finished so far allow, if it moved (a quiet shard's lanes
+    /// deliver held records when their windows end, without a new page).
+    ///
+    /// # Errors
+    /// A lane's failure.
+    pub fn settled(&mut self) -> Result<Option<String>, PipelineError> {
+        self.collect();
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -192,7 +233,10 @@ impl Lanes {
         let mut workers = Vec::with_capacity(lanes.len());
         for lane in lanes {
             drop(lane.jobs);
-            workers.push(lane.task.await.expect("a lane task panicked"));
+            let mut worker = lane.task.await.expect("a lane task panicked");
+            // The shard rewinds to its checkpoint, before anything held.
+            worker.discard_held();
+            workers.push(worker);
         }
         self.lanes = workers.into_iter().map(|w| self.spawn(w)).collect();
         while self.done_rx.try_recv().is_ok() {}
@@ -219,7 +263,12 @@ impl Lanes {
             self.failed.get_or_insert(e);
             return;
         }
-        for page in done.pages {
+        for page in done.processed {
+            if let Some(p) = self.pending.iter_mut().find(|p| p.page == page) {
+                p.unprocessed -= 1;
+            }
+        }
+        for page in done.released {
             if let Some(p) = self.pending.iter_mut().find(|p| p.page == page) {
                 p.remaining -= 1;
             }
@@ -249,7 +298,8 @@ impl Drop for Lanes {
 }
 
 /// One lane: takes its queued sub-batches, merged up to `max_records` records, through its
-/// worker, and reports each merged batch; returns the worker when its queue is closed.
+/// worker, and reports each merged batch; wakes up by itself when a batching window of what it
+/// holds ends; returns the worker when its queue is closed.
 async fn run_lane(
     mut worker: Worker,
     shard: String,
@@ -259,33 +309,54 @@ async fn run_lane(
     max_records: usize,
     stop: Stop,
 ) -> Worker {
-    let mut held: Option<Job> = None;
+    let mut next: Option<Job> = None;
+    // The lane's pages each batch of the worker carried, until no batching route holds them.
+    let mut held: Held<Vec<u64>> = Held::default();
     loop {
-        let first = match held.take() {
+        let first = match next.take() {
             Some(job) => job,
-            None => match jobs.recv().await {
-                Some(job) => job,
-                None => return worker,
-            },
+            None => {
+                let job = match worker.next_due() {
+                    Some(due) => {
+                        match tokio::time::timeout_at(tokio::time::Instant::from_std(due), jobs.recv()).await {
+                            Ok(job) => job,
+                            // A window ended: an empty batch delivers what it held.
+                            Err(_) => Some(Job {
+                                generation: generation.load(Ordering::SeqCst),
+                                page: None,
+                                work: PageWork::default(),
+                                flush: false,
+                            }),
+                        }
+                    }
+                    None => jobs.recv().await,
+                };
+                match job {
+                    Some(job) => job,
+                    None => return worker,
+                }
+            }
         };
         let current = generation.load(Ordering::SeqCst);
         if first.generation != current {
             continue;
         }
-        let mut pages = vec![first.page];
+        let mut pages: Vec<u64> = first.page.into_iter().collect();
         let mut merged = first.work;
-        while merged.records.len() < max_records {
+        let mut flush = first.flush;
+        while !flush && merged.records.len() < max_records {
             match jobs.try_recv() {
                 Ok(job) if job.generation != current => {}
                 Ok(job) if merged.records.len() + job.work.records.len() > max_records => {
-                    held = Some(job);
+                    next = Some(job);
                     break;
                 }
                 Ok(job) => {
-                    pages.push(job.page);
+                    pages.extend(job.page);
                     merged.records.extend(job.work.records);
                     merged.undecodable.extend(job.work.undecodable);
                     merged.expired.extend(job.work.expired);
+                    flush |= job.flush;
                 }
                 Err(_) => break,
             }
@@ -295,10 +366,17 @@ async fn run_lane(
             undecodable: &merged.undecodable,
             expired: &merged.expired,
             maximum_record_age: merged.maximum_record_age,
-            flush: false,
+            flush,
         };
-        let result = worker.process(&shard, batch, &stop).await.map(|_| ());
-        if done.send(Done { pages, result }).is_err() {
+        let report = match worker.process(&shard, batch, &stop).await {
+            Ok(p) => Done {
+                released: held.release(p.page, pages.clone(), p.oldest_held).into_iter().flatten().collect(),
+                processed: pages,
+                result: Ok(()),
+            },
+            Err(e) => Done { processed: pages, released: Vec::new(), result: Err(e) },
+        };
+        if done.send(report).is_err() {
             return worker;
         }
     }

@@ -178,6 +178,37 @@ pub struct Processed {
     pub oldest_held: Option<u64>,
 }
 
+/// The batches a [`Worker`] processed, oldest first, each with what its caller attached (the
+/// sequence number to checkpoint, the lanes' page numbers), until no batching route holds
+/// records of it or of an earlier batch.
+#[derive(Debug)]
+pub struct Held<T>(std::collections::VecDeque<(u64, T)>);
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Self(std::collections::VecDeque::new())
+    }
+}
+
+impl<T> Held<T> {
+    /// Adds batch `page` (with `value`) as processed, and returns the values of the batches now
+    /// released, oldest first: those before `oldest_held` ([`Processed::oldest_held`]), or every
+    /// one when nothing is held.
+    pub fn release(&mut self, page: u64, value: T, oldest_held: Option<u64>) -> Vec<T> {
+        self.0.push_back((page, value));
+        let mut released = Vec::new();
+        while self.0.front().is_some_and(|(p, _)| oldest_held.is_none_or(|h| *p < h)) {
+            released.extend(self.0.pop_front().map(|(_, value)| value));
+        }
+        released
+    }
+
+    /// Forgets every batch (the shard rewinds to its checkpoint).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// One page of a shard, as the pipeline takes it.
 #[derive(Default, Clone, Copy)]
 pub struct Batch<'a> {
@@ -226,6 +257,12 @@ impl Worker {
     /// Whether a batching route holds records.
     pub fn holding(&self) -> bool {
         self.routes.iter().any(|r| r.held_from().is_some())
+    }
+
+    /// When the first batching window of the records held ends (an empty batch then delivers
+    /// them), if any are held.
+    pub fn next_due(&self) -> Option<std::time::Instant> {
+        self.routes.iter().filter_map(route::RouteWorker::due_at).min()
     }
 
     /// Drops what batching routes hold (the shard rewinds to its checkpoint, before them).

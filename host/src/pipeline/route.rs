@@ -82,6 +82,11 @@ impl RouteWorker {
         self.gather.as_ref().map(|g| g.first_page)
     }
 
+    /// When this route's batching window ends for the records it holds, if it holds any.
+    pub(super) fn due_at(&self) -> Option<std::time::Instant> {
+        Some(self.gather.as_ref()?.since + self.spec.batching?.window)
+    }
+
     /// Drops the records held (the shard rewinds to a checkpoint before them).
     pub(super) fn discard_held(&mut self) {
         self.gather = None;
