@@ -303,6 +303,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         write_latency_ms: u64,
     },
+    /// Records/s decoded from a GetRecords answer (1,000 records of ~1.9 KB), as the DynamoDB
+    /// Streams source decodes every page, on one core.
+    Decode {
+        /// How many seconds to decode for.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// Matches/s of a five-pattern filter on typical DynamoDB stream records, on one core.
     Filter {
         /// How many records to match.
@@ -576,6 +583,10 @@ fn main() -> ExitCode {
                 eddy::bench::endpoint::serve(spec, listener).await;
                 ExitCode::SUCCESS
             })
+        }
+        Command::Bench { command: BenchCommand::Decode { seconds } } => {
+            println!("{}", eddy::bench::decode(seconds));
+            ExitCode::SUCCESS
         }
         Command::Bench { command: BenchCommand::Filter { records } } => {
             println!("{}", eddy::bench::filter(records));

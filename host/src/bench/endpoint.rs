@@ -253,6 +253,22 @@ pub fn record_size() -> usize {
     out.len()
 }
 
+/// A GetRecords answer of `records` records, as this endpoint serves it (the input of
+/// `eddy bench decode`).
+pub fn sample_page(records: u64) -> Vec<u8> {
+    let templates: Vec<Template> = (0..DISTINCT_KEYS as usize).map(Template::new).collect();
+    let mut out = Vec::with_capacity(records as usize * 2000 + 64);
+    out.extend_from_slice(br#"{"NextShardIterator":"0:1000","Records":["#);
+    for n in 0..records {
+        if n > 0 {
+            out.push(b',');
+        }
+        templates[(n % DISTINCT_KEYS) as usize].render(&mut out, FIRST_SEQUENCE + u128::from(n), 1_700_000_000_000 + n);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
 /// Serves `spec` on `listener` until the process ends.
 pub async fn serve(spec: Spec, listener: tokio::net::TcpListener) {
     let state = Arc::new(State::new(spec));

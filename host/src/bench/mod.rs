@@ -109,6 +109,29 @@ pub fn filter(n: usize) -> String {
     )
 }
 
+/// Decodes a GetRecords answer of 1,000 records (the `eddy bench e2e` endpoint's, ~1.9 KB each)
+/// into change records again and again for `seconds`, as the DynamoDB Streams source does with
+/// every page, on one core; reports records/s, ns a record and MB/s.
+pub fn decode(seconds: f64) -> String {
+    let page = endpoint::sample_page(1000);
+    let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/Pets/stream/2024-01-01T00:00:00.000";
+    let started = Instant::now();
+    let mut records = 0usize;
+    while started.elapsed().as_secs_f64() < seconds {
+        let decoded = crate::source::decode_get_records(black_box(&page), arn).expect("the sample page decodes");
+        assert!(decoded.undecodable.is_empty(), "{:?}", decoded.undecodable.first().map(|u| &u.reason));
+        records += black_box(decoded).records.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    format!(
+        "decode: {records} records of {} bytes (GetRecords JSON, 1,000 a page) in {secs:.3}s on one core: {:.0} records/s, {:.0} ns a record, {:.0} MB/s",
+        page.len() / 1000,
+        records as f64 / secs,
+        secs * 1e9 / records as f64,
+        (records * page.len() / 1000) as f64 / secs / 1e6
+    )
+}
+
 /// Translates `records` to CrateDB rows (commons-codec's layout) and writes them as the
 /// `bulk_args` of upsert and delete requests, as the cratedb sink does
 /// ([`eddy_sink_cratedb::translate::write_args`]), without a network; reports rows/s.

@@ -15,6 +15,8 @@ pub mod kinesis;
 mod sdk_reference;
 mod wire;
 
+pub use wire::decode_page as decode_get_records;
+
 use async_trait::async_trait;
 use eddy_sink_api::{ChangeRecord, StreamViewType};
 
