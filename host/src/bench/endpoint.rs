@@ -257,13 +257,28 @@ pub fn record_size() -> usize {
 /// `eddy bench decode`).
 pub fn sample_page(records: u64) -> Vec<u8> {
     let templates: Vec<Template> = (0..DISTINCT_KEYS as usize).map(Template::new).collect();
-    let mut out = Vec::with_capacity(records as usize * 2000 + 64);
-    out.extend_from_slice(br#"{"NextShardIterator":"0:1000","Records":["#);
-    for n in 0..records {
-        if n > 0 {
+    render_page(&templates, Some("0:1000"), 0..records, |n| 1_700_000_000_000 + n)
+}
+
+/// A GetRecords answer: records `range` of a shard (record `n` from template `n % DISTINCT_KEYS`,
+/// written at `written_ms(n)`), and `next_iterator` unless the shard is closed and read.
+fn render_page(
+    templates: &[Template],
+    next_iterator: Option<&str>,
+    range: std::ops::Range<u64>,
+    written_ms: impl Fn(u64) -> u64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity((range.end - range.start) as usize * 2000 + 64);
+    out.extend_from_slice(b"{");
+    if let Some(next) = next_iterator {
+        out.extend_from_slice(format!(r#""NextShardIterator":"{next}","#).as_bytes());
+    }
+    out.extend_from_slice(br#""Records":["#);
+    for n in range.clone() {
+        if n > range.start {
             out.push(b',');
         }
-        templates[(n % DISTINCT_KEYS) as usize].render(&mut out, FIRST_SEQUENCE + u128::from(n), 1_700_000_000_000 + n);
+        templates[(n % DISTINCT_KEYS) as usize].render(&mut out, FIRST_SEQUENCE + u128::from(n), written_ms(n));
     }
     out.extend_from_slice(b"]}");
     out
@@ -439,20 +454,8 @@ fn get_records(state: &State, body: &[u8]) -> Result<Vec<u8>, String> {
         .ok_or_else(|| format!("bad iterator {}", request.shard_iterator))?;
     let limit = request.limit.unwrap_or(1000).clamp(1, 1000);
     let end = (k + limit).min(state.available()).max(k);
-    let mut out = Vec::with_capacity(((end - k) as usize) * 1400 + 64);
-    out.extend_from_slice(b"{");
-    if end < state.spec.records_per_shard {
-        out.extend_from_slice(format!(r#""NextShardIterator":"{shard}:{end}","#).as_bytes());
-    }
-    out.extend_from_slice(br#""Records":["#);
-    for n in k..end {
-        if n > k {
-            out.push(b',');
-        }
-        let template = &state.templates[(n % DISTINCT_KEYS) as usize];
-        template.render(&mut out, FIRST_SEQUENCE + u128::from(n), state.written_ms(n));
-    }
-    out.extend_from_slice(b"]}");
+    let next = (end < state.spec.records_per_shard).then(|| format!("{shard}:{end}"));
+    let out = render_page(&state.templates, next.as_deref(), k..end, |n| state.written_ms(n));
     state.records_served.fetch_add(end - k, Ordering::Relaxed);
     state.get_records_calls.fetch_add(1, Ordering::Relaxed);
     Ok(out)
@@ -616,6 +619,14 @@ mod tests {
         assert_eq!(record.dynamodb.sequence_number, "100000000000000000002");
         let first = get_records(&state, br#"{"ShardIterator":"0:0","Limit":1}"#).unwrap();
         assert!(String::from_utf8(first).unwrap().contains(r#""NextShardIterator":"0:1""#));
+    }
+
+    #[test]
+    fn the_decode_benchmarks_page_decodes_whole() {
+        let page = sample_page(25);
+        let decoded = crate::source::decode_get_records(&page, "arn").unwrap();
+        assert_eq!((decoded.records.len(), decoded.undecodable.len()), (25, 0));
+        assert_eq!(decoded.next_iterator.as_deref(), Some("0:1000"));
     }
 
     #[test]
