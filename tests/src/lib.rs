@@ -9,6 +9,7 @@ pub mod fakes;
 pub mod kinesis;
 pub mod moto;
 pub mod ops;
+pub mod pets;
 pub mod process;
 pub mod topology;
 
