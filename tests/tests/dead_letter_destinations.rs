@@ -224,6 +224,11 @@ async fn an_sqs_dead_letter_when_down_holds_the_shard_then_holds_one_message_per
     assert!(text.contains("replayed 9 entries"), "{text}");
     assert_eq!(queued(&moto, &url).await, (0, 0));
     assert!(objects(&moto, "overflow", "big/").await.is_empty());
+    // A FIFO queue is refused with the reason.
+    let fifo = serde_json::json!({"QueueName": "dead.fifo", "Attributes": {"FifoQueue": "true"}});
+    sqs(&moto, "CreateQueue", fifo).await;
+    let (code, _, err) = eddy(&["dead-letter", "list", "--config", config_arg, "--from", "sqs:dead.fifo"]);
+    assert!(code != 0 && err.contains("is a FIFO queue; use a standard queue"), "{err}");
     let delivered = keys();
     assert!(
         (0..5).all(|i| delivered.contains(&format!("old{i}")) && delivered.contains(&format!("big{i}"))),

@@ -478,12 +478,14 @@ pub enum DeadLetterConfig {
 }
 
 /// `dead_letter: {type: sqs, queue, overflow_bucket?, overflow_prefix?, visibility_timeout?,
-/// endpoint?, region?}`: the queue must exist (standard or FIFO); `endpoint` and `region`
+/// endpoint?, region?}`: the queue must exist and be a standard queue; `endpoint` and `region`
 /// default to the source's, and also serve the overflow bucket.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQueue {
-    /// The queue's name, or its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+    /// The queue's name, or its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`). A standard
+    /// queue: a FIFO queue is refused (it hands a reader at most 10 messages of a group at a
+    /// time, so a replay could not read it whole).
     pub queue: String,
     /// An existing bucket for entries larger than the queue's `MaximumMessageSize` (256 KiB on
     /// queues made before August 2025, 1 MiB since): the entry goes there and the message is a

@@ -7,8 +7,9 @@
 //! the format of the SQS Extended Client Library (Java, Python):
 //! `["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": B, "s3Key": K}]` with a
 //! Number attribute `ExtendedPayloadSize`, so consumers using that library read the entry
-//! transparently. On a FIFO queue (`.fifo`), messages are grouped by shard and deduplicated by
-//! entry id and time, so an SDK retry of a send is not delivered twice.
+//! transparently. The queue must be a standard queue, as for Lambda's on-failure destinations:
+//! a FIFO queue hands a reader at most 10 messages of a message group at a time, so the dead
+//! letter could not be read whole.
 //!
 //! Reading (`list`, `replay`) receives every message with `visibility_timeout`, which hides them
 //! from other readers meanwhile; a replay deletes the messages it delivered (and their overflow
@@ -78,7 +79,6 @@ where
 pub struct SqsDeadLetter {
     client: Client,
     url: String,
-    fifo: bool,
     /// The queue's `MaximumMessageSize` in bytes: the largest message, and the largest batch.
     maximum_message_size: usize,
     overflow: Option<(Bucket, String)>,
@@ -125,9 +125,14 @@ impl SqsDeadLetter {
             Some(name) => Some((Bucket::open(name, &target, timeouts, retry).await?, config.overflow_prefix.clone())),
             None => None,
         };
+        if url.ends_with(".fifo") {
+            anyhow::bail!(
+                "dead_letter.queue: {url} is a FIFO queue; use a standard queue (a FIFO queue hands a reader \
+                 at most 10 messages of a group at a time, so `eddy dead-letter replay` could not read it whole)"
+            );
+        }
         Ok(Self {
             client,
-            fifo: url.ends_with(".fifo"),
             url,
             maximum_message_size,
             overflow,
@@ -165,11 +170,6 @@ impl SqsDeadLetter {
             // The attribute's name, type and value count towards the message's size.
             bytes = body.len() + SIZE_ATTRIBUTE.len() + 32;
             message = message.message_body(body).message_attributes(SIZE_ATTRIBUTE, size);
-        }
-        if self.fifo {
-            use sha2::Digest;
-            let dedupe = sha2::Sha256::digest(format!("{}\n{}", entry.id(), entry.time).as_bytes());
-            message = message.message_group_id(&entry.shard_id).message_deduplication_id(super::hex(&dedupe));
         }
         Ok((message, bytes))
     }
