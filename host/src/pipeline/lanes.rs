@@ -6,7 +6,8 @@
 //! a task with its own [`Worker`] (its own Wasm instances) that takes the sub-batches queued for
 //! it, merges them up to `max_records_per_poll` records (as Lambda fills a batch), and runs them
 //! through the pipeline; the lanes run concurrently, and the reader goes on reading while they
-//! write, up to N + 1 pages ahead of the oldest unfinished one (memory stays bounded).
+//! write, as long as at most N + 1 pages wait to be processed (memory stays bounded: the pages
+//! a batching route holds records of are bounded by its `batch_size`).
 //!
 //! Batching routes (`batch_size`, `batching_window`) gather per lane: a lane's worker holds its
 //! records, and delivers them when its batch is full or its window ends (the lane wakes up for
@@ -137,10 +138,9 @@ impl Lanes {
         Lane { jobs, task }
     }
 
-    /// Hands `page` to the lanes and returns once at most N + 1 pages are unprocessed (or
-    /// stopping was asked), with
-    /// the sequence number the shard may now checkpoint (the newest page before which every
-    /// page is finished), if that moved.
+    /// Hands `page` to the lanes and returns once at most N + 1 pages wait to be processed (or
+    /// stopping was asked), with the sequence number the shard may now checkpoint (the newest
+    /// page before which every page is finished), if that moved.
     ///
     /// # Errors
     /// A lane's failure (of this page or an earlier one): [`Lanes::reset`], then rewind.
