@@ -513,6 +513,21 @@ fn default_visibility_timeout() -> Duration {
     Duration::from_secs(15 * 60)
 }
 
+impl DeadLetterQueue {
+    /// Queue `queue` with every other key at its default (no overflow bucket; the source's
+    /// endpoint and region are filled in by the caller).
+    pub fn named(queue: &str) -> Self {
+        Self {
+            queue: queue.to_owned(),
+            overflow_bucket: None,
+            overflow_prefix: default_dead_letter_prefix(),
+            visibility_timeout: default_visibility_timeout(),
+            endpoint: None,
+            region: None,
+        }
+    }
+}
+
 /// `dead_letter: {type: s3, bucket, prefix?, endpoint?, region?}`: the bucket must exist;
 /// `endpoint` (an S3-compatible server such as moto or MinIO, addressed by path) and `region`
 /// default to the source's.

@@ -213,14 +213,7 @@ pub fn parse_destination(text: &str, config: &Config) -> anyhow::Result<DeadLett
         Some(("sqs", queue)) if !queue.is_empty() => {
             let mut from = match &config.dead_letter {
                 DeadLetterConfig::Sqs(configured) => configured.clone(),
-                _ => crate::config::DeadLetterQueue {
-                    queue: String::new(),
-                    overflow_bucket: None,
-                    overflow_prefix: String::new(),
-                    visibility_timeout: std::time::Duration::from_secs(15 * 60),
-                    endpoint: None,
-                    region: None,
-                },
+                _ => crate::config::DeadLetterQueue::named(queue),
             };
             (from.queue, from.endpoint, from.region) = (queue.to_owned(), endpoint, region);
             Ok(DeadLetterConfig::Sqs(from))
