@@ -12,6 +12,7 @@ mod image;
 mod record;
 pub mod redact;
 mod retry;
+pub mod scan;
 mod sink;
 mod value;
 

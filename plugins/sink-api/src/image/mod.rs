@@ -18,12 +18,13 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::scan::Scanner;
 use crate::value::{AttributeValue, Item};
 
 /// An item image: DynamoDB JSON text decoded on first use, or an [`Item`] built in memory.
 pub struct Image {
     /// The item's DynamoDB JSON, valid by construction; `None` for images built from an item.
-    text: Option<Box<RawValue>>,
+    text: Option<Box<str>>,
     item: OnceLock<Item>,
 }
 
@@ -36,27 +37,39 @@ impl Image {
     /// When `text` is not an item in DynamoDB JSON; the message says what and where.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let item: Item = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let text = RawValue::from_string(text.to_owned()).map_err(|e| e.to_string())?;
-        Ok(Self { text: Some(text), item: OnceLock::from(item) })
+        Ok(Self { text: Some(text.into()), item: OnceLock::from(item) })
     }
 
-    /// An image of `raw`, valid JSON read from a GetRecords answer, not decoded: its DynamoDB
-    /// JSON is checked by a one-pass byte scan, or by decoding it ([`Image::from_json`]) when the
-    /// scan cannot tell.
+    /// An image of `raw`, JSON read from a GetRecords answer, not decoded: its DynamoDB JSON is
+    /// checked by a one-pass scan, or by decoding it ([`Image::from_json`]) when the scan cannot
+    /// tell.
     ///
     /// # Errors
     /// As [`Image::from_json`].
     pub fn from_raw(raw: &RawValue) -> Result<Self, String> {
-        if scan::is_item(raw.get().as_bytes()) {
-            return Ok(Self { text: Some(raw.to_owned()), item: OnceLock::new() });
+        if scan::is_item(raw.get()) {
+            return Ok(Self { text: Some(raw.get().into()), item: OnceLock::new() });
         }
         Self::from_json(raw.get())
+    }
+
+    /// Reads the image at the scanner's position (after optional whitespace), not decoded, and
+    /// leaves the scanner just past it: the one-pass path of a reader that takes a whole
+    /// document apart with [`Scanner`] (the GetRecords decoder).
+    ///
+    /// `None` when the text there is not an item in DynamoDB JSON, or is one the scan does not
+    /// bother with (a type key written with escapes); the scanner's position is then
+    /// unspecified, and the caller decodes the text some other way to learn which, and why.
+    pub fn scan(s: &mut Scanner<'_>) -> Option<Self> {
+        s.skip_whitespace();
+        let start = s.position();
+        scan::item(s).then(|| Self { text: Some(s.text_between(start, s.position()).into()), item: OnceLock::new() })
     }
 
     /// The item, decoded from its text on first use.
     pub fn item(&self) -> &Item {
         self.item.get_or_init(|| match &self.text {
-            Some(text) => serde_json::from_str(text.get()).expect("image text is checked when the image is made"),
+            Some(text) => serde_json::from_str(text).expect("image text is checked when the image is made"),
             None => Item::new(),
         })
     }
@@ -68,7 +81,7 @@ impl Image {
         match (self.item.get(), &self.text) {
             (Some(item), _) => item.get(name).map(Cow::Borrowed),
             (None, Some(text)) => {
-                let mut de = serde_json::Deserializer::from_str(text.get());
+                let mut de = serde_json::Deserializer::from_str(text);
                 de::DeserializeSeed::deserialize(Find(name), &mut de)
                     .expect("image text is checked when the image is made")
                     .map(Cow::Owned)
@@ -94,7 +107,7 @@ impl Image {
     /// item serialized.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.text {
-            Some(text) => out.extend_from_slice(text.get().as_bytes()),
+            Some(text) => out.extend_from_slice(text.as_bytes()),
             None => serde_json::to_writer(out, self.item()).expect("attribute values serialize"),
         }
     }
@@ -130,7 +143,7 @@ impl Clone for Image {
 impl PartialEq for Image {
     fn eq(&self, other: &Self) -> bool {
         match (&self.text, &other.text) {
-            (Some(a), Some(b)) if a.get() == b.get() => true,
+            (Some(a), Some(b)) if a == b => true,
             _ => self.item() == other.item(),
         }
     }
@@ -144,9 +157,12 @@ impl fmt::Debug for Image {
 
 impl Serialize for Image {
     /// The text as read when there is one (with serde_json, copied as it is), else the item.
+    /// Off the hot path (the dead letter, the file sink): the text is handed to serde_json as a
+    /// `RawValue`, which checks it again; sinks that write DynamoDB JSON use
+    /// [`Image::write_json`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.text {
-            Some(text) => text.serialize(s),
+            Some(text) => serde_json::from_str::<&RawValue>(text).map_err(serde::ser::Error::custom)?.serialize(s),
             None => self.item().serialize(s),
         }
     }

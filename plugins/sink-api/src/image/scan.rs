@@ -1,157 +1,63 @@
-//! A fast structural check of DynamoDB JSON over text that is already known to be valid JSON (a
-//! `serde_json::value::RawValue`): one forward scan, no allocation, no decoding.
+//! The structural check of DynamoDB JSON: one strict forward scan ([`crate::scan::Scanner`]), no
+//! allocation, no decoding.
 //!
 //! It is conservative: it accepts only what decoding the item ([`super::Image::from_json`])
 //! also accepts, and answers `false` for anything else, including valid inputs it does not
-//! bother with (a type key or a base64 value written with escapes, a long binary); the caller then
-//! decodes, which decides and gives the reason.
+//! bother with (a type key or a base64 value written with escapes); the caller then decodes,
+//! which decides and gives the reason.
 
 use base64::Engine as _;
 
-/// Whether `text`, valid JSON, is an item in DynamoDB JSON.
-pub(super) fn is_item(text: &[u8]) -> bool {
-    let mut s = Scanner { b: text, i: 0 };
-    s.item() && {
-        s.ws();
-        s.i == s.b.len()
-    }
+use crate::scan::Scanner;
+
+/// Whether `text` is an item in DynamoDB JSON (and nothing after it).
+pub(super) fn is_item(text: &str) -> bool {
+    let mut s = Scanner::new(text);
+    item(&mut s) && s.at_end()
 }
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
+/// `{ "name": value, ... }`
+pub(super) fn item(s: &mut Scanner<'_>) -> bool {
+    s.members(|s, _| value(s))
 }
 
-impl<'a> Scanner<'a> {
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
-            self.i += 1;
-        }
-    }
-
-    /// Consumes `c` after optional whitespace.
-    fn eat(&mut self, c: u8) -> bool {
-        self.ws();
-        if self.b.get(self.i) == Some(&c) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.b.get(self.i).copied()
-    }
-
-    /// A string: its raw content (between the quotes) and whether it has escapes.
-    fn string(&mut self) -> Option<(&'a [u8], bool)> {
-        if !self.eat(b'"') {
-            return None;
-        }
-        let start = self.i;
-        let mut escaped = false;
-        loop {
-            let at = memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)? + self.i;
-            if self.b[at] == b'"' {
-                self.i = at + 1;
-                return Some((&self.b[start..at], escaped));
-            }
-            escaped = true;
-            self.i = at + 2; // past the escaped character (\uXXXX's hex digits are plain)
-        }
-    }
-
-    /// `{ "name": value, ... }`
-    fn item(&mut self) -> bool {
-        if !self.eat(b'{') {
+/// `{ "TYPE": ... }` with exactly one known type key.
+fn value(s: &mut Scanner<'_>) -> bool {
+    let mut seen = false;
+    s.members(|s, tag| {
+        if seen || tag.is_escaped() {
             return false;
         }
-        if self.eat(b'}') {
-            return true;
-        }
-        loop {
-            if self.string().is_none() || !self.eat(b':') || !self.value() {
-                return false;
-            }
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return true;
-                }
-                _ => return false,
-            }
-        }
-    }
-
-    /// `{ "TYPE": ... }` with exactly one known type key.
-    fn value(&mut self) -> bool {
-        if !self.eat(b'{') {
-            return false;
-        }
-        let Some((tag, false)) = self.string() else { return false };
-        if !self.eat(b':') {
-            return false;
-        }
-        let ok = match tag {
-            b"S" | b"N" => self.string().is_some(),
-            b"B" => self.base64(),
-            b"SS" | b"NS" => self.list(|s| s.string().is_some()),
-            b"BS" => self.list(Self::base64),
-            b"M" => self.item(),
-            b"L" => self.list(Self::value),
-            b"NULL" | b"BOOL" => self.boolean(),
-            _ => false,
-        };
-        ok && self.eat(b'}')
-    }
-
-    fn list(&mut self, mut element: impl FnMut(&mut Self) -> bool) -> bool {
-        if !self.eat(b'[') {
-            return false;
-        }
-        if self.eat(b']') {
-            return true;
-        }
-        loop {
-            if !element(self) {
-                return false;
-            }
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return true;
-                }
-                _ => return false,
-            }
-        }
-    }
-
-    fn boolean(&mut self) -> bool {
-        self.ws();
-        for word in [&b"true"[..], b"false"] {
-            if self.b[self.i..].starts_with(word) {
-                self.i += word.len();
-                return true;
-            }
-        }
-        false
-    }
-
-    fn base64(&mut self) -> bool {
-        match self.string() {
-            Some((text, false)) => {
-                // Decoding into a stack buffer checks the text without allocating; longer values
-                // are left to the decoder.
-                let mut buf = [0u8; 768];
-                text.len() <= 1024 && base64::engine::general_purpose::STANDARD.decode_slice(text, &mut buf).is_ok()
-            }
+        seen = true;
+        match tag.raw() {
+            "S" | "N" => s.string().is_some(),
+            "B" => base64(s),
+            "SS" | "NS" => s.elements(|s| s.string().is_some()),
+            "BS" => s.elements(base64),
+            "M" => item(s),
+            "L" => s.elements(value),
+            "NULL" | "BOOL" => s.boolean().is_some(),
             _ => false,
         }
+    }) && seen
+}
+
+/// A base64 string (the standard alphabet, canonical padding), checked by decoding it into a
+/// stack buffer a chunk at a time: chunks of 1,024 characters (a multiple of 4) decode on their
+/// own, and only the last may hold padding.
+fn base64(s: &mut Scanner<'_>) -> bool {
+    let Some(text) = s.string().filter(|t| !t.is_escaped()) else { return false };
+    let mut buf = [0u8; 768];
+    let mut chunks = text.raw().as_bytes().chunks(1024).peekable();
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        if (!last && chunk.contains(&b'='))
+            || base64::engine::general_purpose::STANDARD.decode_slice(chunk, &mut buf).is_err()
+        {
+            return false;
+        }
     }
+    true
 }
 
 #[cfg(test)]
@@ -199,6 +105,7 @@ mod tests {
             "\\PC{0,8}".prop_map(AttributeValue::S),
             "-?[0-9]{1,38}".prop_map(AttributeValue::N),
             prop::collection::vec(any::<u8>(), 0..40).prop_map(AttributeValue::B),
+            prop::collection::vec(any::<u8>(), 700..2500).prop_map(AttributeValue::B),
             prop::collection::vec("\\PC{0,4}", 1..3).prop_map(AttributeValue::Ss),
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..5), 1..3).prop_map(AttributeValue::Bs),
             Just(AttributeValue::Null),
@@ -219,7 +126,7 @@ mod tests {
         #[test]
         fn the_scan_accepts_only_what_the_full_check_accepts(doc in json(), pretty in any::<bool>()) {
             let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
-            if is_item(text.as_bytes()) {
+            if is_item(&text) {
                 prop_assert!(super::super::Image::from_json(&text).is_ok(), "scan accepted {text}");
                 prop_assert!(serde_json::from_str::<Item>(&text).is_ok(), "scan accepted {text}");
             }
@@ -230,7 +137,7 @@ mod tests {
         #[test]
         fn items_take_the_fast_path(item in prop::collection::btree_map("\\PC{0,6}", value(), 0..6)) {
             let text = serde_json::to_string(&item).unwrap();
-            prop_assert!(is_item(text.as_bytes()), "{text}");
+            prop_assert!(is_item(&text), "{text}");
         }
     }
 
@@ -246,9 +153,11 @@ mod tests {
             r#"{"a":{"\u0053":"x"}}"#,
             r#"{"a":{"S":"x"}} {}"#,
             r#"[]"#,
+            r#"{"a":{"S":"lone \ud800 surrogate"}}"#,
+            r#"{"a":{"B":"AA==AAAA"}}"#,
         ] {
-            assert!(!is_item(text.as_bytes()), "{text}");
+            assert!(!is_item(text), "{text}");
         }
-        assert!(is_item(br#" { "a" : { "L" : [ { "NULL" : true } , { "M" : { } } ] } } "#));
+        assert!(is_item(r#" { "a" : { "L" : [ { "NULL" : true } , { "M" : { } } ] } } "#));
     }
 }

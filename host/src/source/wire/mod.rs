@@ -9,6 +9,11 @@
 //! JSON at all is an error for the reader to retry.
 //!
 //! Fields the API may add later are ignored, as the SDK ignores them.
+//!
+//! Pages are first read in one strict pass ([`one_pass`]), which accepts only pages this slow
+//! path decodes whole, to the same records; anything else is read again here, record by record.
+
+mod one_pass;
 
 use std::borrow::Cow;
 
@@ -24,16 +29,6 @@ struct Page<'a> {
     next_shard_iterator: Option<String>,
     #[serde(rename = "Records", default, borrow)]
     records: Vec<&'a RawValue>,
-}
-
-/// The same page with every record decoded in one pass: the fast path, taken when every record
-/// decodes and has what a change record needs.
-#[derive(Deserialize)]
-struct DecodedPage<'a> {
-    #[serde(rename = "NextShardIterator", default)]
-    next_shard_iterator: Option<String>,
-    #[serde(rename = "Records", default, borrow)]
-    records: Vec<WireRecord<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -105,17 +100,10 @@ pub fn view_type(name: &str) -> Option<StreamViewType> {
 pub fn decode_page(body: &[u8], stream_arn: &str) -> Result<RecordsPage, String> {
     // Fast path: the whole page in one pass. Any problem, and the page is read again record by
     // record, so that only the records at fault go to the dead letter, each with its reason.
-    if let Ok(page) = serde_json::from_slice::<DecodedPage<'_>>(body) {
-        let mut records = Vec::with_capacity(page.records.len());
-        for record in page.records {
-            match convert(record, stream_arn) {
-                Ok(r) => records.push(r),
-                Err(_) => return decode_each(body, stream_arn),
-            }
-        }
-        return Ok(RecordsPage { records, next_iterator: page.next_shard_iterator, ..RecordsPage::default() });
+    match one_pass::decode(body, stream_arn) {
+        Some(page) => Ok(page),
+        None => decode_each(body, stream_arn),
     }
-    decode_each(body, stream_arn)
 }
 
 /// The slow path of [`decode_page`]: the page split into its records' JSON text, each decoded on
@@ -344,6 +332,7 @@ mod tests {
             *body.lock().unwrap() = bytes.clone();
             let ours = decode_page(&bytes, ARN).unwrap();
             prop_assert!(ours.undecodable.is_empty(), "{:?}", ours.undecodable);
+            prop_assert!(one_pass::decode(&bytes, ARN).is_some(), "pages as the API writes them take the one-pass path");
             let config = aws_sdk_dynamodbstreams::Config::builder()
                 .behavior_version_latest()
                 .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
@@ -366,6 +355,81 @@ mod tests {
             let image = ours.records[1].dynamodb.new_image.as_ref().unwrap();
             let again: Item = serde_json::from_slice(&serde_json::to_vec(image).unwrap()).unwrap();
             prop_assert_eq!(&again, &new);
+        }
+    }
+
+    /// Edits of a page's text, each making something the one-pass reader must either read as
+    /// the slow path does, or leave to it: duplicates, escaped names, nulls, wrong types,
+    /// unknown fields, numbers serde reads differently, broken text.
+    const EDITS: &[(&str, &str)] = &[
+        (r#""eventID":"#, r#""eventID":"dup","eventID":"#),
+        (r#""eventID":"#, r#""event\u0049D":"#),
+        (r#""eventID":"#, r#""eventID":null,"x":"#),
+        (r#""SizeBytes":321"#, r#""SizeBytes":-0"#),
+        (r#""SizeBytes":321"#, r#""SizeBytes":3.0"#),
+        (r#""SizeBytes":321"#, r#""SizeBytes":null"#),
+        (r#""SizeBytes":321"#, r#""SizeBytes":-9223372036854775808"#),
+        (r#""SizeBytes":321"#, r#""SizeBytes":9223372036854775808"#),
+        (r#""eventName":"INSERT""#, r#""eventName":"INS\u0045RT""#),
+        (r#""eventName":"MODIFY""#, r#""eventName":null"#),
+        (r#""eventName":"REMOVE""#, r#""eventName":"TRUNCATE""#),
+        (r#""Keys":"#, r#""Keys":null,"Extra":"#),
+        (r#""NewImage":"#, r#""NewImage":null,"Other":"#),
+        (r#""OldImage":"#, r#""OldImage":"#),
+        (r#"{"S":"#, r#"{"\u0053":"#),
+        (r#"{"N":"#, r#"{"N":"1","S":"#),
+        (r#""StreamViewType":"NEW_AND_OLD_IMAGES""#, r#""StreamViewType":null"#),
+        (r#""StreamViewType":"NEW_AND_OLD_IMAGES""#, r#""StreamViewType":"NEW""#),
+        (r#""dynamodb":"#, r#""dynamodb":null,"d2":"#),
+        (r#""userIdentity":"#, r#""userIdentity":null,"u":"#),
+        (r#""PrincipalId":"#, r#""PrincipalId":1,"p":"#),
+        (r#""Type":"#, r#""Type":"Service","Type":"#),
+        (r#""Records":["#, r#""Unknown":[1,{"a":[null,true,false,-1.5e3,"\ud83d\ude00"]}],"Records":["#),
+        (r#""Records":["#, r#""Records":null,"R":["#),
+        (r#""ApproximateCreationDateTime":1700000012.5"#, r#""ApproximateCreationDateTime":"x""#),
+        (r#""ApproximateCreationDateTime":1700000012.5"#, r#""ApproximateCreationDateTime":-0"#),
+        (r#""ApproximateCreationDateTime":1700000012.5"#, r#""ApproximateCreationDateTime":1e400"#),
+        (r#""SequenceNumber":"#, r#""SequenceNumber":null,"s":"#),
+        (r#""NextShardIterator":"next""#, r#""NextShardIterator":"ne\/xt""#),
+        (r#""NextShardIterator":"next""#, r#""NextShardIterator":5"#),
+        (r#""awsRegion":"us-east-1""#, r#""awsRegion":"us-\u0065ast-1""#),
+        (",", " ,\n\t"),
+        (":", " : "),
+        ("}", "},"),
+        ("\\", "\\u12"),
+        ("\"", "\\ud800\""),
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Whatever the text, the one-pass reader either gives what the record-by-record reader
+        /// gives for a page it decodes whole, or leaves the page to it.
+        #[test]
+        fn the_one_pass_reader_agrees_with_the_slow_path_or_leaves_the_page_to_it(
+            keys in item(),
+            new in item(),
+            edits in prop::sample::subsequence((0..EDITS.len()).collect::<Vec<_>>(), 0..4),
+            all in any::<bool>(),
+        ) {
+            let mut record = wire_record(1, &keys, Some(&new), Some(&new), ["INSERT", "MODIFY", "REMOVE"][edits.len() % 3]);
+            record["dynamodb"]["ApproximateCreationDateTime"] = serde_json::json!(1700000012.5);
+            let page = serde_json::json!({"NextShardIterator": "next", "Records": [record.clone(), record]});
+            let mut text = serde_json::to_string(&page).unwrap();
+            for &e in &edits {
+                let (from, to) = EDITS[e];
+                text = if all { text.replace(from, to) } else { text.replacen(from, to, 1) };
+            }
+            let slow = decode_each(text.as_bytes(), ARN);
+            match one_pass::decode(text.as_bytes(), ARN) {
+                Some(fast) => {
+                    let slow = slow.unwrap();
+                    prop_assert!(slow.undecodable.is_empty(), "one pass accepted what the slow path refuses: {text}\n{:?}", slow.undecodable);
+                    prop_assert_eq!(&fast.records, &slow.records, "{}", text);
+                    prop_assert_eq!(fast.next_iterator, slow.next_iterator, "{}", text);
+                }
+                None => prop_assert!(!edits.is_empty(), "an unedited page takes the one-pass path: {text}"),
+            }
         }
     }
 
