@@ -242,6 +242,7 @@ mod tests {
             (r#"{"a":{"SS":["x",2]}}"#, "invalid type"),
             (r#"["a"]"#, "invalid type"),
             (r#"{"a":{"S":"x"}} trailing"#, "trailing characters"),
+            (r#"{"a":{"S":"lone \ud800"}}"#, "hex escape"),
         ] {
             let err = Image::from_json(text).unwrap_err();
             assert!(err.contains(reason), "{text}: {err}");
