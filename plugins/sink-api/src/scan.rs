@@ -16,7 +16,9 @@
 /// The deepest nesting of objects and arrays accepted.
 pub const MAX_DEPTH: u32 = 100;
 
-/// A position in JSON text and the nesting depth there.
+/// A position in JSON text and the nesting depth there. A clone is a saved position to go back
+/// to.
+#[derive(Clone)]
 pub struct Scanner<'a> {
     text: &'a str,
     i: usize,

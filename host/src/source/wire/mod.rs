@@ -238,6 +238,16 @@ mod tests {
         })
     }
 
+    /// Keys as a key schema allows them: S, N and B attributes.
+    fn scalar_keys() -> impl Strategy<Value = Item> {
+        let scalar = prop_oneof![
+            text().prop_map(AttributeValue::S),
+            number().prop_map(AttributeValue::N),
+            prop::collection::vec(any::<u8>(), 1..24).prop_map(AttributeValue::B),
+        ];
+        prop::collection::btree_map("[A-Za-z_#.:-]{1,10}", scalar, 1..3)
+    }
+
     fn item() -> impl Strategy<Value = Item> {
         prop::collection::btree_map("[A-Za-z_#.:-]{1,10}", value(), 1..8)
     }
@@ -378,6 +388,9 @@ mod tests {
         (r#""OldImage":"#, r#""OldImage":"#),
         (r#"{"S":"#, r#"{"\u0053":"#),
         (r#"{"N":"#, r#"{"N":"1","S":"#),
+        (r#"{"B":""#, r#"{"B":"\u0041"#),
+        (r#"{"B":""#, r#"{"B":"A"#),
+        (r#""Keys":{"#, r#""Keys":{"dup":{"S":"1"},"dup":{"N":"2"},"#),
         (r#""StreamViewType":"NEW_AND_OLD_IMAGES""#, r#""StreamViewType":null"#),
         (r#""StreamViewType":"NEW_AND_OLD_IMAGES""#, r#""StreamViewType":"NEW""#),
         (r#""dynamodb":"#, r#""dynamodb":null,"d2":"#),
@@ -407,7 +420,7 @@ mod tests {
         /// gives for a page it decodes whole, or leaves the page to it.
         #[test]
         fn the_one_pass_reader_agrees_with_the_slow_path_or_leaves_the_page_to_it(
-            keys in item(),
+            keys in prop_oneof![item(), scalar_keys()],
             new in item(),
             edits in prop::sample::subsequence((0..EDITS.len()).collect::<Vec<_>>(), 0..4),
             all in any::<bool>(),

@@ -10,7 +10,7 @@
 //! and says what is wrong where.
 
 use eddy_sink_api::scan::{JsonStr, Scanner};
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
+use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
 
 use super::view_type;
 use crate::source::RecordsPage;
@@ -100,7 +100,7 @@ fn stream_record(s: &mut Scanner<'_>) -> Option<StreamRecord> {
     let mut view: Option<Option<eddy_sink_api::StreamViewType>> = None;
     let whole = s.members(|s, key| match key.raw() {
         "ApproximateCreationDateTime" => once(&mut created, optional(s, float)),
-        "Keys" => once(&mut keys, optional(s, item)),
+        "Keys" => once(&mut keys, optional(s, self::keys)),
         "NewImage" => once(&mut new_image, optional(s, Image::scan)),
         "OldImage" => once(&mut old_image, optional(s, Image::scan)),
         "SequenceNumber" => once(&mut sequence_number, optional(s, string)),
@@ -174,11 +174,42 @@ fn integer(s: &mut Scanner<'_>) -> Option<i64> {
     Some(s.number()?).filter(|n| *n != "-0")?.parse().ok()
 }
 
-/// Keys: checked as DynamoDB JSON by the same scan as the images, then decoded (a key is a few
-/// short attributes).
-fn item(s: &mut Scanner<'_>) -> Option<Item> {
-    let image = Image::scan(s)?;
-    Some(image.into_item())
+/// Keys, decoded as read when they are what a key schema allows (S, N and B attributes):
+/// `{"name": {"S" | "N" | "B": "..."}, ...}`. Anything else is read as an image and decoded.
+fn keys(s: &mut Scanner<'_>) -> Option<Item> {
+    let at = s.clone();
+    scalar_keys(s).or_else(|| {
+        *s = at;
+        Image::scan(s).map(Image::into_item)
+    })
+}
+
+/// Scalar keys decoded as read; `None` for any other type, or a type key or binary written with
+/// escapes. A name given twice keeps its last value, as serde's map reader does.
+fn scalar_keys(s: &mut Scanner<'_>) -> Option<Item> {
+    use base64::Engine as _;
+    let mut keys = Item::new();
+    let whole = s.members(|s, name| {
+        let mut value = None;
+        let one = s.members(|s, tag| {
+            if value.is_some() || tag.is_escaped() {
+                return false;
+            }
+            value = match tag.raw() {
+                "S" => s.string().map(|v| AttributeValue::S(v.to_owned_string())),
+                "N" => s.string().map(|v| AttributeValue::N(v.to_owned_string())),
+                "B" => s
+                    .string()
+                    .filter(|v| !v.is_escaped())
+                    .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.raw()).ok())
+                    .map(AttributeValue::B),
+                _ => None,
+            };
+            value.is_some()
+        });
+        one && value.map(|v| keys.insert(name.to_owned_string(), v)).is_some()
+    });
+    whole.then_some(keys)
 }
 
 /// Whether `key` names one of `fields`: a duplicate, or a field written with escapes

@@ -92,9 +92,10 @@ impl Image {
 
     /// The item, owned.
     pub fn into_item(mut self) -> Item {
-        match self.item.take() {
-            Some(item) => item,
-            None => self.item().clone(),
+        match (self.item.take(), &self.text) {
+            (Some(item), _) => item,
+            (None, Some(text)) => serde_json::from_str(text).expect("image text is checked when the image is made"),
+            (None, None) => Item::new(),
         }
     }
 
