@@ -17,7 +17,8 @@ use crate::source::RecordsPage;
 
 /// Decodes `body` whole, or `None` when the slow path must decide.
 pub(super) fn decode(body: &[u8], stream_arn: &str) -> Option<RecordsPage> {
-    let text = std::str::from_utf8(body).ok()?;
+    // UTF-8 is checked once for the whole page (the scanner reads `&str`), with SIMD.
+    let text = simdutf8::basic::from_utf8(body).ok()?;
     let mut s = Scanner::new(text);
     let mut next_iterator: Option<Option<String>> = None;
     let mut records: Option<Vec<ChangeRecord>> = None;
