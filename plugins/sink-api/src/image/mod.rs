@@ -14,7 +14,6 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
 
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -80,12 +79,11 @@ impl Image {
         use std::borrow::Cow;
         match (self.item.get(), &self.text) {
             (Some(item), _) => item.get(name).map(Cow::Borrowed),
-            (None, Some(text)) => {
-                let mut de = serde_json::Deserializer::from_str(text);
-                de::DeserializeSeed::deserialize(Find(name), &mut de)
-                    .expect("image text is checked when the image is made")
-                    .map(Cow::Owned)
-            }
+            (None, Some(text)) => match find(text, name) {
+                Some(found) => found.map(Cow::Owned),
+                // Nested deeper than the scan goes (an image checked by decoding it).
+                None => self.item().get(name).map(Cow::Borrowed),
+            },
             (None, None) => None,
         }
     }
@@ -175,35 +173,24 @@ impl<'de> Deserialize<'de> for Image {
     }
 }
 
-/// Finds one attribute in an item's text, skipping the others without decoding them.
-struct Find<'n>(&'n str);
-
-impl<'de> de::DeserializeSeed<'de> for Find<'_> {
-    type Value = Option<AttributeValue>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Find<'_> {
-    type Value = Option<AttributeValue>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an item in DynamoDB JSON")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if found.is_none() && key == self.0 {
-                found = Some(map.next_value::<AttributeValue>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+/// One attribute of an item's text, found by a scan that skips the others without decoding them;
+/// a name given twice gives its last value, as decoding the whole item does. `None` when the scan
+/// cannot read the text (nested deeper than [`crate::scan::MAX_DEPTH`]).
+fn find(text: &str, name: &str) -> Option<Option<AttributeValue>> {
+    let mut s = Scanner::new(text);
+    let mut found = None;
+    let whole = s.members(|s, key| {
+        let matches = if key.is_escaped() { key.to_owned_string() == name } else { key.raw() == name };
+        if !matches {
+            return s.skip_value();
         }
-        Ok(found)
-    }
+        s.skip_whitespace();
+        let start = s.position();
+        let ok = s.skip_value();
+        found = Some(s.text_between(start, s.position()));
+        ok
+    });
+    whole.then(|| found.map(|value| serde_json::from_str(value).expect("image text is checked when the image is made")))
 }
 
 #[cfg(test)]
@@ -224,12 +211,35 @@ mod tests {
         assert!(!image.is_decoded());
         assert_eq!(image.attribute("s").as_deref().and_then(|v| v.as_s()), Some("héllo \"q\""));
         assert_eq!(image.attribute("missing"), None);
+        assert_eq!(
+            image.attribute("m").as_deref(),
+            Some(&AttributeValue::M([("deep".to_owned(), AttributeValue::L(vec![AttributeValue::Null]))].into()))
+        );
         assert!(!image.is_decoded(), "one attribute is found without decoding the image");
         assert_eq!(image.get("s").and_then(|v| v.as_s()), Some("héllo \"q\""));
         assert!(image.is_decoded());
         assert_eq!(image.attribute("n").as_deref(), image.get("n"));
         let item: Item = serde_json::from_str(TEXT).unwrap();
         assert_eq!(image, Image::from(item));
+    }
+
+    #[test]
+    fn one_attribute_is_found_at_any_depth_and_a_repeated_name_gives_its_last_value() {
+        let deep = (0..60).fold(r#"{"S":"bottom"}"#.to_owned(), |inner, _| format!(r#"{{"L":[{inner}]}}"#));
+        let text = format!(r#"{{"a":{deep},"b":{{"N":"1"}}}}"#);
+        let image = Image::from_json(&text).unwrap();
+        let raw = Image::from_raw(serde_json::from_str(&text).unwrap()).unwrap();
+        assert!(raw.is_decoded(), "an image nested deeper than the scan goes is checked by decoding it");
+        assert_eq!(raw.attribute("a").as_deref(), image.get("a"));
+        let shallow = (0..40).fold(r#"{"S":"bottom"}"#.to_owned(), |inner, _| format!(r#"{{"M":{{"x":{inner}}}}}"#));
+        let text = format!(r#"{{"a":{shallow},"b":{{"N":"1"}}}}"#);
+        let lazy = Image::from_raw(serde_json::from_str(&text).unwrap()).unwrap();
+        assert!(!lazy.is_decoded());
+        assert_eq!(lazy.attribute("a").as_deref(), Image::from_json(&text).unwrap().get("a"));
+        assert!(!lazy.is_decoded(), "found by the scan");
+        let twice = Image::from_raw(serde_json::from_str(r#"{"a":{"N":"1"},"\u0061":{"N":"2"}}"#).unwrap()).unwrap();
+        assert_eq!(twice.attribute("a").as_deref(), Some(&AttributeValue::N("2".into())));
+        assert_eq!(twice.attribute("a").as_deref(), twice.get("a"));
     }
 
     #[test]
