@@ -1,17 +1,18 @@
 //! GetRecords answers decoded straight from their bytes into [`ChangeRecord`]s.
 //!
 //! The answer is `{"NextShardIterator": "...", "Records": [...]}` (the DynamoDB Streams API
-//! reference, GetRecords). The page is split into its records without decoding them (each is kept
-//! as borrowed raw JSON), then each record is decoded on its own into eddy's types: attribute
-//! values go from JSON text to [`eddy_sink_api::AttributeValue`] in one step, with no
-//! intermediate tree. A record that does not decode becomes an [`Undecodable`] carrying its JSON
-//! text and the reason, for the dead letter; the rest of the page is unaffected. A page that is not
-//! JSON at all is an error for the reader to retry.
+//! reference, GetRecords). It is read in one of two ways:
+//!
+//! - **One pass** ([`one_pass`]), the path every page the API writes takes: one strict forward
+//!   scan of the bytes fills the records' fields, checks each image as DynamoDB JSON and keeps it
+//!   as its text (decoded only if something reads it), and decodes the keys. It accepts only
+//!   pages the second way decodes whole, to the same records, and hands anything else to it.
+//! - **Record by record** (here): the page is split into its records' raw JSON, and each record
+//!   is decoded on its own with `serde_json`. A record that does not decode becomes an
+//!   [`Undecodable`] carrying its JSON text and the reason, for the dead letter; the rest of the
+//!   page is unaffected. A page that is not JSON at all is an error for the reader to retry.
 //!
 //! Fields the API may add later are ignored, as the SDK ignores them.
-//!
-//! Pages are first read in one strict pass ([`one_pass`]), which accepts only pages this slow
-//! path decodes whole, to the same records; anything else is read again here, record by record.
 
 mod one_pass;
 
