@@ -336,6 +336,33 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// An object of exactly one member whose key has no escapes, as DynamoDB JSON's
+    /// `{"TYPE": value}`: `member` is called with the key, the scanner just past its `:`, and
+    /// must consume the value. A short key is read with a plain loop, cheaper than
+    /// [`Scanner::string`]'s. Whether the object was read whole and `member` answered `true`;
+    /// an empty object, a second member, or an escape in the key answers `false`.
+    pub fn single_member(&mut self, member: impl FnOnce(&mut Self, &'a str) -> bool) -> bool {
+        if !self.eat(b'{') || !self.enter() || !self.eat(b'"') {
+            return false;
+        }
+        let b = self.bytes();
+        let start = self.i;
+        loop {
+            match *b.get(self.i).unwrap_or(&b'\\') {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return false,
+                _ => self.i += 1,
+            }
+        }
+        let key = &self.text[start..self.i];
+        self.i += 1;
+        if !self.eat(b':') || !member(self, key) || !self.eat(b'}') {
+            return false;
+        }
+        self.depth -= 1;
+        true
+    }
+
     /// An array: `element` is called at each element and must consume it. Whether the array was
     /// read whole and every call answered `true`.
     pub fn elements(&mut self, mut element: impl FnMut(&mut Self) -> bool) -> bool {
@@ -454,6 +481,33 @@ mod tests {
         for bad in ["01", "-", "1.", ".5", "1e", "+1", "1.e3"] {
             assert!(!scans(bad), "{bad}");
             assert!(serde_json::from_str::<serde_json::Value>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_single_member_object_is_read_whole() {
+        let read = |text: &str| {
+            let mut s = Scanner::new(text);
+            let mut key = None;
+            let ok = s.single_member(|s, k| {
+                key = Some(k.to_owned());
+                s.skip_value()
+            });
+            (ok && s.at_end()).then_some(key).flatten()
+        };
+        assert_eq!(read(r#"{"S":"x"}"#).as_deref(), Some("S"));
+        assert_eq!(read(r#" { "NULL" : true } "#).as_deref(), Some("NULL"));
+        assert_eq!(read(r#"{"é":1}"#).as_deref(), Some("é"));
+        for bad in [
+            r#"{}"#,
+            r#"{"S":"x","N":"1"}"#,
+            r#"{"S":"x",}"#,
+            r#"{"\u0053":"x"}"#,
+            "{\"S\t\":1}",
+            r#"{"S""#,
+            r#"{"S":}"#,
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
         }
     }
 

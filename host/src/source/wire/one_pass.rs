@@ -192,11 +192,8 @@ fn scalar_keys(s: &mut Scanner<'_>) -> Option<Item> {
     let mut keys = Item::new();
     let whole = s.members(|s, name| {
         let mut value = None;
-        let one = s.members(|s, tag| {
-            if value.is_some() || tag.is_escaped() {
-                return false;
-            }
-            value = match tag.raw() {
+        let one = s.single_member(|s, tag| {
+            value = match tag {
                 "S" => s.string().map(|v| AttributeValue::S(v.to_owned_string())),
                 "N" => s.string().map(|v| AttributeValue::N(v.to_owned_string())),
                 "B" => s

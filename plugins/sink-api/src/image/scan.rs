@@ -23,23 +23,16 @@ pub(super) fn item(s: &mut Scanner<'_>) -> bool {
 
 /// `{ "TYPE": ... }` with exactly one known type key.
 fn value(s: &mut Scanner<'_>) -> bool {
-    let mut seen = false;
-    s.members(|s, tag| {
-        if seen || tag.is_escaped() {
-            return false;
-        }
-        seen = true;
-        match tag.raw() {
-            "S" | "N" => s.string().is_some(),
-            "B" => base64(s),
-            "SS" | "NS" => s.elements(|s| s.string().is_some()),
-            "BS" => s.elements(base64),
-            "M" => item(s),
-            "L" => s.elements(value),
-            "NULL" | "BOOL" => s.boolean().is_some(),
-            _ => false,
-        }
-    }) && seen
+    s.single_member(|s, tag| match tag {
+        "S" | "N" => s.string().is_some(),
+        "B" => base64(s),
+        "SS" | "NS" => s.elements(|s| s.string().is_some()),
+        "BS" => s.elements(base64),
+        "M" => item(s),
+        "L" => s.elements(value),
+        "NULL" | "BOOL" => s.boolean().is_some(),
+        _ => false,
+    })
 }
 
 /// A base64 string (the standard alphabet, canonical padding), checked by decoding it into a
