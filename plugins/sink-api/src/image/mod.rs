@@ -97,6 +97,13 @@ impl Image {
         }
     }
 
+    /// The image's DynamoDB JSON text as it was read, when it was read from text (checked as
+    /// DynamoDB JSON then; [`crate::scan::Scanner`] reads it). `None` for images built from an
+    /// [`Item`]. For sinks that translate an image straight from its text, without decoding it.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
     /// Whether the attributes were decoded (for tests and benchmarks of the lazy path).
     pub fn is_decoded(&self) -> bool {
         self.item.get().is_some()
