@@ -9,6 +9,7 @@
 //! (`crate::coordinator`) drives it, the lease store and the pipeline use its types.
 
 pub mod aws;
+mod fields;
 pub mod file;
 pub mod kinesis;
 #[cfg(test)]

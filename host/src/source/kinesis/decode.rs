@@ -124,6 +124,9 @@ pub fn record(wire: &WireRecord<'_>, table: Option<&str>, stream_arn: &str) -> R
     let Ok(text) = std::str::from_utf8(&data) else {
         return Err(fail("the record's data is not UTF-8 text, so not a DynamoDB change".into(), as_text(&data)));
     };
+    if let Some(decoded) = super::one_pass::change(text, sequence, table, stream_arn) {
+        return Ok(decoded);
+    }
     change(text, sequence, table, stream_arn).map_err(|reason| fail(reason, text.to_owned()))
 }
 
@@ -292,6 +295,76 @@ mod tests {
         assert_eq!(new.get("b"), Some(&AttributeValue::B(vec![0, 1])));
         let old = r.dynamodb.old_image.as_ref().unwrap();
         assert_eq!(old.get("name"), Some(&AttributeValue::S("Max".into())));
+    }
+
+    /// Edits of a change's text, each making something the one-pass reader must either read as
+    /// the serde reader does, or leave to it.
+    const EDITS: &[(&str, &str)] = &[
+        (r#""eventID":"#, r#""eventID":"dup","eventID":"#),
+        (r#""eventID":"#, r#""event\u0049D":"#),
+        (r#""eventName":"MODIFY""#, r#""eventName":"REMOVE""#),
+        (r#""eventName":"MODIFY""#, r#""eventName":"TRUNCATE""#),
+        (r#""eventName":"MODIFY""#, r#""eventName":null"#),
+        (r#""eventVersion""#, r#""eventVersion":"1.1","x""#),
+        (r#""tableName":"Pets""#, r#""tableName":"Other""#),
+        (r#""tableName":"Pets""#, r#""tableName":"P\u0065ts""#),
+        (r#""tableName":"Pets""#, r#""tableName":null"#),
+        (r#""recordFormat":"application/json""#, r#""recordFormat":"application\/json""#),
+        (r#""recordFormat":"application/json""#, r#""recordFormat":"ion""#),
+        (r#""userIdentity":null"#, r#""userIdentity":{"principalId":"dynamodb.amazonaws.com","type":"Service"}"#),
+        (r#""userIdentity":null"#, r#""userIdentity":{"PrincipalId":"p","principalId":"q"}"#),
+        (r#""userIdentity":null"#, r#""userIdentity":{"Type":"Service","x":[1,{"y":null}]}"#),
+        (
+            r#""ApproximateCreationDateTimePrecision":"MILLISECOND""#,
+            r#""ApproximateCreationDateTimePrecision":"MICROSECOND""#,
+        ),
+        (
+            r#""ApproximateCreationDateTimePrecision":"MILLISECOND""#,
+            r#""ApproximateCreationDateTimePrecision":"SECOND""#,
+        ),
+        (r#""ApproximateCreationDateTimePrecision":"MILLISECOND""#, r#""ApproximateCreationDateTimePrecision":null"#),
+        (r#""ApproximateCreationDateTime":"#, r#""ApproximateCreationDateTime":null,"t":"#),
+        (r#""ApproximateCreationDateTime":"#, r#""ApproximateCreationDateTime":-0,"t":"#),
+        (r#""Keys":"#, r#""Keys":{},"k":"#),
+        (r#""Keys":"#, r#""Keys":null,"k":"#),
+        (r#""Keys":{"#, r#""Keys":{"l":{"L":[]},"#),
+        (r#""NewImage":"#, r#""NewImage":null,"n":"#),
+        (r#""SizeBytes":59"#, r#""SizeBytes":-0"#),
+        (r#""SizeBytes":59"#, r#""SizeBytes":5.9"#),
+        (r#""dynamodb":"#, r#""dynamodb":null,"d":"#),
+        (r#"{"S":"#, r#"{"\u0053":"#),
+        ("\"Rex\"", "\"R\\u00e9x \\\"q\\\"\""),
+        (",", " ,\n"),
+        ("}", "},"),
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Whatever the text, the one-pass reader either gives what the serde reader gives, or
+        /// leaves the change to it.
+        #[test]
+        fn the_one_pass_reader_agrees_with_the_serde_reader_or_leaves_the_change_to_it(
+            edits in proptest::sample::subsequence((0..EDITS.len()).collect::<Vec<_>>(), 0..4),
+            all in proptest::prelude::any::<bool>(),
+            table in proptest::prop_oneof![proptest::prelude::Just(None), proptest::prelude::Just(Some("Pets"))],
+        ) {
+            let mut text = modify(Some("MILLISECOND"), 1_700_000_000_123.0).replace(r#""eventID""#, r#""eventVersion":"1.1","eventID""#);
+            for &e in &edits {
+                let (from, to) = EDITS[e];
+                text = if all { text.replace(from, to) } else { text.replacen(from, to, 1) };
+            }
+            let slow = change(&text, "7", table, ARN);
+            match super::super::one_pass::change(&text, "7", table, ARN) {
+                Some(fast) => {
+                    let slow = slow.map_err(|e| proptest::test_runner::TestCaseError::fail(format!("one pass accepted what serde refuses ({e}): {text}")))?;
+                    proptest::prop_assert_eq!(&fast.record, &slow.record, "{}", text);
+                    proptest::prop_assert_eq!(fast.created_micros, slow.created_micros);
+                    proptest::prop_assert_eq!(&fast.key, &slow.key);
+                }
+                None => proptest::prop_assert!(!edits.is_empty(), "an unedited change takes the one-pass path: {}", text),
+            }
+        }
     }
 
     #[test]

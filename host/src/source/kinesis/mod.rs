@@ -18,6 +18,7 @@
 //! checked against its shard's memory.
 
 pub mod decode;
+mod one_pass;
 pub mod recency;
 
 use std::collections::HashMap;
