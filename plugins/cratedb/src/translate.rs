@@ -271,16 +271,15 @@ fn is_mixed_list_text(value: &str) -> bool {
     let mut s = Scanner::new(value);
     let mut first: Option<&str> = None;
     let mut mixed = false;
+    // Only a list can be mixed: any other value stops at its type key, unread.
     s.single_member(|s, tag| {
-        if tag != "L" {
-            return s.skip_value();
-        }
-        s.elements(|s| {
-            s.single_member(|s, element| {
-                mixed |= *first.get_or_insert(element) != element;
-                s.skip_value()
+        tag == "L"
+            && s.elements(|s| {
+                s.single_member(|s, element| {
+                    mixed |= *first.get_or_insert(element) != element;
+                    s.skip_value()
+                })
             })
-        })
     });
     mixed
 }

@@ -312,28 +312,10 @@ impl<'a> Scanner<'a> {
     /// An object: `member` is called with each key, the scanner just past its `:`, and must
     /// consume the value. Whether the object was read whole and every call answered `true`.
     pub fn members(&mut self, mut member: impl FnMut(&mut Self, JsonStr<'a>) -> bool) -> bool {
-        if !self.eat(b'{') || !self.enter() {
-            return false;
-        }
-        if self.eat(b'}') {
-            self.depth -= 1;
-            return true;
-        }
-        loop {
-            let Some(key) = self.string() else { return false };
-            if !self.eat(b':') || !member(self, key) {
-                return false;
-            }
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return true;
-                }
-                _ => return false,
-            }
-        }
+        self.delimited(b'{', b'}', |s| match s.string() {
+            Some(key) => s.eat(b':') && member(s, key),
+            None => false,
+        })
     }
 
     /// An object of exactly one member whose key has no escapes, as DynamoDB JSON's
@@ -365,21 +347,26 @@ impl<'a> Scanner<'a> {
 
     /// An array: `element` is called at each element and must consume it. Whether the array was
     /// read whole and every call answered `true`.
-    pub fn elements(&mut self, mut element: impl FnMut(&mut Self) -> bool) -> bool {
-        if !self.eat(b'[') || !self.enter() {
+    pub fn elements(&mut self, element: impl FnMut(&mut Self) -> bool) -> bool {
+        self.delimited(b'[', b']', element)
+    }
+
+    /// `open`, then items separated by commas, then `close`; `item` consumes one item.
+    fn delimited(&mut self, open: u8, close: u8, mut item: impl FnMut(&mut Self) -> bool) -> bool {
+        if !self.eat(open) || !self.enter() {
             return false;
         }
-        if self.eat(b']') {
+        if self.eat(close) {
             self.depth -= 1;
             return true;
         }
         loop {
-            if !element(self) {
+            if !item(self) {
                 return false;
             }
             match self.peek() {
                 Some(b',') => self.i += 1,
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.i += 1;
                     self.depth -= 1;
                     return true;
