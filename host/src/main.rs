@@ -214,7 +214,8 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Rows/s translated to CrateDB rows and serialized as bulk_args (no network), on one core.
+    /// Rows/s translated to CrateDB rows and serialized as bulk_args (no network), on one core:
+    /// once with images as text, as the stream sources give them, and once with images decoded.
     Cratedb {
         /// The records (JSONL); e.g. the commons-codec vectors' records, or `eddy bench sample`.
         #[arg(long)]
