@@ -306,4 +306,16 @@ mod tests {
         assert!(kept > 100 && kept < 900, "kept {kept} of 1000");
         assert!(serde_json::to_vec(&sample_record(1)).unwrap().len() > 1000, "sample records are about 1 KB");
     }
+
+    #[test]
+    fn the_cratedb_bench_measures_the_text_path_and_both_paths_write_the_same_bytes() {
+        let records: Vec<ChangeRecord> = (0..50).map(sample_record).collect();
+        let text = with_text_images(&records[0]);
+        let image = text.dynamodb.new_image.as_ref().expect("sample records have a new image");
+        assert!(image.text().is_some() && !image.is_decoded(), "the text path needs undecoded text images");
+        let report = cratedb(&records, 1);
+        let bytes: Vec<&str> = report.lines().map(|l| l.rsplit_once('(').expect("a byte count").1).collect();
+        assert_eq!(bytes.len(), 2, "{report}");
+        assert_eq!(bytes[0], bytes[1], "{report}");
+    }
 }
