@@ -1,7 +1,7 @@
 // The body of `route-to-a` and `route-to-b`, which differ only in `SINK`: two builds of one
 // processor, so the hot reload test can tell which build handled each record.
 
-use eddy_guest::{Change, Guest, Verdict};
+use eddy_guest::{Batch, Change, Guest, Verdict};
 
 struct RouteTo;
 
@@ -10,8 +10,8 @@ impl Guest for RouteTo {
         Ok(())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
-        batch.iter().map(|_| Verdict::Route(vec![SINK.to_owned()])).collect()
+    fn process(_batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
+        changes.iter().map(|_| Verdict::Route(vec![SINK.to_owned()])).collect()
     }
 }
 

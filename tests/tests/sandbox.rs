@@ -127,20 +127,28 @@ fn an_enormous_output_is_refused_by_the_memory_limit() {
 }
 
 #[test]
+fn a_record_index_past_the_batch_traps_and_fails_only_the_poison() {
+    survive("bad-index", "32MiB", "is out of range");
+}
+
+/// A 0.3.0 component owns its `image` handles and can keep one past its call; reading it later
+/// traps instead of reading another batch. (0.4.0's `batch` is a borrow, which the component
+/// model itself ends with the call.)
+#[test]
 fn an_image_kept_past_its_call_traps_instead_of_reading_another_batch() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path());
     let config = format!(
         "source: {{type: file, path: in.jsonl, max_records_per_poll: 50}}
 processors:
-  hostile: {{wasm: {wasm}, config: {{mode: stale-image, poison: poison}}}}
+  keeper: {{wasm: {wasm}, config: {{keep_image: true}}}}
 sinks:
   out: {{type: file, path: out.jsonl}}
 routes:
-  - {{name: r, processors: [hostile], sinks: [out]}}
+  - {{name: r, processors: [keeper], sinks: [out]}}
 dead_letter: {{type: file, path: dead.jsonl}}
 ",
-        wasm = test_component("hostile").display()
+        wasm = test_component("contract_0_3").display()
     );
     let path = dir.path().join("pipeline.yaml");
     std::fs::write(&path, config).unwrap();
@@ -208,7 +216,7 @@ fn a_component_of_another_contract_version_is_refused_naming_both_versions() {
     let (code, _, err) = eddy(&["run", "--config", &path]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("eddy:processor@0.1.0"), "{err}");
-    assert!(err.contains("this eddy runs eddy:processor@0.3.0 and @0.2.0"), "{err}");
+    assert!(err.contains("this eddy runs eddy:processor@0.4.0, @0.3.0, @0.2.0"), "{err}");
 }
 
 #[test]
@@ -423,8 +431,8 @@ fn verdicts(wasm: &std::path::Path, input: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// Contract 0.3.0 hands a processor each record's `event-source`, so it can tell a snapshot's
-/// items from stream records.
+/// A processor reads each record's `event-source` (contract 0.3.0 and later), so it can tell a
+/// snapshot's items from stream records.
 #[test]
 fn a_processor_tells_snapshot_records_from_stream_records_by_their_event_source() {
     let dir = tempfile::tempdir().unwrap();
@@ -439,4 +447,13 @@ fn a_component_of_contract_0_2_keeps_running_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let input = snapshot_and_stream_records(dir.path());
     assert_eq!(verdicts(&test_component("contract_0_2"), &input), ["pass", "drop", "pass"]);
+}
+
+/// A component built against the frozen 0.3.0 contract (every record's strings, keys and image
+/// handles passed with the call) runs unchanged.
+#[test]
+fn a_component_of_contract_0_3_keeps_running_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = snapshot_and_stream_records(dir.path());
+    assert_eq!(verdicts(&test_component("contract_0_3"), &input), ["drop", "pass", "pass"]);
 }

@@ -15,52 +15,53 @@
 //
 // Build (from this folder; see README.md): npm install && npm run build
 //
-// The contract's types in JavaScript (componentize-js / jco conventions): records are objects with
-// camelCase fields, variants are `{tag, val}`, enums are strings, `s64`/`u64` are BigInts, an
-// `image` is an object with `get(name)`, `names()` and `toJson()`. `init` refuses its config by
+// The contract's types in JavaScript (componentize-js / jco conventions): `process(batch, changes)`
+// gets each record's fixed-size fields in `changes` (objects with camelCase fields: `eventName`,
+// `hasNewImage`, ...) and reads the rest from `batch` by the record's index (`batch.eventId(i)`,
+// `batch.keys(i)`, `batch.get(i, "new-image", name)`, `batch.toJson(i, "old-image")`); variants
+// are `{tag, val}`, enums are strings, `s64`/`u64` are BigInts. `init` refuses its config by
 // throwing.
 
-import { log } from "eddy:processor/host@0.3.0";
+import { log } from "eddy:processor/host@0.4.0";
 
 let processedBy = "js";
 
-/** The record's `action`, read from the image without fetching the rest of it. */
-function action(change) {
-  const image = change.newImage ?? change.oldImage;
-  const value = image ? image.get("action") : undefined;
+/** The record's `action`, read from its image without fetching the rest of the record. */
+function action(batch, i, change) {
+  const value = batch.get(i, change.hasNewImage ? "new-image" : "old-image", "action");
   return value && value.tag === "s" ? value.val : "pass";
 }
 
 /** The change as a replacement, with `added` attributes (DynamoDB JSON) in its new image. */
-function replacement(change, added) {
+function replacement(batch, i, change, added) {
   let newImage;
-  if (change.newImage) {
-    newImage = JSON.stringify({ ...JSON.parse(change.newImage.toJson()), ...added });
+  if (change.hasNewImage) {
+    newImage = JSON.stringify({ ...JSON.parse(batch.toJson(i, "new-image")), ...added });
   }
   return {
-    eventId: change.eventId,
+    eventId: batch.eventId(i),
     eventName: change.eventName,
-    sequenceNumber: change.sequenceNumber,
+    sequenceNumber: batch.sequenceNumber(i),
     approximateCreationTime: change.approximateCreationTime,
     sizeBytes: change.sizeBytes,
-    keys: change.keys,
+    keys: batch.keys(i),
     newImage,
-    oldImage: change.oldImage ? change.oldImage.toJson() : undefined,
+    oldImage: change.hasOldImage ? batch.toJson(i, "old-image") : undefined,
   };
 }
 
-function verdict(change) {
-  const what = action(change);
+function verdict(batch, i, change) {
+  const what = action(batch, i, change);
   if (what === "pass") return { tag: "pass" };
   if (what === "drop") return { tag: "drop" };
-  if (what === "replace") return { tag: "replace", val: replacement(change, { processed_by: { S: processedBy } }) };
+  if (what === "replace") return { tag: "replace", val: replacement(batch, i, change, { processed_by: { S: processedBy } }) };
   if (what.startsWith("route:")) return { tag: "route", val: [what.slice("route:".length)] };
   if (what === "fan-out") {
-    const copies = [1, 2].map((n) => ({ ...replacement(change, { copy: { N: String(n) } }), eventId: `${change.eventId}-${n}` }));
+    const copies = [1, 2].map((n) => ({ ...replacement(batch, i, change, { copy: { N: String(n) } }), eventId: `${batch.eventId(i)}-${n}` }));
     return { tag: "fan-out", val: copies };
   }
   if (what === "fail") return { tag: "fail", val: `asked to fail (action '${what}')` };
-  log("warn", `unknown action '${what}'; passing record ${change.sequenceNumber}`);
+  log("warn", `unknown action '${what}'; passing record ${batch.sequenceNumber(i)}`);
   return { tag: "pass" };
 }
 
@@ -76,6 +77,6 @@ export function init(config) {
   processedBy = by;
 }
 
-export function process(batch) {
-  return batch.map(verdict);
+export function process(batch, changes) {
+  return changes.map((change, i) => verdict(batch, i, change));
 }

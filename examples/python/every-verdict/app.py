@@ -27,48 +27,49 @@ from wit_world.imports import types as t
 PROCESSED_BY = "python"
 
 
-def action(change: t.Change) -> str:
-    """The record's `action`, read from the image without fetching the rest of it."""
-    image = change.new_image or change.old_image
-    value = image.get("action") if image else None
+def action(batch: t.Batch, i: int, change: t.Change) -> str:
+    """The record's `action`, read from the image without fetching the rest of the record."""
+    side = t.Side.NEW_IMAGE if change.has_new_image else t.Side.OLD_IMAGE
+    value = batch.get(i, side, "action")
     return value.value if isinstance(value, t.Attribute_S) else "pass"
 
 
-def replacement(change: t.Change, **added: dict) -> t.Replacement:
+def replacement(batch: t.Batch, i: int, change: t.Change, **added: dict) -> t.Replacement:
     """The change as a replacement, with `added` attributes (DynamoDB JSON) in its new image."""
-    new = json.loads(change.new_image.to_json()) if change.new_image else None
+    new_text = batch.to_json(i, t.Side.NEW_IMAGE)
+    new = json.loads(new_text) if new_text is not None else None
     if new is not None:
         new.update(added)
     return t.Replacement(
-        event_id=change.event_id,
+        event_id=batch.event_id(i),
         event_name=change.event_name,
-        sequence_number=change.sequence_number,
+        sequence_number=batch.sequence_number(i),
         approximate_creation_time=change.approximate_creation_time,
         size_bytes=change.size_bytes,
-        keys=change.keys,
+        keys=batch.keys(i),
         new_image=json.dumps(new) if new is not None else None,
-        old_image=change.old_image.to_json() if change.old_image else None,
+        old_image=batch.to_json(i, t.Side.OLD_IMAGE),
     )
 
 
-def verdict(change: t.Change) -> t.Verdict:
-    what = action(change)
+def verdict(batch: t.Batch, i: int, change: t.Change) -> t.Verdict:
+    what = action(batch, i, change)
     if what == "pass":
         return t.Verdict_Pass()
     if what == "drop":
         return t.Verdict_Drop()
     if what == "replace":
-        return t.Verdict_Replace(replacement(change, processed_by={"S": PROCESSED_BY}))
+        return t.Verdict_Replace(replacement(batch, i, change, processed_by={"S": PROCESSED_BY}))
     if what.startswith("route:"):
         return t.Verdict_Route([what.removeprefix("route:")])
     if what == "fan-out":
-        copies = [replacement(change, copy={"N": str(n)}) for n in (1, 2)]
+        copies = [replacement(batch, i, change, copy={"N": str(n)}) for n in (1, 2)]
         for n, copy in enumerate(copies, 1):
-            copy.event_id = f"{change.event_id}-{n}"
+            copy.event_id = f"{batch.event_id(i)}-{n}"
         return t.Verdict_FanOut(copies)
     if what == "fail":
         return t.Verdict_Fail(f"asked to fail (action {what!r})")
-    host.log(t.Level.WARN, f"unknown action {what!r}; passing record {change.sequence_number}")
+    host.log(t.Level.WARN, f"unknown action {what!r}; passing record {batch.sequence_number(i)}")
     return t.Verdict_Pass()
 
 
@@ -83,5 +84,5 @@ class WitWorld(wit_world.WitWorld):
             raise Err(f"processed_by must be a string, got {by!r}")
         PROCESSED_BY = by
 
-    def process(self, batch: list[t.Change]) -> list[t.Verdict]:
-        return [verdict(change) for change in batch]
+    def process(self, batch: t.Batch, changes: list[t.Change]) -> list[t.Verdict]:
+        return [verdict(batch, i, change) for i, change in enumerate(changes)]

@@ -1,23 +1,112 @@
-//! Change records across the Wasm boundary: host records → the guest's `change` (everything
-//! borrowed from the records; images lent as `image` handles), and the guest's verdicts back.
+//! Change records across the Wasm boundary: host records → the guest's arguments, and the
+//! guest's verdicts back.
 //!
-//! Each contract version the host runs has its own generated types; [`lowering!`] writes the
-//! same conversions for each, so that the versions differ only where their WIT does (0.3.0's
-//! `change` carries `event-source`).
+//! - 0.4.0 ([`current`]): only each record's fixed-size fields are lowered (`change`); the rest is
+//!   read by index through the call's `batch` (`batch.rs`).
+//! - 0.3.0 and 0.2.0: every record's strings and keys are lowered from borrows and its images lent
+//!   as `image` handles; [`lowering!`] writes the same conversions for each, so that the versions
+//!   differ only where their WIT does (0.3.0's `change` carries `event-source`).
+//!
+//! [`lifting!`] writes the verdict conversion for every version (the `verdict` and
+//! `replacement` types are the same in all of them).
 
 use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord};
 
-/// Defines, in module `$name`, the conversions for the generated types `$wit` of one contract
-/// version: `keys` and `params` (the `process` argument) and `From<$wit::Verdict> for Verdict`.
-/// `$field` lists the `change` fields beyond 0.2.0's, each taken from the record field of the
-/// same name (`event_source`).
+/// Defines `From<$wit::Verdict> for Verdict` (and for `$wit::Replacement`) for the generated
+/// types `$wit` of one contract version; `$key` is its name for a returned `key-value`
+/// (`KeyValueResult` where the type also appears in `process`'s parameters, else `KeyValue`).
+macro_rules! lifting {
+    ($wit:path, $key:ident) => {
+        const _: () = {
+            use eddy_sink_api::{AttributeValue, EventName};
+            use $wit as wit;
+
+            use crate::wasm::convert::{GuestChange, Verdict};
+
+            impl From<wit::Replacement> for GuestChange {
+                fn from(c: wit::Replacement) -> Self {
+                    GuestChange {
+                        event_id: c.event_id,
+                        event_name: match c.event_name {
+                            wit::EventName::Insert => EventName::Insert,
+                            wit::EventName::Modify => EventName::Modify,
+                            wit::EventName::Remove => EventName::Remove,
+                        },
+                        sequence_number: c.sequence_number,
+                        approximate_creation_time: c.approximate_creation_time,
+                        size_bytes: c.size_bytes,
+                        keys: c
+                            .keys
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let v = match v {
+                                    wit::$key::S(s) => AttributeValue::S(s),
+                                    wit::$key::N(n) => AttributeValue::N(n),
+                                    wit::$key::B(b) => AttributeValue::B(b),
+                                };
+                                (k, v)
+                            })
+                            .collect(),
+                        new_image: c.new_image,
+                        old_image: c.old_image,
+                    }
+                }
+            }
+
+            impl From<wit::Verdict> for Verdict {
+                fn from(v: wit::Verdict) -> Self {
+                    match v {
+                        wit::Verdict::Pass => Self::Pass,
+                        wit::Verdict::Drop => Self::Drop,
+                        wit::Verdict::Replace(c) => Self::Replace(c.into()),
+                        wit::Verdict::Route(names) => Self::Route(names),
+                        wit::Verdict::FanOut(cs) => Self::FanOut(cs.into_iter().map(Into::into).collect()),
+                        wit::Verdict::Fail(m) => Self::Fail(m),
+                    }
+                }
+            }
+        };
+    };
+}
+
+lifting!(crate::wasm::bindings::current::eddy::processor::types, KeyValue);
+lifting!(crate::wasm::bindings::v0_3::eddy::processor::types, KeyValueResult);
+lifting!(crate::wasm::bindings::v0_2::eddy::processor::types, KeyValueResult);
+
+/// 0.4.0: the `changes` argument of `process`.
+pub(super) mod current {
+    use eddy_sink_api::{ChangeRecord, EventName};
+
+    use crate::wasm::bindings::current::eddy::processor::types as wit;
+
+    /// Each record's fixed-size fields, index-aligned with `records`; the `batch` handle reads the
+    /// rest. Reuses `out`'s allocation.
+    pub(in crate::wasm) fn changes(records: &[&ChangeRecord], out: &mut Vec<wit::Change>) {
+        out.clear();
+        out.extend(records.iter().map(|r| wit::Change {
+            event_name: match r.event_name {
+                EventName::Insert => wit::EventName::Insert,
+                EventName::Modify => wit::EventName::Modify,
+                EventName::Remove => wit::EventName::Remove,
+            },
+            approximate_creation_time: r.dynamodb.approximate_creation_date_time,
+            size_bytes: r.dynamodb.size_bytes,
+            has_new_image: r.dynamodb.new_image.is_some(),
+            has_old_image: r.dynamodb.old_image.is_some(),
+        }));
+    }
+}
+
+/// Defines, in module `$name`, the lowering for the generated types `$wit` of a contract
+/// version before 0.4.0: `keys` and `params` (the `process` argument). `$field` lists the
+/// `change` fields beyond 0.2.0's, each taken from the record field of the same name
+/// (`event_source`).
 macro_rules! lowering {
     ($name:ident, $wit:path $(, $field:ident)*) => {
         pub(super) mod $name {
             use eddy_sink_api::{AttributeValue, ChangeRecord, EventName};
             use $wit as wit;
 
-            use super::{GuestChange, Verdict};
             use crate::wasm::HostState;
 
             /// The keys of a batch, borrowed from its records, ready to lower.
@@ -75,54 +164,11 @@ macro_rules! lowering {
                     _ => None,
                 }
             }
-
-            impl From<wit::Replacement> for GuestChange {
-                fn from(c: wit::Replacement) -> Self {
-                    GuestChange {
-                        event_id: c.event_id,
-                        event_name: match c.event_name {
-                            wit::EventName::Insert => EventName::Insert,
-                            wit::EventName::Modify => EventName::Modify,
-                            wit::EventName::Remove => EventName::Remove,
-                        },
-                        sequence_number: c.sequence_number,
-                        approximate_creation_time: c.approximate_creation_time,
-                        size_bytes: c.size_bytes,
-                        keys: c
-                            .keys
-                            .into_iter()
-                            .map(|(k, v)| {
-                                let v = match v {
-                                    wit::KeyValueResult::S(s) => AttributeValue::S(s),
-                                    wit::KeyValueResult::N(n) => AttributeValue::N(n),
-                                    wit::KeyValueResult::B(b) => AttributeValue::B(b),
-                                };
-                                (k, v)
-                            })
-                            .collect(),
-                        new_image: c.new_image,
-                        old_image: c.old_image,
-                    }
-                }
-            }
-
-            impl From<wit::Verdict> for Verdict {
-                fn from(v: wit::Verdict) -> Self {
-                    match v {
-                        wit::Verdict::Pass => Self::Pass,
-                        wit::Verdict::Drop => Self::Drop,
-                        wit::Verdict::Replace(c) => Self::Replace(c.into()),
-                        wit::Verdict::Route(names) => Self::Route(names),
-                        wit::Verdict::FanOut(cs) => Self::FanOut(cs.into_iter().map(Into::into).collect()),
-                        wit::Verdict::Fail(m) => Self::Fail(m),
-                    }
-                }
-            }
         }
     };
 }
 
-lowering!(current, crate::wasm::bindings::current::eddy::processor::types, event_source);
+lowering!(v0_3, crate::wasm::bindings::v0_3::eddy::processor::types, event_source);
 lowering!(v0_2, crate::wasm::bindings::v0_2::eddy::processor::types);
 
 /// A change the guest built (`replace`, `fan-out`): the `replacement` record, in eddy's types.

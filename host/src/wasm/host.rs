@@ -27,4 +27,5 @@ macro_rules! host_functions {
 }
 
 host_functions!(super::bindings::current::eddy::processor);
+host_functions!(super::bindings::v0_3::eddy::processor);
 host_functions!(super::bindings::v0_2::eddy::processor);

@@ -24,7 +24,8 @@ pub struct ImageRef {
     old: bool,
 }
 
-/// The records of the `process` call in progress, for the `image` methods.
+/// The records of the `process` call in progress, for the `image` (0.3.0, 0.2.0) and `batch`
+/// (0.4.0) methods.
 ///
 /// Holds pointers rather than references because a [`wasmtime::Store`]'s data must be `'static`.
 /// [`LentRecords::lend`] sets them for exactly the duration of one call and clears them after,
@@ -67,6 +68,27 @@ impl LentRecords {
         call(guard.0)
     }
 
+    /// The call in progress, as the `rep` of its 0.4.0 `batch` handle (wrapping; a handle is
+    /// only ever compared with the call that made it).
+    pub(super) fn batch_rep(&self) -> u32 {
+        self.call as u32
+    }
+
+    /// Record `index` of the call in progress, for the 0.4.0 `batch` handle `rep`.
+    ///
+    /// # Errors
+    /// A trap when the handle is not the current call's or `index` is out of range.
+    pub(super) fn record(&self, rep: u32, index: u32) -> wasmtime::Result<&ChangeRecord> {
+        if rep != self.batch_rep() || self.records.is_empty() {
+            wasmtime::bail!("a batch was used outside the process call that passed it");
+        }
+        let Some(record) = self.records.get(index as usize) else {
+            wasmtime::bail!("record index {index} is out of range: the batch has {} records", self.records.len());
+        };
+        // SAFETY: see `LentRecords`: `lend` is on the stack, so the records are borrowed.
+        Ok(unsafe { record.as_ref() })
+    }
+
     fn image(&self, table: &ResourceTable, handle: &Resource<ImageRef>) -> wasmtime::Result<&Image> {
         let image = table.get(handle)?;
         let record = match self.records.get(image.index as usize) {
@@ -90,8 +112,8 @@ impl HostState {
     }
 }
 
-/// The `image` methods and the attribute conversion for the generated types `$wit` of one
-/// contract version (every version has the same `image` resource).
+/// The `image` methods for the generated types `$wit` of one contract version before 0.4.0
+/// (each has the same `image` resource).
 macro_rules! image_host {
     ($wit:path) => {
         const _: () = {
@@ -118,6 +140,19 @@ macro_rules! image_host {
                     Ok(())
                 }
             }
+        };
+    };
+}
+
+image_host!(super::bindings::v0_3::eddy::processor::types);
+image_host!(super::bindings::v0_2::eddy::processor::types);
+
+/// `From<&AttributeValue>` for the `attribute` of the generated types `$wit` of one contract
+/// version (every version has the same `attribute` variant).
+macro_rules! attribute {
+    ($wit:path) => {
+        const _: () = {
+            use $wit as wit;
 
             /// One attribute as the contract types it; `M` and `L` as DynamoDB JSON text.
             impl From<&AttributeValue> for wit::Attribute {
@@ -140,5 +175,6 @@ macro_rules! image_host {
     };
 }
 
-image_host!(super::bindings::current::eddy::processor::types);
-image_host!(super::bindings::v0_2::eddy::processor::types);
+attribute!(super::bindings::current::eddy::processor::types);
+attribute!(super::bindings::v0_3::eddy::processor::types);
+attribute!(super::bindings::v0_2::eddy::processor::types);

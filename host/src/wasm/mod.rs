@@ -8,9 +8,14 @@
 //!   memory limit; it is replaced after a trap, a timeout, a memory refusal, or
 //!   [`RECYCLE_AFTER_CALLS`] calls.
 //!
+//! A call lends the batch's records to the guest for its duration ([`images::LentRecords`]):
+//! for contract 0.4.0 as one `batch` borrow read by index (`batch.rs`), for 0.3.0 and 0.2.0 as
+//! an `image` handle per image (`images.rs`), their other fields lowered with the call.
+//!
 //! Guests get no filesystem, network, environment or arguments: WASI is linked so that
 //! components built for `wasm32-wasip2` load, but every capability is denied.
 
+mod batch;
 mod convert;
 mod guest_output;
 mod host;
@@ -22,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -40,6 +45,25 @@ mod bindings {
         wasmtime::component::bindgen!({
             world: "processor",
             path: "../wit",
+            ownership: Borrowing { duplicate_if_necessary: true },
+            with: { "eddy:processor/types.batch": crate::wasm::batch::BatchRef },
+            imports: {
+                "eddy:processor/types.[method]batch.event-id": trappable,
+                "eddy:processor/types.[method]batch.event-source": trappable,
+                "eddy:processor/types.[method]batch.sequence-number": trappable,
+                "eddy:processor/types.[method]batch.keys": trappable,
+                "eddy:processor/types.[method]batch.get": trappable,
+                "eddy:processor/types.[method]batch.names": trappable,
+                "eddy:processor/types.[method]batch.to-json": trappable,
+            },
+        });
+    }
+
+    /// `wit/v0.3.0/`: components built against 0.3.0 keep running unchanged.
+    pub mod v0_3 {
+        wasmtime::component::bindgen!({
+            world: "processor",
+            path: "../wit/v0.3.0",
             ownership: Borrowing { duplicate_if_necessary: true },
             with: { "eddy:processor/types.image": crate::wasm::images::ImageRef },
             imports: {
@@ -68,15 +92,17 @@ mod bindings {
 
 /// The contract version this host implements (the `wit/` package version). Components built for
 /// an older version it still runs are listed in [`SUPPORTED_VERSIONS`].
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.4.0";
 /// Every contract version this host runs, newest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.2.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.4.0", "0.3.0", "0.2.0"];
 
 /// Which contract a component was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Contract {
     /// [`CONTRACT_VERSION`]
     Current,
+    /// 0.3.0: every record's strings, keys and `image` handles lowered with the call.
+    V0_3,
     /// 0.2.0: no `event-source` in `change`.
     V0_2,
 }
@@ -84,12 +110,14 @@ enum Contract {
 /// A component's imports resolved against one contract version's bindings.
 enum Pre {
     Current(bindings::current::ProcessorPre<HostState>),
+    V0_3(bindings::v0_3::ProcessorPre<HostState>),
     V0_2(bindings::v0_2::ProcessorPre<HostState>),
 }
 
 /// An instance's exports, of one contract version.
 enum Bound {
     Current(bindings::current::Processor),
+    V0_3(bindings::v0_3::Processor),
     V0_2(bindings::v0_2::Processor),
 }
 
@@ -188,6 +216,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         bindings::current::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::v0_3::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         bindings::v0_2::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -228,6 +257,11 @@ impl Runtime {
                 bindings::current::ProcessorPre::new(pre)
                     .map_err(anyhow::Error::from)
                     .with_context(|| exports(CONTRACT_VERSION))?,
+            ),
+            Contract::V0_3 => Pre::V0_3(
+                bindings::v0_3::ProcessorPre::new(pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| exports("0.3.0"))?,
             ),
             Contract::V0_2 => Pre::V0_2(
                 bindings::v0_2::ProcessorPre::new(pre)
@@ -312,13 +346,16 @@ fn contract_of(engine: &Engine, component: &wasmtime::component::Component, path
             if compatible(version, CONTRACT_VERSION) {
                 return Ok(Contract::Current);
             }
+            if compatible(version, "0.3.0") {
+                return Ok(Contract::V0_3);
+            }
             if compatible(version, "0.2.0") {
                 return Ok(Contract::V0_2);
             }
             anyhow::bail!(
                 "{} was built for eddy:processor@{version}, but this eddy runs eddy:processor@{}; rebuild it against the wit/ of this eddy",
                 path.display(),
-                SUPPORTED_VERSIONS.join(" and @")
+                SUPPORTED_VERSIONS.join(", @")
             );
         }
     }
@@ -389,11 +426,13 @@ impl Component {
         };
         let bindings = match &self.pre {
             Pre::Current(pre) => Bound::Current(pre.instantiate(&mut store).map_err(failed)?),
+            Pre::V0_3(pre) => Bound::V0_3(pre.instantiate(&mut store).map_err(failed)?),
             Pre::V0_2(pre) => Bound::V0_2(pre.instantiate(&mut store).map_err(failed)?),
         };
         store.set_epoch_deadline(self.deadline_ticks());
         let init = match &bindings {
             Bound::Current(b) => b.call_init(&mut store, &self.config_json),
+            Bound::V0_3(b) => b.call_init(&mut store, &self.config_json),
             Bound::V0_2(b) => b.call_init(&mut store, &self.config_json),
         };
         match init {
@@ -403,7 +442,7 @@ impl Component {
             }
             Err(trap) => return Err(anyhow::Error::from(trap).context(format!("processor {}: init failed", self.name))),
         }
-        Ok(Instance { component: Arc::clone(self), store, bindings, calls: 0 })
+        Ok(Instance { component: Arc::clone(self), store, bindings, calls: 0, changes: Vec::new() })
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -418,6 +457,8 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: Bound,
     calls: u64,
+    /// The 0.4.0 `changes` argument, kept between calls for its allocation.
+    changes: Vec<bindings::current::eddy::processor::types::Change>,
 }
 
 /// Why a `process` call failed. The instance is unusable afterwards; [`Instance::recycle`] it.
@@ -435,9 +476,10 @@ pub enum CallError {
 }
 
 impl Instance {
-    /// Calls `process` on `records` and returns one verdict per record, index-aligned. The
-    /// records' keys and fields are lowered from borrows; their images are lent as `image`
-    /// handles for the call.
+    /// Calls `process` on `records` and returns one verdict per record, index-aligned. For a
+    /// 0.4.0 component only each record's fixed-size fields are lowered and the records are lent
+    /// as the call's `batch`; for 0.3.0 and 0.2.0 the records' keys and fields are lowered from
+    /// borrows and their images lent as `image` handles for the call.
     ///
     /// # Errors
     /// A [`CallError`]; the instance must then be recycled before the next call.
@@ -446,7 +488,7 @@ impl Instance {
         self.calls += 1;
         self.store.set_epoch_deadline(self.component.deadline_ticks());
         self.store.data_mut().lent.next_call();
-        // The same call for each contract version, with that version's conversions.
+        // The same call for each contract version before 0.4.0, with that version's conversions.
         macro_rules! call {
             ($version:ident, $bindings:expr) => {{
                 let keys = convert::$version::keys(records);
@@ -459,7 +501,17 @@ impl Instance {
             }};
         }
         let (started, result) = match &self.bindings {
-            Bound::Current(b) => call!(current, b),
+            Bound::Current(b) => {
+                let mut changes = std::mem::take(&mut self.changes);
+                convert::current::changes(records, &mut changes);
+                let batch = Resource::new_borrow(self.store.data().lent.batch_rep());
+                let started = std::time::Instant::now();
+                let result =
+                    LentRecords::lend(&mut self.store, records, |store| b.call_process(store, batch, &changes));
+                self.changes = changes;
+                (started, result.map(|v| v.into_iter().map(Verdict::from).collect::<Vec<_>>()))
+            }
+            Bound::V0_3(b) => call!(v0_3, b),
             Bound::V0_2(b) => call!(v0_2, b),
         };
         self.component.call_duration.record(started.elapsed().as_secs_f64());

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use eddy_guest::{Attribute, Change, Guest, Image, Verdict};
+use eddy_guest::{Attribute, Batch, Change, Guest, Image, Verdict};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +18,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// Whether `image` has one of `attributes` as a string (asks for those attributes only).
-fn has_any(image: Option<&Image>, attributes: &[String]) -> bool {
+fn has_any(image: Option<Image<'_>>, attributes: &[String]) -> bool {
     image.is_some_and(|i| attributes.iter().any(|a| matches!(i.get(a), Some(Attribute::S(_)))))
 }
 
@@ -50,12 +50,11 @@ impl Guest for MaskEmail {
         ATTRIBUTES.set(attributes).map_err(|_| "init called twice".to_owned())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
         let attributes = ATTRIBUTES.get().expect("init ran");
-        batch
-            .into_iter()
+        eddy_guest::records(batch, &changes)
             .map(|change| {
-                if !has_any(change.new_image.as_ref(), attributes) && !has_any(change.old_image.as_ref(), attributes) {
+                if !has_any(change.new_image(), attributes) && !has_any(change.old_image(), attributes) {
                     return Verdict::Pass;
                 }
                 let mut replacement = change.to_replacement();

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use eddy_guest::{Change, Guest, Verdict};
+use eddy_guest::{Batch, Change, Guest, Verdict};
 
 static SPECIES: OnceLock<String> = OnceLock::new();
 
@@ -21,12 +21,11 @@ impl Guest for OnlyDogs {
         SPECIES.set(species).map_err(|_| "init called twice".to_owned())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
         let wanted = SPECIES.get().map(String::as_str).unwrap_or("dog");
-        batch
-            .iter()
-            .map(|change| {
-                let species = change.new_image_s("species").or_else(|| change.old_image_s("species"));
+        eddy_guest::records(batch, &changes)
+            .map(|record| {
+                let species = record.new_image_s("species").or_else(|| record.old_image_s("species"));
                 if species.as_deref() == Some(wanted) { Verdict::Pass } else { Verdict::Drop }
             })
             .collect()

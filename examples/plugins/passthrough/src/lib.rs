@@ -1,6 +1,6 @@
 //! Passes every record unchanged: measures the cost of the Wasm boundary alone.
 
-use eddy_guest::{Change, Guest, Verdict};
+use eddy_guest::{Batch, Change, Guest, Verdict};
 
 struct Passthrough;
 
@@ -9,8 +9,8 @@ impl Guest for Passthrough {
         Ok(())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
-        batch.iter().map(|_| Verdict::Pass).collect()
+    fn process(_batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
+        changes.iter().map(|_| Verdict::Pass).collect()
     }
 }
 

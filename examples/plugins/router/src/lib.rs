@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use eddy_guest::{Change, Guest, Verdict};
+use eddy_guest::{Batch, Change, Guest, Verdict};
 
 struct Config {
     attribute: String,
@@ -32,10 +32,9 @@ impl Guest for Router {
         CONFIG.set(Config { attribute, sinks }).map_err(|_| "init called twice".to_owned())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
         let config = CONFIG.get().expect("init ran");
-        batch
-            .iter()
+        eddy_guest::records(batch, &changes)
             .map(|c| {
                 let kind = c.new_image_s(&config.attribute).or_else(|| c.old_image_s(&config.attribute));
                 match kind.and_then(|k| config.sinks.get(&k)) {

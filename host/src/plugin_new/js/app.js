@@ -5,9 +5,11 @@
 // sinks too. Config (the processor's `config:` in the pipeline YAML, as JSON):
 // {"attribute": "species", "equals": "dog"} (the defaults).
 //
-// From JavaScript, records are objects with camelCase fields, variants are {tag, val}, enums are
-// strings, s64/u64 are BigInts, and an image has get(name), names() and toJson(). Throw from init
-// to refuse the config.
+// From JavaScript, `process(batch, changes)` gets each record's fixed-size fields in `changes`
+// (objects with camelCase fields: eventName, hasNewImage, ...) and reads the rest from `batch` by
+// the record's index: batch.get(index, "new-image", name), batch.toJson(index, "old-image"),
+// batch.eventId(index), batch.keys(index). Variants are {tag, val}, enums are strings, s64/u64
+// are BigInts. Throw from init to refuse the config.
 
 let attribute = "species";
 let equals = "dog";
@@ -26,11 +28,10 @@ export function init(config) {
   equals = settings.equals ?? equals;
 }
 
-export function process(batch) {
-  return batch.map((change) => {
-    // Only this one attribute crosses the boundary, not the whole image.
-    const image = change.newImage ?? change.oldImage;
-    const value = image ? image.get(attribute) : undefined;
+export function process(batch, changes) {
+  return changes.map((change, index) => {
+    // Only this one attribute crosses the boundary, not the whole image or record.
+    const value = batch.get(index, change.hasNewImage ? "new-image" : "old-image", attribute);
     return value && value.tag === "s" && value.val === equals ? { tag: "pass" } : { tag: "drop" };
   });
 }

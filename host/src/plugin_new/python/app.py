@@ -16,10 +16,10 @@ ATTRIBUTE = "species"
 EQUALS = "dog"
 
 
-def keep(change: t.Change) -> bool:
-    # Only this one attribute crosses the boundary, not the whole image.
-    image = change.new_image or change.old_image
-    value = image.get(ATTRIBUTE) if image else None
+def keep(batch: t.Batch, index: int, change: t.Change) -> bool:
+    # Only this one attribute crosses the boundary, not the whole image or record.
+    side = t.Side.NEW_IMAGE if change.has_new_image else t.Side.OLD_IMAGE
+    value = batch.get(index, side, ATTRIBUTE)
     return isinstance(value, t.Attribute_S) and value.value == EQUALS
 
 
@@ -35,5 +35,8 @@ class WitWorld(wit_world.WitWorld):
         ATTRIBUTE = settings.get("attribute", ATTRIBUTE)
         EQUALS = settings.get("equals", EQUALS)
 
-    def process(self, batch: list[t.Change]) -> list[t.Verdict]:
-        return [t.Verdict_Pass() if keep(change) else t.Verdict_Drop() for change in batch]
+    def process(self, batch: t.Batch, changes: list[t.Change]) -> list[t.Verdict]:
+        return [
+            t.Verdict_Pass() if keep(batch, index, change) else t.Verdict_Drop()
+            for index, change in enumerate(changes)
+        ]

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 wit_bindgen::generate!({ path: "wit", world: "processor" });
 
-use eddy::processor::types::Attribute;
+use eddy::processor::types::{Attribute, Side};
 
 /// `(attribute, equals)` from the config.
 static WANTED: OnceLock<(String, String)> = OnceLock::new();
@@ -28,14 +28,15 @@ impl Guest for Filter {
         WANTED.set(wanted).map_err(|_| "init called twice".to_owned())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
         let (attribute, equals) = WANTED.get().expect("init runs before process");
-        batch
+        changes
             .iter()
-            .map(|change| {
-                // Only this one attribute crosses the boundary, not the whole image.
-                let image = change.new_image.as_ref().or(change.old_image.as_ref());
-                match image.and_then(|i| i.get(attribute)) {
+            .zip(0u32..)
+            .map(|(change, index)| {
+                // Only this one attribute crosses the boundary, not the whole image or record.
+                let side = if change.has_new_image { Side::NewImage } else { Side::OldImage };
+                match batch.get(index, side, attribute) {
                     Some(Attribute::S(value)) if value == *equals => Verdict::Pass,
                     _ => Verdict::Drop,
                 }

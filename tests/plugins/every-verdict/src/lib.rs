@@ -5,21 +5,20 @@
 
 use std::sync::OnceLock;
 
-use eddy_guest::{Attribute, Change, Guest, Replacement, Verdict};
+use eddy_guest::{Attribute, Batch, Change, Guest, Record, Replacement, Verdict};
 use serde_json::{json, Value};
 
 static PROCESSED_BY: OnceLock<String> = OnceLock::new();
 
-fn action(change: &Change) -> String {
-    let image = change.new_image.as_ref().or(change.old_image.as_ref());
-    match image.and_then(|i| i.get("action")) {
+fn action(record: &Record<'_>) -> String {
+    match record.image().and_then(|i| i.get("action")) {
         Some(Attribute::S(s)) => s,
         _ => "pass".to_owned(),
     }
 }
 
 /// The change as a replacement, with `added` attributes (DynamoDB JSON) in its new image.
-fn replacement(change: &Change, added: &[(&str, Value)]) -> Replacement {
+fn replacement(change: &Record<'_>, added: &[(&str, Value)]) -> Replacement {
     let mut r = change.to_replacement();
     if let Some(text) = &r.new_image {
         let mut image = eddy_guest::parse_image(text).expect("the host sends valid JSON");
@@ -44,19 +43,18 @@ impl Guest for EveryVerdict {
         PROCESSED_BY.set(by).map_err(|_| "init called twice".to_owned())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
         let by = PROCESSED_BY.get().expect("init ran");
-        batch
-            .iter()
-            .map(|change| match action(change).as_str() {
+        eddy_guest::records(batch, &changes)
+            .map(|change| match action(&change).as_str() {
                 "pass" => Verdict::Pass,
                 "drop" => Verdict::Drop,
-                "replace" => Verdict::Replace(replacement(change, &[("processed_by", json!({"S": by}))])),
+                "replace" => Verdict::Replace(replacement(&change, &[("processed_by", json!({"S": by}))])),
                 "fan-out" => Verdict::FanOut(
                     (1..=2)
                         .map(|n| {
-                            let mut copy = replacement(change, &[("copy", json!({"N": n.to_string()}))]);
-                            copy.event_id = format!("{}-{n}", change.event_id);
+                            let mut copy = replacement(&change, &[("copy", json!({"N": n.to_string()}))]);
+                            copy.event_id = format!("{}-{n}", change.event_id());
                             copy
                         })
                         .collect(),

@@ -2,12 +2,15 @@
 //! passes every other record. Modes: `loop` (never returns), `oom` (allocates without bound),
 //! `panic` (traps), `short` (returns no verdicts), `route-unknown` (routes to an undeclared
 //! sink), `fail` (the fail verdict), `huge` (replaces the record with a 200 MB image), `log`
-//! (prints to stdout and stderr, then passes), `stale-image` (keeps an image past its call and,
-//! in a batch with a poison record, reads it again).
+//! (prints to stdout and stderr, then passes), `bad-index` (in a batch with a poison record,
+//! reads a record past the batch's end).
+//!
+//! (An image kept past its call is a 0.3.0 hazard: `../contract-0-3` tests it. A 0.4.0 `batch`
+//! is a borrow, which the component model ends with the call.)
 
 use std::sync::OnceLock;
 
-use eddy_guest::{Change, Guest, KeyValue, Verdict};
+use eddy_guest::{Batch, Change, Guest, KeyValue, Record, Verdict};
 
 struct Config {
     mode: String,
@@ -16,14 +19,9 @@ struct Config {
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-thread_local! {
-    /// `stale-image` mode: an image kept from an earlier call.
-    static KEPT: std::cell::RefCell<Option<eddy_guest::Image>> = const { std::cell::RefCell::new(None) };
-}
-
 struct Hostile;
 
-fn is_poison(change: &Change, poison: &str) -> bool {
+fn is_poison(change: &Record<'_>, poison: &str) -> bool {
     matches!(change.key("pk"), Some(KeyValue::S(s)) if s == poison)
 }
 
@@ -38,9 +36,9 @@ impl Guest for Hostile {
         CONFIG.set(Config { mode, poison }).map_err(|_| "init called twice".to_owned())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
         let config = CONFIG.get().expect("init ran");
-        let poisoned = batch.iter().any(|c| is_poison(c, &config.poison));
+        let poisoned = eddy_guest::records(batch, &changes).any(|c| is_poison(&c, &config.poison));
         match config.mode.as_str() {
             "loop" if poisoned => {
                 let mut n: u64 = 0;
@@ -56,25 +54,18 @@ impl Guest for Hostile {
                 }
             }
             "panic" if poisoned => panic!("poison record"),
-            "stale-image" => {
-                if poisoned {
-                    KEPT.with(|kept| kept.borrow().as_ref().map(|image| image.get("pk")));
-                }
-                let mut batch = batch;
-                let first = batch.first_mut().and_then(|c| c.new_image.take());
-                KEPT.with(|kept| *kept.borrow_mut() = first);
-                return batch.iter().map(|_| Verdict::Pass).collect();
+            "bad-index" if poisoned => {
+                std::hint::black_box(batch.event_id(changes.len() as u32));
             }
             "short" if poisoned => return Vec::new(),
             _ => {}
         }
-        batch
-            .into_iter()
+        eddy_guest::records(batch, &changes)
             .map(|c| {
                 if !is_poison(&c, &config.poison) {
                     if config.mode == "log" {
-                        println!("saw {}", c.sequence_number);
-                        eprintln!("warning about {}", c.sequence_number);
+                        println!("saw {}", c.sequence_number());
+                        eprintln!("warning about {}", c.sequence_number());
                     }
                     return Verdict::Pass;
                 }

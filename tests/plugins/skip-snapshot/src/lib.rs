@@ -1,7 +1,7 @@
-//! Tells a snapshot's records from stream records by `event-source` (contract 0.3.0): drops
-//! `eddy:snapshot` records, passes the rest.
+//! Tells a snapshot's records from stream records by their `event-source` (read from the batch,
+//! contract 0.4.0): drops `eddy:snapshot` records, passes the rest.
 
-use eddy_guest::{Change, Guest, Verdict};
+use eddy_guest::{Batch, Change, Guest, Verdict};
 
 struct SkipSnapshot;
 
@@ -10,8 +10,10 @@ impl Guest for SkipSnapshot {
         Ok(())
     }
 
-    fn process(batch: Vec<Change>) -> Vec<Verdict> {
-        batch.iter().map(|c| if c.event_source == "eddy:snapshot" { Verdict::Drop } else { Verdict::Pass }).collect()
+    fn process(batch: &Batch, changes: Vec<Change>) -> Vec<Verdict> {
+        eddy_guest::records(batch, &changes)
+            .map(|r| if r.event_source() == "eddy:snapshot" { Verdict::Drop } else { Verdict::Pass })
+            .collect()
     }
 }
 
