@@ -2,7 +2,8 @@
 //! acknowledge, and repeat until the shard ends or stopping is asked.
 //!
 //! - A poll that returned records is followed by another at once; an empty one waits
-//!   `poll_interval`.
+//!   [`idle_wait`]: [`CAUGHT_UP_WAIT`] when the poll before it returned records (a shard that
+//!   just caught up with a steady trickle), `poll_interval` when the shard stays empty.
 //! - Pipelining: while a batch is in the pipeline, the next GetRecords (on the batch's
 //!   `NextShardIterator`) is already in flight, at most one page ahead. It is used only once the
 //!   batch is acknowledged and checkpointed; after a failed batch it is thrown away and the shard
@@ -167,6 +168,9 @@ impl ShardReader {
         let mut errors = 0u32;
         let mut sink_failures = 0u32;
         let mut pacer = Pacer { spacing: self.settings.min_poll_spacing, last: None };
+        // Empty polls in a row, for `idle_wait`; a shard starts as if idle, so that an empty
+        // shard is polled every `poll_interval` from the first poll.
+        let mut empty_polls = 1u32;
         tracing::info!(shard, start = ?resume, "reading shard");
         let _lease = LeaseGauge::held();
         let metrics = crate::metrics::ShardMetrics::new(&shard);
@@ -368,7 +372,8 @@ impl ShardReader {
                     }
                 }
             }
-            if !read_any && self.stop.sleep(self.settings.poll_interval).await {
+            empty_polls = if read_any { 0 } else { empty_polls.saturating_add(1) };
+            if !read_any && self.stop.sleep(idle_wait(empty_polls, self.settings.poll_interval)).await {
                 return Ok(ReaderExit::Stopped);
             }
         }
@@ -480,6 +485,24 @@ struct Fetched {
     iterator: String,
     page: Result<crate::source::RecordsPage, StreamsError>,
     took: Duration,
+}
+
+/// How long a shard that was just read to its tip waits before polling again, at most: a shard
+/// with a steady trickle of changes would otherwise wait a whole `poll_interval` after each poll
+/// that happened to find nothing new, which puts that interval into the replication lag (p99 of
+/// ~250 ms at the default 250ms, 10,000 records/s over 16 shards).
+pub const CAUGHT_UP_WAIT: Duration = Duration::from_millis(50);
+
+/// The wait after the `empty_polls`-th empty poll in a row (1 for the first): [`CAUGHT_UP_WAIT`]
+/// (or `poll_interval`, if smaller) after the first, when the poll before it returned records;
+/// `poll_interval` after the next ones, so an idle shard is polled every `poll_interval` as
+/// Lambda polls one (4 times a second by default).
+pub fn idle_wait(empty_polls: u32, poll_interval: Duration) -> Duration {
+    if empty_polls <= 1 {
+        poll_interval.min(CAUGHT_UP_WAIT)
+    } else {
+        poll_interval
+    }
 }
 
 /// Spaces one shard's GetRecords calls by at least `spacing`.
@@ -635,6 +658,16 @@ async fn backoff(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_that_just_caught_up_is_polled_again_soon_and_an_idle_one_every_poll_interval() {
+        let interval = Duration::from_millis(250);
+        assert_eq!(idle_wait(1, interval), CAUGHT_UP_WAIT);
+        assert_eq!(idle_wait(2, interval), interval);
+        assert_eq!(idle_wait(u32::MAX, interval), interval);
+        let short = Duration::from_millis(20);
+        assert_eq!(idle_wait(1, short), short, "never longer than poll_interval");
+    }
 
     #[test]
     fn records_over_the_maximum_age_are_taken_out_in_order() {
