@@ -81,8 +81,9 @@ pub struct Stats {
     pub lag_max_ms: f64,
 }
 
-/// One record template: text with two holes, the `written_at` value (absent on REMOVE) and the
-/// sequence number.
+/// One record template: text with three holes, the `written_at` value (absent on REMOVE), the
+/// `ApproximateCreationDateTime` (the same time in epoch seconds, as DynamoDB Streams gives it)
+/// and the sequence number.
 struct Template {
     pieces: Vec<(String, Hole)>,
 }
@@ -90,11 +91,13 @@ struct Template {
 #[derive(Clone, Copy)]
 enum Hole {
     WrittenAt,
+    CreatedAt,
     Sequence,
     End,
 }
 
 const WRITTEN_MARK: &str = "7777777777777";
+const CREATED_MARK: i64 = 6_666_666_666;
 const SEQUENCE_MARK: &str = "999999999999999999999";
 
 impl Template {
@@ -143,6 +146,7 @@ impl Template {
         let mut record = super::sample_record(i);
         record.event_source_arn.clear(); // GetRecords does not carry it; eddy adds it.
         record.dynamodb.sequence_number = SEQUENCE_MARK.to_owned();
+        record.dynamodb.approximate_creation_date_time = Some(CREATED_MARK);
         if let Some(image) = record.dynamodb.new_image.take() {
             let mut item = image.into_item();
             item.insert("written_at".into(), eddy_sink_api::AttributeValue::N(WRITTEN_MARK.to_owned()));
@@ -154,17 +158,13 @@ impl Template {
     fn from_text(text: &str) -> Self {
         let mut pieces = Vec::new();
         let mut rest = text;
+        let created = CREATED_MARK.to_string();
+        let marks = [(WRITTEN_MARK, Hole::WrittenAt), (created.as_str(), Hole::CreatedAt), (SEQUENCE_MARK, Hole::Sequence)];
         loop {
-            let written = rest.find(WRITTEN_MARK);
-            let sequence = rest.find(SEQUENCE_MARK);
-            let (at, hole, len) = match (written, sequence) {
-                (Some(w), Some(s)) if w < s => (w, Hole::WrittenAt, WRITTEN_MARK.len()),
-                (Some(w), None) => (w, Hole::WrittenAt, WRITTEN_MARK.len()),
-                (_, Some(s)) => (s, Hole::Sequence, SEQUENCE_MARK.len()),
-                (None, None) => {
-                    pieces.push((rest.to_owned(), Hole::End));
-                    break;
-                }
+            let first = marks.iter().filter_map(|(mark, hole)| Some((rest.find(mark)?, *hole, mark.len()))).min_by_key(|m| m.0);
+            let Some((at, hole, len)) = first else {
+                pieces.push((rest.to_owned(), Hole::End));
+                break;
             };
             pieces.push((rest[..at].to_owned(), hole));
             rest = &rest[at + len..];
@@ -178,6 +178,7 @@ impl Template {
             out.extend_from_slice(text.as_bytes());
             match hole {
                 Hole::WrittenAt => write!(out, "{written_ms}").expect("writing to a Vec"),
+                Hole::CreatedAt => write!(out, "{}", written_ms / 1000).expect("writing to a Vec"),
                 Hole::Sequence => write!(out, "{sequence}").expect("writing to a Vec"),
                 Hole::End => {}
             }
