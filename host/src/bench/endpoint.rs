@@ -159,9 +159,11 @@ impl Template {
         let mut pieces = Vec::new();
         let mut rest = text;
         let created = CREATED_MARK.to_string();
-        let marks = [(WRITTEN_MARK, Hole::WrittenAt), (created.as_str(), Hole::CreatedAt), (SEQUENCE_MARK, Hole::Sequence)];
+        let marks =
+            [(WRITTEN_MARK, Hole::WrittenAt), (created.as_str(), Hole::CreatedAt), (SEQUENCE_MARK, Hole::Sequence)];
         loop {
-            let first = marks.iter().filter_map(|(mark, hole)| Some((rest.find(mark)?, *hole, mark.len()))).min_by_key(|m| m.0);
+            let first =
+                marks.iter().filter_map(|(mark, hole)| Some((rest.find(mark)?, *hole, mark.len()))).min_by_key(|m| m.0);
             let Some((at, hole, len)) = first else {
                 pieces.push((rest.to_owned(), Hole::End));
                 break;

@@ -43,7 +43,9 @@ impl Guest for MaskEmail {
             None => vec!["email".to_owned()],
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| format!("`attributes` must list names, found {v}")))
+                .map(|v| {
+                    v.as_str().map(str::to_owned).ok_or_else(|| format!("`attributes` must list names, found {v}"))
+                })
                 .collect::<Result<_, _>>()?,
             Some(other) => return Err(format!("`attributes` must be a list of attribute names, found {other}")),
         };

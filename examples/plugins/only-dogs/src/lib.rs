@@ -26,7 +26,11 @@ impl Guest for OnlyDogs {
         eddy_guest::records(batch, &changes)
             .map(|record| {
                 let species = record.new_image_s("species").or_else(|| record.old_image_s("species"));
-                if species.as_deref() == Some(wanted) { Verdict::Pass } else { Verdict::Drop }
+                if species.as_deref() == Some(wanted) {
+                    Verdict::Pass
+                } else {
+                    Verdict::Drop
+                }
             })
             .collect()
     }

@@ -3,7 +3,6 @@
 
 wit_bindgen::generate!({ path: "wit", world: "processor" });
 
-
 struct WrongVersion;
 
 impl Guest for WrongVersion {
