@@ -59,35 +59,37 @@ mod bindings {
         });
     }
 
-    /// `wit/v0.3.0/`: components built against 0.3.0 keep running unchanged.
-    pub mod v0_3 {
-        wasmtime::component::bindgen!({
-            world: "processor",
-            path: "../wit/v0.3.0",
-            ownership: Borrowing { duplicate_if_necessary: true },
-            with: { "eddy:processor/types.image": crate::wasm::images::ImageRef },
-            imports: {
-                "eddy:processor/types.[method]image.get": trappable,
-                "eddy:processor/types.[method]image.names": trappable,
-                "eddy:processor/types.[method]image.to-json": trappable,
-            },
-        });
+    /// Bindings of a frozen contract version before 0.4.0, in module `$name` from the WIT folder
+    /// `$path`: each has the same `image` resource, read through [`crate::wasm::images`].
+    macro_rules! frozen {
+        ($(#[$doc:meta])* $name:ident, $path:tt) => {
+            $(#[$doc])*
+            pub mod $name {
+                wasmtime::component::bindgen!({
+                    world: "processor",
+                    path: $path,
+                    ownership: Borrowing { duplicate_if_necessary: true },
+                    with: { "eddy:processor/types.image": crate::wasm::images::ImageRef },
+                    imports: {
+                        "eddy:processor/types.[method]image.get": trappable,
+                        "eddy:processor/types.[method]image.names": trappable,
+                        "eddy:processor/types.[method]image.to-json": trappable,
+                    },
+                });
+            }
+        };
     }
 
-    /// `wit/v0.2.0/`: components built against 0.2.0 keep running unchanged.
-    pub mod v0_2 {
-        wasmtime::component::bindgen!({
-            world: "processor",
-            path: "../wit/v0.2.0",
-            ownership: Borrowing { duplicate_if_necessary: true },
-            with: { "eddy:processor/types.image": crate::wasm::images::ImageRef },
-            imports: {
-                "eddy:processor/types.[method]image.get": trappable,
-                "eddy:processor/types.[method]image.names": trappable,
-                "eddy:processor/types.[method]image.to-json": trappable,
-            },
-        });
-    }
+    frozen!(
+        /// `wit/v0.3.0/`: components built against 0.3.0 keep running unchanged.
+        v0_3,
+        "../wit/v0.3.0"
+    );
+    frozen!(
+        /// `wit/v0.2.0/`: components built against 0.2.0 keep running unchanged.
+        v0_2,
+        "../wit/v0.2.0"
+    );
 }
 
 /// The contract version this host implements (the `wit/` package version). Components built for
