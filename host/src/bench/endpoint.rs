@@ -627,7 +627,7 @@ mod tests {
     #[test]
     fn the_decode_benchmarks_page_decodes_whole() {
         let page = sample_page(25);
-        let decoded = crate::source::decode_get_records(&page, "arn").unwrap();
+        let decoded = crate::source::decode_get_records(&bytes::Bytes::from(page), "arn").unwrap();
         assert_eq!((decoded.records.len(), decoded.undecodable.len()), (25, 0));
         assert_eq!(decoded.next_iterator.as_deref(), Some("0:1000"));
     }

@@ -113,7 +113,7 @@ pub fn filter(n: usize) -> String {
 /// into change records again and again for `seconds`, as the DynamoDB Streams source does with
 /// every page, on one core; reports records/s, ns a record and MB/s.
 pub fn decode(seconds: f64) -> String {
-    let page = endpoint::sample_page(1000);
+    let page = bytes::Bytes::from(endpoint::sample_page(1000));
     let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/Pets/stream/2024-01-01T00:00:00.000";
     let started = Instant::now();
     let mut records = 0usize;

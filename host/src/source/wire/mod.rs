@@ -18,6 +18,7 @@ mod one_pass;
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -93,12 +94,12 @@ pub fn view_type(name: &str) -> Option<StreamViewType> {
 }
 
 /// Decodes a GetRecords answer; `stream_arn` becomes each record's `eventSourceARN`, as Lambda
-/// adds it.
+/// adds it. Images read in the one pass share `body`'s buffer ([`Image::scan_in`]).
 ///
 /// # Errors
 /// When `body` is not a GetRecords answer (not JSON, or `Records` is not a list); the message
 /// says where it broke.
-pub fn decode_page(body: &[u8], stream_arn: &str) -> Result<RecordsPage, String> {
+pub fn decode_page(body: &Bytes, stream_arn: &str) -> Result<RecordsPage, String> {
     // Fast path: the whole page in one pass. Any problem, and the page is read again record by
     // record, so that only the records at fault go to the dead letter, each with its reason.
     match one_pass::decode(body, stream_arn) {
@@ -341,6 +342,7 @@ mod tests {
             });
             let bytes = serde_json::to_vec(&page).unwrap();
             *body.lock().unwrap() = bytes.clone();
+            let bytes = Bytes::from(bytes);
             let ours = decode_page(&bytes, ARN).unwrap();
             prop_assert!(ours.undecodable.is_empty(), "{:?}", ours.undecodable);
             prop_assert!(one_pass::decode(&bytes, ARN).is_some(), "pages as the API writes them take the one-pass path");
@@ -435,7 +437,7 @@ mod tests {
                 text = if all { text.replace(from, to) } else { text.replacen(from, to, 1) };
             }
             let slow = decode_each(text.as_bytes(), ARN);
-            match one_pass::decode(text.as_bytes(), ARN) {
+            match one_pass::decode(&Bytes::copy_from_slice(text.as_bytes()), ARN) {
                 Some(fast) => {
                     let slow = slow.unwrap();
                     prop_assert!(slow.undecodable.is_empty(), "one pass accepted what the slow path refuses: {text}\n{:?}", slow.undecodable);
@@ -451,7 +453,7 @@ mod tests {
     fn a_truncated_page_is_an_error_that_says_so() {
         let keys: Item = [("id".to_owned(), AttributeValue::S("a".into()))].into();
         let page = serde_json::json!({"Records": [wire_record(1, &keys, Some(&keys), None, "INSERT")]}).to_string();
-        let err = decode_page(&page.as_bytes()[..page.len() / 2], ARN).unwrap_err();
+        let err = decode_page(&Bytes::copy_from_slice(&page.as_bytes()[..page.len() / 2]), ARN).unwrap_err();
         assert!(err.contains("malformed JSON") && err.contains("EOF"), "{err}");
     }
 
@@ -468,7 +470,7 @@ mod tests {
         let mut unknown_event = wire_record(5, &keys, None, None, "TRUNCATE");
         unknown_event["eventID"] = serde_json::json!("e5");
         let page = serde_json::json!({"NextShardIterator": "n", "Records": [good, no_sequence, wrong_type, unknown_type, unknown_event]});
-        let page = decode_page(page.to_string().as_bytes(), ARN).unwrap();
+        let page = decode_page(&Bytes::copy_from_slice(page.to_string().as_bytes()), ARN).unwrap();
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.records[0].dynamodb.sequence_number, "100000000000000000001");
         let reasons: Vec<(Option<&str>, &str)> =
@@ -491,7 +493,7 @@ mod tests {
             (0..1000).map(|i| wire_record(i, &keys, Some(&image), Some(&image), "MODIFY")).collect();
         let body = serde_json::json!({"Records": records}).to_string();
         assert!(body.len() > 6 << 20, "{} bytes", body.len());
-        let page = decode_page(body.as_bytes(), ARN).unwrap();
+        let page = decode_page(&Bytes::copy_from_slice(body.as_bytes()), ARN).unwrap();
         assert_eq!(page.records.len(), 1000);
         assert!(page.undecodable.is_empty());
         assert!(page.next_iterator.is_none(), "no NextShardIterator: the shard has ended");

@@ -1,7 +1,7 @@
 //! The fast path of [`super::decode_page`]: a GetRecords answer read in one strict forward pass
 //! ([`eddy_sink_api::scan::Scanner`]) straight into [`ChangeRecord`]s. Each image is checked as
-//! DynamoDB JSON in the same pass and kept as its text ([`Image::scan`]); nothing is parsed
-//! twice, and nothing but the record's own fields is allocated.
+//! DynamoDB JSON in the same pass and kept as a slice of the page's buffer ([`Image::scan_in`]);
+//! nothing is parsed twice or copied, and nothing but the record's own fields is allocated.
 //!
 //! It accepts only pages that the record-by-record decoder (the slow path, `serde_json` and
 //! serde's derived readers) decodes whole, to the same records: on anything else (a record that
@@ -9,6 +9,7 @@
 //! [`eddy_sink_api::scan::MAX_DEPTH`]) it answers `None`, and the slow path reads the page again
 //! and says what is wrong where.
 
+use bytes::Bytes;
 use eddy_sink_api::scan::Scanner;
 use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
 
@@ -17,7 +18,7 @@ use crate::source::fields::{event_name_of, float, integer, is_field, keys, once,
 use crate::source::RecordsPage;
 
 /// Decodes `body` whole, or `None` when the slow path must decide.
-pub(super) fn decode(body: &[u8], stream_arn: &str) -> Option<RecordsPage> {
+pub(super) fn decode(body: &Bytes, stream_arn: &str) -> Option<RecordsPage> {
     // UTF-8 is checked once for the whole page (the scanner reads `&str`), with SIMD.
     let text = simdutf8::basic::from_utf8(body).ok()?;
     let mut s = Scanner::new(text);
@@ -28,7 +29,7 @@ pub(super) fn decode(body: &[u8], stream_arn: &str) -> Option<RecordsPage> {
         "Records" if records.is_none() => {
             // A page's records are about the same size; 1.5 KB is a typical record.
             let mut list = Vec::with_capacity(text.len() / 1536 + 1);
-            let ok = s.elements(|s| record(s, stream_arn).map(|r| list.push(r)).is_some());
+            let ok = s.elements(|s| record(s, stream_arn, body).map(|r| list.push(r)).is_some());
             records = Some(list);
             ok
         }
@@ -44,7 +45,7 @@ pub(super) fn decode(body: &[u8], stream_arn: &str) -> Option<RecordsPage> {
 /// One record: `{"eventID", "eventName", "eventVersion", "eventSource", "awsRegion",
 /// "dynamodb", "userIdentity"}` (the API's `Record`); the slow path's `WireRecord` and `convert`
 /// say what each may be.
-fn record(s: &mut Scanner<'_>, stream_arn: &str) -> Option<ChangeRecord> {
+fn record(s: &mut Scanner<'_>, stream_arn: &str, page: &Bytes) -> Option<ChangeRecord> {
     const FIELDS: &[&str] =
         &["eventID", "eventName", "eventVersion", "eventSource", "awsRegion", "dynamodb", "userIdentity"];
     let mut event_id = None;
@@ -61,7 +62,7 @@ fn record(s: &mut Scanner<'_>, stream_arn: &str) -> Option<ChangeRecord> {
         "eventVersion" => once(&mut event_version, optional(s, string)),
         "eventSource" => once(&mut event_source, optional(s, string)),
         "awsRegion" => once(&mut aws_region, optional(s, string)),
-        "dynamodb" => once(&mut dynamodb, optional(s, stream_record)),
+        "dynamodb" => once(&mut dynamodb, optional(s, |s| stream_record(s, page))),
         "userIdentity" => once(&mut user_identity, optional(s, identity)),
         _ => !is_field(key, FIELDS) && s.skip_value(),
     });
@@ -82,8 +83,8 @@ fn record(s: &mut Scanner<'_>, stream_arn: &str) -> Option<ChangeRecord> {
 }
 
 /// The `dynamodb` part: `{"ApproximateCreationDateTime", "Keys", "NewImage", "OldImage",
-/// "SequenceNumber", "SizeBytes", "StreamViewType"}`.
-fn stream_record(s: &mut Scanner<'_>) -> Option<StreamRecord> {
+/// "SequenceNumber", "SizeBytes", "StreamViewType"}`; the images are slices of `page`.
+fn stream_record(s: &mut Scanner<'_>, page: &Bytes) -> Option<StreamRecord> {
     const FIELDS: &[&str] = &[
         "ApproximateCreationDateTime",
         "Keys",
@@ -103,8 +104,8 @@ fn stream_record(s: &mut Scanner<'_>) -> Option<StreamRecord> {
     let whole = s.members(|s, key| match key.raw() {
         "ApproximateCreationDateTime" => once(&mut created, optional(s, float)),
         "Keys" => once(&mut keys, optional(s, self::keys)),
-        "NewImage" => once(&mut new_image, optional(s, Image::scan)),
-        "OldImage" => once(&mut old_image, optional(s, Image::scan)),
+        "NewImage" => once(&mut new_image, optional(s, |s| Image::scan_in(s, page))),
+        "OldImage" => once(&mut old_image, optional(s, |s| Image::scan_in(s, page))),
         "SequenceNumber" => once(&mut sequence_number, optional(s, string)),
         "SizeBytes" => once(&mut size_bytes, optional(s, integer)),
         // An unknown view type goes to the dead letter.

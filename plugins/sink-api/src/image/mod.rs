@@ -7,6 +7,11 @@
 //! Sinks that write DynamoDB JSON (the Alternator sink, the dead letter, the file sink) copy the
 //! text as it is ([`Image::write_json`], `Serialize`), so a record that only passes through is
 //! never decoded.
+//!
+//! An image read from a GetRecords page ([`Image::scan_in`]) does not copy its text: it keeps a
+//! slice of the page's buffer (`bytes::Bytes`), and the buffer is freed when the last image read
+//! from it is dropped. A record held longer than its page (by a batching route) keeps the page's
+//! buffer with it, about as much memory as a copy of the record's images would take.
 
 mod scan;
 
@@ -14,6 +19,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -23,8 +29,39 @@ use crate::value::{AttributeValue, Item};
 /// An item image: DynamoDB JSON text decoded on first use, or an [`Item`] built in memory.
 pub struct Image {
     /// The item's DynamoDB JSON, valid by construction; `None` for images built from an item.
-    text: Option<Box<str>>,
+    text: Option<Text>,
     item: OnceLock<Item>,
+}
+
+/// An image's DynamoDB JSON: UTF-8 by construction (made only from a `&str`, or from a slice of
+/// a buffer at a `&str`'s place), so it reads back as `&str` without a check.
+#[derive(Clone)]
+struct Text(Bytes);
+
+impl Text {
+    /// A copy of `text`.
+    fn copied(text: &str) -> Self {
+        Self(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    /// `text`, a slice of `page` (the scanner's text is `page`'s bytes), shared, not copied.
+    fn shared(page: &Bytes, text: &str) -> Self {
+        Self(page.slice_ref(text.as_bytes()))
+    }
+
+    fn as_str(&self) -> &str {
+        // SAFETY: `Text` is made only from the bytes of a `&str` (`copied`, `shared`), so it is
+        // UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
 }
 
 impl Image {
@@ -36,7 +73,7 @@ impl Image {
     /// When `text` is not an item in DynamoDB JSON; the message says what and where.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let item: Item = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Ok(Self { text: Some(text.into()), item: OnceLock::from(item) })
+        Ok(Self { text: Some(Text::copied(text)), item: OnceLock::from(item) })
     }
 
     /// An image of `raw`, JSON read from a GetRecords answer, not decoded: its DynamoDB JSON is
@@ -47,7 +84,7 @@ impl Image {
     /// As [`Image::from_json`].
     pub fn from_raw(raw: &RawValue) -> Result<Self, String> {
         if scan::is_item(raw.get()) {
-            return Ok(Self { text: Some(raw.get().into()), item: OnceLock::new() });
+            return Ok(Self { text: Some(Text::copied(raw.get())), item: OnceLock::new() });
         }
         Self::from_json(raw.get())
     }
@@ -62,13 +99,28 @@ impl Image {
     pub fn scan(s: &mut Scanner<'_>) -> Option<Self> {
         s.skip_whitespace();
         let start = s.position();
-        scan::item(s).then(|| Self { text: Some(s.text_between(start, s.position()).into()), item: OnceLock::new() })
+        scan::item(s)
+            .then(|| Self { text: Some(Text::copied(s.text_between(start, s.position()))), item: OnceLock::new() })
+    }
+
+    /// As [`Image::scan`], for a scanner reading `page`'s bytes: the image keeps a slice of
+    /// `page` instead of a copy of its text (see the module's docs for what that keeps alive).
+    ///
+    /// # Panics
+    /// When the scanner does not read `page`'s own bytes (a caller's bug).
+    pub fn scan_in(s: &mut Scanner<'_>, page: &Bytes) -> Option<Self> {
+        s.skip_whitespace();
+        let start = s.position();
+        scan::item(s).then(|| Self {
+            text: Some(Text::shared(page, s.text_between(start, s.position()))),
+            item: OnceLock::new(),
+        })
     }
 
     /// The item, decoded from its text on first use.
     pub fn item(&self) -> &Item {
         self.item.get_or_init(|| match &self.text {
-            Some(text) => serde_json::from_str(text).expect("image text is checked when the image is made"),
+            Some(text) => serde_json::from_str(text.as_str()).expect("image text is checked when the image is made"),
             None => Item::new(),
         })
     }
@@ -92,7 +144,9 @@ impl Image {
     pub fn into_item(mut self) -> Item {
         match (self.item.take(), &self.text) {
             (Some(item), _) => item,
-            (None, Some(text)) => serde_json::from_str(text).expect("image text is checked when the image is made"),
+            (None, Some(text)) => {
+                serde_json::from_str(text.as_str()).expect("image text is checked when the image is made")
+            }
             (None, None) => Item::new(),
         }
     }
@@ -101,7 +155,7 @@ impl Image {
     /// DynamoDB JSON then; [`crate::scan::Scanner`] reads it). `None` for images built from an
     /// [`Item`]. For sinks that translate an image straight from its text, without decoding it.
     pub fn text(&self) -> Option<&str> {
-        self.text.as_deref()
+        self.text.as_ref().map(Text::as_str)
     }
 
     /// Whether the attributes were decoded (for tests and benchmarks of the lazy path).
@@ -149,7 +203,7 @@ impl Clone for Image {
 impl PartialEq for Image {
     fn eq(&self, other: &Self) -> bool {
         match (&self.text, &other.text) {
-            (Some(a), Some(b)) if a == b => true,
+            (Some(a), Some(b)) if a.as_str() == b.as_str() => true,
             _ => self.item() == other.item(),
         }
     }
@@ -168,7 +222,9 @@ impl Serialize for Image {
     /// [`Image::write_json`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.text {
-            Some(text) => serde_json::from_str::<&RawValue>(text).map_err(serde::ser::Error::custom)?.serialize(s),
+            Some(text) => {
+                serde_json::from_str::<&RawValue>(text.as_str()).map_err(serde::ser::Error::custom)?.serialize(s)
+            }
             None => self.item().serialize(s),
         }
     }
@@ -228,6 +284,27 @@ mod tests {
         assert_eq!(image.attribute("n").as_deref(), image.get("n"));
         let item: Item = serde_json::from_str(TEXT).unwrap();
         assert_eq!(image, Image::from(item));
+    }
+
+    #[test]
+    fn an_image_scanned_in_a_page_shares_the_pages_buffer_and_outlives_it() {
+        let page = Bytes::from(format!(r#"{{"NewImage": {TEXT}, "n": 1}}"#));
+        let text = std::str::from_utf8(&page).unwrap();
+        let mut s = Scanner::new(text);
+        let mut image = None;
+        assert!(s.members(|s, key| match key.raw() {
+            "NewImage" => Image::scan_in(s, &page).map(|i| image = Some(i)).is_some(),
+            _ => s.skip_value(),
+        }));
+        let image = image.expect("the image was read");
+        let kept = image.text().unwrap();
+        assert_eq!(kept, TEXT);
+        assert!(page.as_ptr_range().contains(&kept.as_ptr()), "a slice of the page, not a copy");
+        let copy = image.clone();
+        drop(page);
+        drop(image);
+        assert_eq!(copy.text(), Some(TEXT), "the buffer lives as long as an image of it");
+        assert_eq!(copy, Image::from_json(TEXT).unwrap());
     }
 
     #[test]
