@@ -126,7 +126,8 @@ impl RouteWorker {
                 first_page: page,
                 since: std::time::Instant::now(),
             });
-            gather.records.extend(taken.into_iter().cloned());
+            // Held past this page: copies that do not keep the page's buffer alive.
+            gather.records.extend(taken.into_iter().map(ChangeRecord::detached));
         }
         let due = self
             .gather

@@ -110,6 +110,19 @@ pub struct StreamRecord {
     pub stream_view_type: StreamViewType,
 }
 
+impl ChangeRecord {
+    /// A copy whose images share nothing with the GetRecords page they were read from
+    /// ([`Image::detached`]): for a record kept past its page (a batching route's gather), so that
+    /// the few records a filter lets through do not each keep a whole page's buffer alive.
+    pub fn detached(&self) -> Self {
+        let mut copy = self.clone();
+        for image in [&mut copy.dynamodb.new_image, &mut copy.dynamodb.old_image].into_iter().flatten() {
+            *image = image.detached();
+        }
+        copy
+    }
+}
+
 impl StreamRecord {
     /// Orders two sequence numbers numerically. They are decimal strings without leading zeros,
     /// so a longer one is larger, and equal lengths compare as text.

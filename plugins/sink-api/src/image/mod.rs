@@ -117,6 +117,12 @@ impl Image {
         })
     }
 
+    /// A copy with its own copy of the text (and of the item, if decoded): unlike a clone, it
+    /// does not keep alive the page buffer an image read by [`Image::scan_in`] is a slice of.
+    pub fn detached(&self) -> Self {
+        Self { text: self.text.as_ref().map(|t| Text::copied(t)), item: self.item.clone() }
+    }
+
     /// The item, decoded from its text on first use.
     pub fn item(&self) -> &Item {
         self.item.get_or_init(|| match &self.text {
@@ -301,10 +307,14 @@ mod tests {
         assert_eq!(kept, TEXT);
         assert!(page.as_ptr_range().contains(&kept.as_ptr()), "a slice of the page, not a copy");
         let copy = image.clone();
+        let detached = image.detached();
+        let own = detached.text().unwrap();
+        assert!(!page.as_ptr_range().contains(&own.as_ptr()), "a detached image has its own copy");
         drop(page);
         drop(image);
         assert_eq!(copy.text(), Some(TEXT), "the buffer lives as long as an image of it");
         assert_eq!(copy, Image::from_json(TEXT).unwrap());
+        assert_eq!(detached.text(), Some(TEXT));
     }
 
     #[test]
