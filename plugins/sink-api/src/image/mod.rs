@@ -10,8 +10,9 @@
 //!
 //! An image read from a GetRecords page ([`Image::scan_in`]) does not copy its text: it keeps a
 //! slice of the page's buffer (`bytes::Bytes`), and the buffer is freed when the last image read
-//! from it is dropped. A record held longer than its page (by a batching route) keeps the page's
-//! buffer with it, about as much memory as a copy of the record's images would take.
+//! from it is dropped. A record kept past its page is detached first ([`Image::detached`],
+//! `ChangeRecord::detached`; a batching route does so), or a few records a filter let through
+//! would each keep a whole page's buffer alive.
 
 mod scan;
 
