@@ -308,3 +308,40 @@ impl RouteWorker {
         e
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_batching_route_holds_records_that_do_not_keep_their_page_alive() {
+        let page = bytes::Bytes::from(crate::bench::endpoint::sample_page(10));
+        let decoded = crate::source::decode_get_records(&page, "arn").unwrap();
+        // Whether the record's images (it has one or two) are slices of the page's buffer.
+        let in_page = |r: &ChangeRecord| {
+            let images = [&r.dynamodb.new_image, &r.dynamodb.old_image];
+            let texts: Vec<&str> = images.into_iter().flatten().map(|i| i.text().expect("read as text")).collect();
+            assert!(!texts.is_empty(), "every sample record has an image");
+            texts.iter().all(|t| page.as_ptr_range().contains(&t.as_ptr()))
+        };
+        assert!(decoded.records.iter().all(in_page), "records read from a page share its buffer");
+        let spec = RouteSpec {
+            name: "gathering".into(),
+            filter: None,
+            processors: Vec::new(),
+            sinks: Vec::new(),
+            on_sink_failure: crate::config::OnSinkFailure::default(),
+            retry: eddy_sink_api::RetryPolicy::default(),
+            batching: Some(crate::config::Batching { size: 100, window: std::time::Duration::from_secs(60) }),
+        };
+        let mut route = RouteWorker::new(Arc::new(spec));
+        let stats = Stats::new(&[], &["gathering".to_owned()]);
+        let (_handle, stop) = crate::stop::channel();
+        let mut dead = Vec::new();
+        route.process("shard", &decoded.records, 1, false, &stats, &stop, &mut dead).await.unwrap();
+        let held = &route.gather.as_ref().expect("10 records wait for a batch of 100").records;
+        assert_eq!(held.len(), 10);
+        assert_eq!(held, &decoded.records, "the same records");
+        assert!(!held.iter().any(in_page), "held records have their own copies of their images");
+    }
+}
