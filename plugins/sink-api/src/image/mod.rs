@@ -57,14 +57,6 @@ impl Text {
     }
 }
 
-impl Deref for Text {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl Image {
     /// An image of DynamoDB JSON `text` (`{"name": {"S": "x"}, ...}`). It is checked by decoding
     /// it (the decoder is the one definition of valid DynamoDB JSON), and keeps both the text and
@@ -98,10 +90,7 @@ impl Image {
     /// bother with (a type key written with escapes); the scanner's position is then
     /// unspecified, and the caller decodes the text some other way to learn which, and why.
     pub fn scan(s: &mut Scanner<'_>) -> Option<Self> {
-        s.skip_whitespace();
-        let start = s.position();
-        scan::item(s)
-            .then(|| Self { text: Some(Text::copied(s.text_between(start, s.position()))), item: OnceLock::new() })
+        Self::scan_text(s, Text::copied)
     }
 
     /// As [`Image::scan`], for a scanner reading `page`'s bytes: the image keeps a slice of
@@ -110,18 +99,20 @@ impl Image {
     /// # Panics
     /// When the scanner does not read `page`'s own bytes (a caller's bug).
     pub fn scan_in(s: &mut Scanner<'_>, page: &Bytes) -> Option<Self> {
+        Self::scan_text(s, |text| Text::shared(page, text))
+    }
+
+    /// [`Image::scan`] with the image's text kept by `keep`.
+    fn scan_text(s: &mut Scanner<'_>, keep: impl FnOnce(&str) -> Text) -> Option<Self> {
         s.skip_whitespace();
         let start = s.position();
-        scan::item(s).then(|| Self {
-            text: Some(Text::shared(page, s.text_between(start, s.position()))),
-            item: OnceLock::new(),
-        })
+        scan::item(s).then(|| Self { text: Some(keep(s.text_between(start, s.position()))), item: OnceLock::new() })
     }
 
     /// A copy with its own copy of the text (and of the item, if decoded): unlike a clone, it
     /// does not keep alive the page buffer an image read by [`Image::scan_in`] is a slice of.
     pub fn detached(&self) -> Self {
-        Self { text: self.text.as_ref().map(|t| Text::copied(t)), item: self.item.clone() }
+        Self { text: self.text.as_ref().map(|t| Text::copied(t.as_str())), item: self.item.clone() }
     }
 
     /// The item, decoded from its text on first use.
@@ -138,7 +129,7 @@ impl Image {
         use std::borrow::Cow;
         match (self.item.get(), &self.text) {
             (Some(item), _) => item.get(name).map(Cow::Borrowed),
-            (None, Some(text)) => match find(text, name) {
+            (None, Some(text)) => match find(text.as_str(), name) {
                 Some(found) => found.map(Cow::Owned),
                 // Nested deeper than the scan goes (an image checked by decoding it).
                 None => self.item().get(name).map(Cow::Borrowed),
@@ -174,7 +165,7 @@ impl Image {
     /// item serialized.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.text {
-            Some(text) => out.extend_from_slice(text.as_bytes()),
+            Some(text) => out.extend_from_slice(text.as_str().as_bytes()),
             None => serde_json::to_writer(out, self.item()).expect("attribute values serialize"),
         }
     }
