@@ -32,18 +32,37 @@ pub async fn build(config: &SinkConfig, retry: RetryPolicy, timeouts: &Timeouts)
     Ok(match config {
         SinkConfig::Alternator(c) => {
             use eddy_sink_alternator::nodes::Nodes;
-            let urls: Vec<String> = c.endpoint.iter().chain(&c.endpoints).cloned().collect();
-            let nodes = if urls.len() <= 1 && c.discovery.is_none() {
-                let target = crate::aws::Target { region: c.region.as_deref(), endpoint: c.endpoint.as_deref() };
-                let client =
-                    crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts).await?;
-                Nodes::single(c.endpoint.as_deref().unwrap_or("aws:dynamodb"), client)
-            } else {
-                let target = crate::aws::Target { region: c.region.as_deref(), endpoint: None };
-                let (_, make) = crate::aws::json_clients(eddy_sink_api::aws_json::DYNAMODB, &target, timeouts).await?;
-                let nodes = Nodes::new(&urls, c.discovery.clone(), make).await.map_err(anyhow::Error::msg)?;
-                tokio::spawn(Nodes::maintain(Arc::downgrade(&nodes)));
-                nodes
+            let urls = c.node_urls();
+            let nodes = match (urls.as_slice(), &c.discovery) {
+                // No endpoint key at all: AWS DynamoDB itself, said once at start.
+                ([], None) => {
+                    let target = crate::aws::Target { region: c.region.as_deref(), endpoint: None };
+                    let client =
+                        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts)
+                            .await?;
+                    tracing::info!(
+                        table = c.table,
+                        region = c.region.as_deref().unwrap_or("from the AWS chain"),
+                        "alternator sink: no endpoint, endpoints or discovery set: writing to AWS DynamoDB"
+                    );
+                    Nodes::single("aws:dynamodb", client)
+                }
+                // One node, whichever key named it.
+                ([url], None) => {
+                    let target = crate::aws::Target { region: c.region.as_deref(), endpoint: Some(url) };
+                    let client =
+                        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts)
+                            .await?;
+                    Nodes::single(url, client)
+                }
+                _ => {
+                    let target = crate::aws::Target { region: c.region.as_deref(), endpoint: None };
+                    let (_, make) =
+                        crate::aws::json_clients(eddy_sink_api::aws_json::DYNAMODB, &target, timeouts).await?;
+                    let nodes = Nodes::new(&urls, c.discovery.clone(), make).await.map_err(anyhow::Error::msg)?;
+                    tokio::spawn(Nodes::maintain(Arc::downgrade(&nodes)));
+                    nodes
+                }
             };
             Arc::new(eddy_sink_alternator::AlternatorSink::new(nodes, c, retry))
         }

@@ -296,6 +296,14 @@ fn node_fault(e: &AwsJsonError) -> bool {
 /// `base` (a URL) with its host replaced by `host` (an IP address or name from `/localnodes`).
 fn with_host(base: &str, host: &str) -> Result<String, String> {
     let mut url = reqwest::Url::parse(base).map_err(|e| format!("{base}: {e}"))?;
+    // `/localnodes` gives IPv6 addresses bare (`::1`); a URL needs them in brackets.
+    let bracketed;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        bracketed = format!("[{host}]");
+        &bracketed
+    } else {
+        host
+    };
     url.set_host(Some(host)).map_err(|e| format!("node {host:?} from /localnodes: {e}"))?;
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -436,6 +444,13 @@ mod tests {
     fn local_node_hosts_take_the_seeds_scheme_and_port() {
         assert_eq!(with_host("http://10.0.0.1:8000", "10.0.0.7").unwrap(), "http://10.0.0.7:8000");
         assert_eq!(with_host("https://seed.example:8043/", "node2.example").unwrap(), "https://node2.example:8043");
+    }
+
+    #[test]
+    fn bare_ipv6_addresses_from_localnodes_are_bracketed() {
+        assert_eq!(with_host("http://127.0.0.1:8000", "::1").unwrap(), "http://[::1]:8000");
+        assert_eq!(with_host("http://[::1]:8000", "fe80::2").unwrap(), "http://[fe80::2]:8000");
+        assert_eq!(with_host("http://[::1]:8000", "[::2]").unwrap(), "http://[::2]:8000");
     }
 
     #[test]

@@ -411,7 +411,7 @@ mod tests {
         let config = AlternatorConfig {
             table: "T".into(),
             endpoint: None,
-            endpoints: Vec::new(),
+            endpoints: None,
             discovery: None,
             region: None,
             concurrency: 1,
