@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::access::Access;
 use crate::checkpoint::{local::LocalStore, CheckpointStore, PlanStore};
 use crate::config::{CheckpointConfig, Config, OnTrimmed, SinkConfig, SnapshotMode, SourceConfig, StartPosition};
 use crate::coordinator::reader::ReaderSettings;
@@ -68,6 +69,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 maximum_record_age: None,
                 parallelization_factor: 1,
                 shard_discovery_interval: Duration::from_millis(100),
+                stall_after: crate::config::defaults::stall_after(),
             };
             Source {
                 stream_arn: api.stream_arn().to_owned(),
@@ -84,28 +86,43 @@ async fn lease_manager(
     config: &Config,
     table: &crate::config::LeaseTableConfig,
     stream: &str,
+    access: Access,
+    max_held: Option<usize>,
 ) -> anyhow::Result<(Arc<LeaseManager>, Arc<DynamoLeaseStore>)> {
-    let store = Arc::new(DynamoLeaseStore::open(table, stream, &config.timeouts, config.retry).await?);
+    // The config requires a name with a lease table.
+    let pipeline = config.name.as_deref().context("a lease table needs the pipeline's `name:`")?;
+    let store =
+        Arc::new(DynamoLeaseStore::open(table, pipeline, stream, &config.timeouts, config.retry, access).await?);
     let manager = LeaseManager::new(
         Arc::clone(&store) as Arc<dyn crate::lease::store::LeaseStore>,
         Arc::new(SystemClock),
         LeaseManager::process_id(),
         table.lease_duration,
     );
-    tracing::info!(table = %table.table, worker = %manager.worker_id(), "using the lease table for {stream}");
+    let manager = match max_held {
+        Some(max) => manager.with_max_held(max),
+        None => manager,
+    };
+    if access == Access::Work {
+        tracing::info!(table = %table.table, pipeline, worker = %manager.worker_id(), "using the lease table for {stream}");
+    }
     Ok((Arc::new(manager), store))
 }
 
 /// The leases and plan store of `stream` (a stream ARN, or a table's snapshot key) in the
-/// configured checkpoint store.
-async fn leases_for(config: &Config, stream: &str) -> anyhow::Result<(Arc<dyn Leases>, Arc<dyn PlanStore>)> {
+/// configured checkpoint store; with a lease table, at most `max_held` unfinished leases at once.
+async fn leases_for(
+    config: &Config,
+    stream: &str,
+    max_held: Option<usize>,
+) -> anyhow::Result<(Arc<dyn Leases>, Arc<dyn PlanStore>)> {
     Ok(match &config.checkpoints {
         CheckpointConfig::Local { path } => {
-            let store = Arc::new(LocalStore::open(path, stream)?);
+            let store = Arc::new(LocalStore::open(path, config.name.as_deref(), stream)?);
             (Arc::new(LocalLeases::new(Arc::clone(&store) as Arc<dyn CheckpointStore>)), store)
         }
         CheckpointConfig::Dynamodb(table) => {
-            let (manager, store) = lease_manager(config, table, stream).await?;
+            let (manager, store) = lease_manager(config, table, stream, Access::Work, max_held).await?;
             (Arc::new(manager), store)
         }
     })
@@ -121,11 +138,23 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
     };
     // The stream's leases, then the snapshot's segments if the table has a snapshot in the table
     // (`eddy snapshot` needs no stream, so a missing stream is an error only without segments).
-    let mut report = String::new();
+    let pipeline = config.name.as_deref().unwrap_or_default();
+    let mut report = format!("pipeline {pipeline}, lease table {}\n", table.table);
     let stream = match connect(config).await {
         Ok(source) => {
-            let (manager, _) = lease_manager(config, table, &source.stream_arn).await?;
-            report = crate::lease::report::report(&manager, Some(source.api.as_ref())).await?;
+            let (manager, store) = lease_manager(config, table, &source.stream_arn, Access::Inspect, None).await?;
+            report.push_str(&format!("stream {}\n", source.stream_arn));
+            report.push_str(&crate::lease::report::report(&manager, Some(source.api.as_ref())).await?);
+            match store.unnamed_rows().await? {
+                (0, _) => {}
+                (n, Some(by)) => report.push_str(&format!(
+                    "({n} rows of this stream written without a pipeline name were adopted by pipeline {by})\n"
+                )),
+                (n, None) => report.push_str(&format!(
+                    "({n} rows of this stream written without a pipeline name: the first named pipeline that starts \
+                     adopts them)\n"
+                )),
+            }
             Ok(())
         }
         Err(e) => Err(e),
@@ -136,12 +165,9 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
             // No table to describe (a scripted streams endpoint): the stream's report stands alone.
             Err(_) => return stream.map(|()| report),
         };
-        let (segments, _) = lease_manager(config, table, &snapshot_key(&info)).await?;
+        let (segments, _) = lease_manager(config, table, &snapshot_key(&info), Access::Inspect, None).await?;
         if !segments.list().await?.is_empty() {
-            if !report.is_empty() {
-                report.push('\n');
-            }
-            report.push_str("snapshot segments:\n");
+            report.push_str("\nsnapshot segments:\n");
             report.push_str(&crate::lease::report::report(&segments, None).await?);
             if let Err(e) = &stream {
                 report.push_str(&format!("\nstream: {e:#}\n"));
@@ -170,6 +196,37 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `eddy run` would refuse at start because of this machine rather than the file, checked
+/// without creating anything: the checkpoints path is a folder (or can be one), the metrics
+/// address is free, and every Alternator sink has a region to sign with (its own, the source's,
+/// or the AWS chain's). `eddy validate` runs it after [`check`].
+///
+/// # Errors
+/// The first problem, naming the key.
+pub async fn check_environment(config: &Config) -> anyhow::Result<()> {
+    if let CheckpointConfig::Local { path } = &config.checkpoints {
+        if path.exists() && !path.is_dir() {
+            anyhow::bail!("checkpoints.path: {} is a file; the checkpoints need a folder", path.display());
+        }
+    }
+    if let Some(m) = &config.metrics {
+        std::net::TcpListener::bind(m.listen)
+            .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {}: {e}", m.listen))?;
+    }
+    for (name, sink) in &config.sinks {
+        if let SinkConfig::Alternator(a) = sink {
+            let target = crate::aws::Target { region: a.region.as_deref(), endpoint: None };
+            if crate::aws::sdk_config(&target, &config.timeouts).await.region().is_none() {
+                anyhow::bail!(
+                    "sinks.{name}: no region to sign requests with: set sinks.{name}.region (or source.region, or \
+                     AWS_REGION)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the pipeline `config` describes until `stop` is set, the source ends, or a fatal error;
 /// returns the run's summary line. Stopping during start-up (a server that does not answer)
 /// returns at once.
@@ -184,6 +241,7 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
     };
     let (mut source, leases, pipeline) = started;
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
+    tokio::spawn(crate::health::monitor(stall_after(&config), stop.clone()));
     if let SourceConfig::Dynamodb(s) = &config.source {
         if s.snapshot.mode == SnapshotMode::FirstRun {
             let stream = Some((source.stream_arn.as_str(), source.api.as_ref()));
@@ -217,6 +275,7 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
         start: source.start,
         discovery_interval: source.discovery_interval,
         settings: source.settings,
+        max_readers: None,
         stop,
         stop_handle,
     };
@@ -257,6 +316,7 @@ pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> an
         () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
     };
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
+    tokio::spawn(crate::health::monitor(stall_after(&config), stop.clone()));
     match snapshot.run(&pipeline, &stop, &stop_handle).await? {
         crate::snapshot::Outcome::Complete => Ok(format!("snapshot complete; {}", pipeline.stats().summary())),
         crate::snapshot::Outcome::Stopped => {
@@ -278,9 +338,9 @@ async fn dead_letter_source(
     match from {
         Some(text) => {
             let destination = crate::dead_letter::parse_destination(text, config)?;
-            crate::dead_letter::open_destination(&destination, config).await
+            crate::dead_letter::open_destination(&destination, config, Access::Inspect).await
         }
-        None => crate::dead_letter::open(config).await,
+        None => crate::dead_letter::open_destination(&config.dead_letter, config, Access::Inspect).await,
     }
 }
 
@@ -299,37 +359,73 @@ fn dead_letter_filter(filter: Option<&str>) -> anyhow::Result<Option<crate::patt
 ///
 /// # Errors
 /// When the destination cannot be opened or read, or the filter is invalid.
-pub async fn dead_letter_list(config: &Config, from: Option<&str>, filter: Option<&str>) -> anyhow::Result<String> {
+pub async fn dead_letter_list(
+    config: &Config,
+    from: Option<&str>,
+    filter: Option<&str>,
+    stop: &Stop,
+) -> anyhow::Result<String> {
     let filter = dead_letter_filter(filter)?;
     let store = dead_letter_source(config, from).await?;
-    crate::dead_letter::replay::list(store.as_ref(), filter.as_ref()).await
+    crate::dead_letter::replay::list(store.as_ref(), filter.as_ref(), stop).await
 }
 
 /// `eddy dead-letter replay`: sends the records of the dead letter (or `from`) through the
-/// pipeline again and removes the entries done; returns a summary.
+/// pipeline again and removes the entries done; returns a summary. Entries whose change is no
+/// longer its key's newest are skipped and listed, unless `force` ([`crate::dead_letter::newest`]).
 ///
 /// # Errors
-/// When the pipeline cannot be built, the destination cannot be read or changed, or a batch
-/// fails (its entries and later ones stay).
+/// When the pipeline cannot be built or the destination cannot be read or changed; a
+/// [`crate::dead_letter::replay::ReplayStopped`] when a batch fails (its entries and later ones
+/// stay).
 pub async fn dead_letter_replay(
     config: &Config,
     from: Option<&str>,
     filter: Option<&str>,
+    force: bool,
     stop: Stop,
 ) -> anyhow::Result<String> {
     let filter = dead_letter_filter(filter)?;
-    let pipeline = build_pipeline(config, &stop).await?;
+    // What is read must exist before anything is built (the pipeline opens its own dead letter).
     let store = dead_letter_source(config, from).await?;
-    let done = crate::dead_letter::replay::replay(&pipeline, store.as_ref(), filter.as_ref(), &stop).await?;
-    Ok(format!(
-        "replayed {} entries from {}: {} new dead-letter entries (records that failed again, in {}); {} left (no record to replay, or a route no longer in the pipeline); {}",
+    let check = newest_check(config).await?;
+    let pipeline = build_pipeline(config, &stop).await?;
+    let guard = crate::dead_letter::replay::Guard { check: check.as_ref(), force };
+    let done = crate::dead_letter::replay::replay(&pipeline, store.as_ref(), filter.as_ref(), &guard, &stop).await?;
+    let mut out = String::new();
+    for line in &done.skipped {
+        out.push_str(&format!("skipped {line}\n"));
+    }
+    out.push_str(&format!(
+        "replayed {} entries from {}: {} new dead-letter entries (records that failed again, in {}); {} left (no record to replay, or a route no longer in the pipeline); {} keys skipped (their entries are not the key's newest change and stay; --force replays them); {}",
         done.replayed,
         store.describe(),
         done.new_entries,
         pipeline.dead_letter().describe(),
         done.left,
+        done.skipped.len(),
         pipeline.stats().summary()
-    ))
+    ));
+    Ok(out)
+}
+
+/// How a replay tells whether an entry is still its key's newest change: the source table for a
+/// DynamoDB stream source, else by the sinks' kinds alone.
+async fn newest_check(config: &Config) -> anyhow::Result<Box<dyn crate::dead_letter::newest::NewestCheck>> {
+    use crate::dead_letter::newest::{SourceTable, Unreadable};
+    let SourceConfig::Dynamodb(s) = &config.source else { return Ok(Box::new(Unreadable)) };
+    let info = describe_source_table(config, s)
+        .await
+        .context("the source table (to check that replayed changes are still the newest)")?;
+    let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
+    let client =
+        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
+    Ok(Box::new(SourceTable::new(client, info.name, config.retry)))
+}
+
+/// `source.stall_after` (the default for a file source).
+fn stall_after(config: &Config) -> Duration {
+    config.source.polling().map_or_else(crate::config::defaults::stall_after, |p| p.stall_after)
 }
 
 /// The key of `table`'s snapshot in the checkpoint store: its segments and its plan.
@@ -365,7 +461,7 @@ async fn prepare_snapshot(
 ) -> anyhow::Result<(crate::snapshot::Snapshot, crate::snapshot::Plan)> {
     use crate::snapshot::scan::{ScanSegments, ScanSettings};
     let info = describe_source_table(config, s).await?;
-    let (leases, plans) = leases_for(config, &snapshot_key(&info)).await?;
+    let (leases, plans) = leases_for(config, &snapshot_key(&info), Some(s.snapshot.concurrency)).await?;
     let plan = crate::snapshot::plan(plans.as_ref(), s.snapshot.segments, stream).await?;
     if plan.segments != s.snapshot.segments {
         tracing::warn!(
@@ -400,9 +496,11 @@ async fn prepare_snapshot(
                 maximum_record_age: None,
                 parallelization_factor: 1,
                 shard_discovery_interval: Duration::from_secs(10),
+                stall_after: crate::config::defaults::stall_after(),
             },
             config.retry,
         ),
+        concurrency: s.snapshot.concurrency,
     };
     Ok((snapshot, plan))
 }
@@ -424,6 +522,6 @@ async fn start(config: &Config, stop: &Stop) -> anyhow::Result<(Source, Arc<dyn 
     let pipeline = build_pipeline(config, stop).await?;
     let source = connect(config).await?;
     tracing::info!(stream = source.stream_arn, "connected");
-    let (leases, _) = leases_for(config, &source.stream_arn).await?;
+    let (leases, _) = leases_for(config, &source.stream_arn, None).await?;
     Ok((source, leases, pipeline))
 }

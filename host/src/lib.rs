@@ -9,6 +9,7 @@
 //! (routes, dead letter), [`wasm`] (the processor host), [`checkpoint`] (progress), [`app`]
 //! (assembly).
 
+pub mod access;
 pub mod app;
 pub mod aws;
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod coordinator;
 pub mod dead_letter;
+pub mod health;
 pub mod lease;
 pub mod metrics;
 pub mod pattern;
@@ -26,4 +28,6 @@ pub mod sinks;
 pub mod snapshot;
 pub mod source;
 pub mod stop;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod wasm;

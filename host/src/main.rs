@@ -74,9 +74,10 @@ enum Command {
         command: SinkCommand,
     },
     /// Test an event pattern (Lambda FilterCriteria syntax) against an event, with the same engine
-    /// routes use: exit 0 when the pattern matches, 1 when it does not, 2 when the pattern is
-    /// invalid (the reason on stderr). A Lambda test event (`{"Records": [...]}`) is matched record
-    /// by record, as Lambda filters: one line per record, exit 0 when any matches.
+    /// routes use: exit 0 when the pattern matches, 1 when it does not, 2 when the pattern (or the
+    /// event) is invalid, 3 when a file cannot be read (the reason on stderr). A Lambda test event
+    /// (`{"Records": [...]}`) is matched record by record, as Lambda filters: one line per record,
+    /// exit 0 when any matches.
     Pattern {
         #[command(subcommand)]
         command: PatternCommand,
@@ -124,11 +125,18 @@ enum DeadLetterCommand {
     /// Send the entries' records through the pipeline again, each through the route it failed on
     /// (every route for `record_age` entries), per shard in sequence-number order, and remove the
     /// entries whose records were delivered. A record that fails again gets a new entry with the
-    /// new reason. Entries without a record (undecodable input) stay. Exits 1 when a batch fails
-    /// (a sink still down): the entries not yet replayed stay.
+    /// new reason. Entries without a record (undecodable input) stay. An entry whose change is no
+    /// longer its key's newest (a DynamoDB source: the table's item changed since; other sources:
+    /// a sink that keeps items by key) is skipped and listed, so a replay never takes an item back
+    /// to an older version. Exits 1 when a batch fails (a sink still down): the entries not yet
+    /// replayed stay.
     Replay {
         #[command(flatten)]
         args: DeadLetterArgs,
+        /// Replay every selected entry, also those that are not (or not known to be) their key's
+        /// newest change.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -136,13 +144,14 @@ enum DeadLetterCommand {
 enum PatternCommand {
     /// Match one event.
     Test {
-        /// The pattern: a JSON file (an object, or a list of objects matched as alternatives).
+        /// The pattern: a JSON file, or the JSON itself (an object, or a list of objects matched
+        /// as alternatives), e.g. '{"eventName": ["INSERT"]}'.
         #[arg(long)]
-        pattern: PathBuf,
-        /// The event: a JSON file, e.g. a DynamoDB stream record as Lambda receives it, or a Lambda
-        /// test event `{"Records": [...]}`.
+        pattern: String,
+        /// The event: a JSON file or the JSON itself, e.g. a DynamoDB stream record as Lambda
+        /// receives it, or a Lambda test event `{"Records": [...]}`.
         #[arg(long)]
-        event: PathBuf,
+        event: String,
     },
 }
 
@@ -327,13 +336,38 @@ enum BenchCommand {
     },
 }
 
-fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode {
-    let read = |p: &std::path::Path| -> Result<serde_json::Value, String> {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+/// The text of a `--pattern` or `--event`: the argument itself when it is JSON (it starts with
+/// `{` or `[`), else the file it names. `Err` when the file cannot be read.
+fn json_argument(argument: &str) -> Result<(String, Vec<u8>), String> {
+    let trimmed = argument.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return Ok(("(inline)".to_owned(), argument.as_bytes().to_vec()));
+    }
+    std::fs::read(argument).map(|bytes| (argument.to_owned(), bytes)).map_err(|e| {
+        format!("cannot read {argument}: {e} (give a JSON file, or the JSON itself, e.g. '{{\"eventName\": [\"INSERT\"]}}')")
+    })
+}
+
+fn pattern_test(pattern: &str, event: &str) -> ExitCode {
+    let (pattern, pattern_bytes) = match json_argument(pattern) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!("error: --pattern: {e}");
+            return ExitCode::from(3);
+        }
     };
-    let filter = match read(pattern)
-        .and_then(|p| eddy::pattern::Filter::compile(&p).map_err(|e| format!("{}: {e}", pattern.display())))
+    let (event, bytes) = match json_argument(event) {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!("error: --event: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let parse = |name: &str, bytes: &[u8]| -> Result<serde_json::Value, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("{name}: not JSON: {e}"))
+    };
+    let filter = match parse(&pattern, &pattern_bytes)
+        .and_then(|p| eddy::pattern::Filter::compile(&p).map_err(|e| format!("{pattern}: {e}")))
     {
         Ok(f) => f,
         Err(e) => {
@@ -341,18 +375,11 @@ fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode 
             return ExitCode::from(2);
         }
     };
-    let bytes = match std::fs::read(event) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{}: {e}", event.display());
-            return ExitCode::from(2);
-        }
-    };
     // A Lambda test event (`{"Records": [...]}`) is matched record by record, as Lambda filters.
     let entries = eddy::source::file::entries(&bytes);
     let is_event = entries.first().is_some_and(|e| matches!(e.place, eddy::source::file::Place::Record(_)));
     if !is_event {
-        return match read(event) {
+        return match parse(&event, &bytes) {
             Ok(e) if filter.matches_json(&e) => {
                 println!("match");
                 ExitCode::SUCCESS
@@ -372,7 +399,7 @@ fn pattern_test(pattern: &std::path::Path, event: &std::path::Path) -> ExitCode 
         let record: serde_json::Value = match entry.text.as_deref().map(serde_json::from_str) {
             Ok(Ok(v)) => v,
             _ => {
-                eprintln!("{}: {}: not JSON", event.display(), entry.place);
+                eprintln!("{event}: {}: not JSON", entry.place);
                 return ExitCode::from(2);
             }
         };
@@ -657,7 +684,9 @@ fn main() -> ExitCode {
             // Loading components uses WASI, which expects a Tokio runtime around it.
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             let _guard = runtime.enter();
-            match eddy::app::check(&config) {
+            let checked =
+                eddy::app::check(&config).and_then(|()| runtime.block_on(eddy::app::check_environment(&config)));
+            match checked {
                 Ok(()) => {
                     println!("{}: valid", path.display());
                     ExitCode::SUCCESS
@@ -679,16 +708,13 @@ fn main() -> ExitCode {
                     print!("{report}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
+                Err(e) => usage(&format!("{e:#}")),
             }
         }
         Command::DeadLetter { command } => {
-            let (args, replay) = match command {
-                DeadLetterCommand::List { args } => (args, false),
-                DeadLetterCommand::Replay { args } => (args, true),
+            let (args, replay, force) = match command {
+                DeadLetterCommand::List { args } => (args, false, false),
+                DeadLetterCommand::Replay { args, force } => (args, true, force),
             };
             let config = match load(&args.config) {
                 Ok(c) => c,
@@ -697,11 +723,13 @@ fn main() -> ExitCode {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             let (from, filter) = (args.from.as_deref(), args.filter.as_deref());
             let result = runtime.block_on(async {
+                // A signal stops the command; what it read is handed back first.
+                let (handle, stop) = eddy::stop::channel();
+                on_signals(handle, "stopping: handing back the dead-letter entries read");
                 if replay {
-                    let (_handle, stop) = eddy::stop::channel();
-                    eddy::app::dead_letter_replay(&config, from, filter, stop).await.map(|s| format!("{s}\n"))
+                    eddy::app::dead_letter_replay(&config, from, filter, force, stop).await.map(|s| format!("{s}\n"))
                 } else {
-                    eddy::app::dead_letter_list(&config, from, filter).await
+                    eddy::app::dead_letter_list(&config, from, filter, &stop).await
                 }
             });
             match result {
@@ -709,10 +737,12 @@ fn main() -> ExitCode {
                     print!("{out}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
+                // A replay that stopped half-way (a sink still down): exit 1, as documented.
+                Err(e) if e.downcast_ref::<eddy::dead_letter::replay::ReplayStopped>().is_some() => {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
+                Err(e) => usage(&format!("{e:#}")),
             }
         }
         Command::Run { config } => {
@@ -745,16 +775,16 @@ enum Job {
     Snapshot,
 }
 
-async fn run(config: Config, job: Job) -> ExitCode {
-    let (stop_handle, stop) = eddy::stop::channel();
-    let signals = stop_handle.clone();
+/// Sets `handle` on the first SIGINT or SIGTERM (logging `message`), and exits on a second one,
+/// or when stopping takes longer than [`SHUTDOWN_LIMIT`]. Call within a Tokio runtime.
+fn on_signals(handle: eddy::stop::StopHandle, message: &'static str) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::info!("stopping: finishing the batches in flight and checkpointing");
-        signals.stop();
+        tracing::info!("{message}");
+        handle.stop();
         // However a call hangs, the process ends: every call has a timeout and a write in flight
         // gets a short grace, so this only fires if something unforeseen holds on.
         tokio::spawn(async {
@@ -766,6 +796,11 @@ async fn run(config: Config, job: Job) -> ExitCode {
         tracing::warn!("second signal: exiting now; unacknowledged batches will be read again");
         std::process::exit(130);
     });
+}
+
+async fn run(config: Config, job: Job) -> ExitCode {
+    let (stop_handle, stop) = eddy::stop::channel();
+    on_signals(stop_handle.clone(), "stopping: finishing the batches in flight and checkpointing");
     let result = match job {
         Job::Run => eddy::app::run(config, stop, stop_handle).await,
         Job::Snapshot => eddy::app::snapshot(config, stop, stop_handle).await,

@@ -6,6 +6,7 @@
 //! example components built for `wasm32-wasip2` (`.ci/run` does both).
 
 pub mod fakes;
+pub mod json_api;
 pub mod kinesis;
 pub mod moto;
 pub mod ops;

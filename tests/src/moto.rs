@@ -99,6 +99,29 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Creates a lease table as eddy does (`stream` and `shard_id`, both strings).
+    pub async fn create_lease_table(&self, name: &str) {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+        };
+        self.client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("stream", KeyType::Hash))
+            .key_schema(key("shard_id", KeyType::Range))
+            .attribute_definitions(attribute("stream"))
+            .attribute_definitions(attribute("shard_id"))
+            .send()
+            .await
+            .expect("create the lease table");
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -8,7 +8,7 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-const GOOD: &str = "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000'}
+const GOOD: &str = "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000', region: us-east-1}
 sinks:
   replica: {type: alternator, endpoint: 'http://127.0.0.1:8000', table: PetTracker}
 routes:
@@ -23,6 +23,24 @@ fn validate_accepts_a_good_pipeline() {
     let (code, out, err) = eddy(&["validate", "--config", &path]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid"), "{out}");
+}
+
+/// What `eddy run` would refuse at start because of this machine, `validate` refuses too: a
+/// checkpoints path that is a file, a metrics address in use.
+#[test]
+fn validate_refuses_what_run_would_refuse_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state"), "not a folder").unwrap();
+    let path = write(dir.path(), "file.yaml", &format!("{GOOD}checkpoints: {{type: local, path: state}}\n"));
+    let (code, _, err) = eddy(&["validate", "--config", &path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("checkpoints.path:") && err.contains("is a file"), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let path = write(dir.path(), "port.yaml", &format!("{GOOD}metrics: {{listen: \"{address}\"}}\n"));
+    let (code, _, err) = eddy(&["validate", "--config", &path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("metrics.listen: cannot listen on {address}")), "{err}");
 }
 
 #[test]
@@ -79,6 +97,12 @@ fn pattern_test_exits_0_on_match_1_on_no_match_2_on_invalid() {
     let (code, _, err) = eddy(&["pattern", "test", "--pattern", &invalid, "--event", &event]);
     assert_eq!(code, 2);
     assert!(err.contains("eventName: numeric: two lower bounds"), "{err}");
+    // The JSON itself, as a user would first try; a missing file has its own exit code.
+    let inline = ["pattern", "test", "--pattern", r#"{"eventName": ["MODIFY"]}"#, "--event", &event];
+    assert_eq!(eddy(&inline).0, 0);
+    let (code, _, err) = eddy(&["pattern", "test", "--pattern", "no-such.json", "--event", &event]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot read no-such.json"), "{err}");
 }
 
 #[test]
@@ -212,7 +236,7 @@ fn alternator_endpoints_and_discovery_validate() {
     let good = write(
         dir.path(),
         "cluster.yaml",
-        "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000'}
+        "source: {type: dynamodb, table: PetTracker, endpoint: 'http://127.0.0.1:5000', region: us-east-1}
 sinks:
   listed: {type: alternator, table: T, endpoints: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000']}
   found: {type: alternator, table: T, discovery: {seed: 'http://10.0.0.1:8000', datacenter: dc1, rack: r1, refresh: 30s}}

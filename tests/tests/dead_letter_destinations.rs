@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use eddy_e2e::json_api::{queued, sqs};
 use eddy_e2e::moto::Moto;
 use eddy_e2e::pets::{aged_records_and_a_failing_dead_letter, held_while_down, put, versions_in, wait_for};
 use eddy_e2e::process::{eddy, Eddy};
@@ -234,29 +235,6 @@ async fn an_sqs_dead_letter_when_down_holds_the_shard_then_holds_one_message_per
         (0..5).all(|i| delivered.contains(&format!("old{i}")) && delivered.contains(&format!("big{i}"))),
         "{delivered:?}"
     );
-}
-
-/// One call of SQS's JSON protocol on moto (which does not check signatures).
-async fn sqs(moto: &Moto, operation: &str, request: serde_json::Value) -> serde_json::Value {
-    let response = reqwest::Client::new()
-        .post(&moto.endpoint)
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header("X-Amz-Target", format!("AmazonSQS.{operation}"))
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request")
-        .body(request.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{operation}: {}", response.status());
-    response.json().await.unwrap()
-}
-
-/// Messages in the queue, visible or not (SQS's approximate counts, exact on moto).
-async fn queued(moto: &Moto, url: &str) -> (u64, u64) {
-    let names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"];
-    let out = sqs(moto, "GetQueueAttributes", serde_json::json!({"QueueUrl": url, "AttributeNames": names})).await;
-    let count = |name: &str| out["Attributes"][name].as_str().unwrap().parse::<u64>().unwrap();
-    (count(names[0]), count(names[1]))
 }
 
 /// Keys of the objects under `prefix` in moto's bucket `bucket`.

@@ -15,7 +15,8 @@ use eddy_e2e::topology::{expected, script, ARN};
 
 fn config(dir: &Path, name: &str, streams: &str, moto: &str) -> std::path::PathBuf {
     let text = format!(
-        "source: {{type: dynamodb, stream_arn: \"{ARN}\", endpoint: \"{streams}\", region: us-east-1,
+        "name: faults
+source: {{type: dynamodb, stream_arn: \"{ARN}\", endpoint: \"{streams}\", region: us-east-1,
           max_records_per_poll: 10, shard_discovery_interval: 2s}}
 checkpoints: {{type: dynamodb, table: Leases, endpoint: \"{moto}\", lease_duration: 3s}}
 sinks:

@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 /// sinks received (`NAME.jsonl`), with a dead letter (`NAME-dead.jsonl`).
 fn config(dir: &Path, name: &str, moto: &Moto, stream: &str, extra_source: &str, checkpoints: &str) -> PathBuf {
     let text = format!(
-        "source:
+        "name: cdc
+source:
   type: kinesis
   stream_name: {stream}
   table: Pets

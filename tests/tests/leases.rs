@@ -13,7 +13,8 @@ const LEASE: Duration = Duration::from_secs(2);
 
 fn config(dir: &Path, name: &str, moto: &Moto) -> PathBuf {
     let text = format!(
-        "source: {{type: dynamodb, table: Pets, endpoint: \"{endpoint}\", region: us-east-1, poll_interval: 50ms,
+        "name: pets
+source: {{type: dynamodb, table: Pets, endpoint: \"{endpoint}\", region: us-east-1, poll_interval: 50ms,
           shard_discovery_interval: 1s}}
 checkpoints: {{type: dynamodb, table: Leases, lease_duration: 2s}}
 sinks:

@@ -1,6 +1,6 @@
 //! `eddy plugin new`: each language's project builds as written, with the commands its README
 //! gives, and `eddy plugin test` on its sample records keeps the dogs (including a dog's removal)
-//! and drops the cat.
+//! and drops the cat, and refuses a config key it does not know.
 
 use std::path::Path;
 use std::process::Command;
@@ -48,6 +48,19 @@ fn assert_keeps_the_dogs(project: &Path, wasm: &Path) {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(verdicts, ["pass", "drop", "pass"], "{out}");
+    // A mistyped key is refused at load, not ignored (it would keep the dogs).
+    let (code, out, err) = eddy(&[
+        "plugin",
+        "test",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--config",
+        r#"{"species": "cat"}"#,
+        "--input",
+        project.join("sample.jsonl").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("unknown config key `species`"), "{err}");
 }
 
 #[test]

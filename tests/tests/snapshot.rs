@@ -207,7 +207,8 @@ async fn two_processes_share_the_segments_and_the_survivor_finishes() {
         &moto,
         "  max_records_per_poll: 100\n  snapshot: {segments: 8, max_items_per_second: 300}",
         &format!(
-            "checkpoints: {{type: dynamodb, table: eddy-leases, lease_duration: 3s}}
+            "name: snapshot
+checkpoints: {{type: dynamodb, table: eddy-leases, lease_duration: 3s}}
 sinks:
 {}
 routes:

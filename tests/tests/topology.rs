@@ -18,7 +18,8 @@ const LEASE: Duration = Duration::from_secs(2);
 
 fn config(dir: &Path, name: &str, streams: &FakeStreams, moto: &Moto) -> PathBuf {
     let text = format!(
-        "source: {{type: dynamodb, stream_arn: \"{ARN}\", endpoint: \"{streams}\", region: us-east-1,
+        "name: topology
+source: {{type: dynamodb, stream_arn: \"{ARN}\", endpoint: \"{streams}\", region: us-east-1,
           poll_interval: 100ms, max_records_per_poll: 10, shard_discovery_interval: 1s}}
 checkpoints: {{type: dynamodb, table: Leases, endpoint: \"{moto}\", lease_duration: 2s}}
 sinks:
@@ -43,7 +44,7 @@ fn owners(config: &Path) -> HashMap<String, String> {
     let (code, out, err) = eddy(&["leases", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     out.lines()
-        .skip(1)
+        .filter(|l| l.starts_with("shardId"))
         .filter_map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
             (cols.get(3) != Some(&"SHARD_END")).then(|| (cols[0].to_owned(), cols[1].to_owned()))

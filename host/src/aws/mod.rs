@@ -187,3 +187,40 @@ pub fn count_throttled(api: &'static str, n: u64) {
         metrics::counter!(crate::metrics::THROTTLED, "api" => api).increment(n);
     }
 }
+
+/// Counts one failed call of source API `api` (`dynamodbstreams`, `kinesis`) in
+/// `eddy_source_errors_total{api, code}`: `code` is the AWS error code, else `HTTP <status>` (eddy's
+/// own client) or `no code` (the SDK's), or `timeout` or `connection` when there was no answer.
+pub fn count_source_error(api: &'static str, code: &str) {
+    metrics::counter!(crate::metrics::SOURCE_ERRORS, "api" => api, "code" => code.to_owned()).increment(1);
+}
+
+/// The `code` label of a failed SDK call (see [`count_source_error`]).
+pub fn sdk_error_code<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+    if let Some(code) = e.code() {
+        return code.to_owned();
+    }
+    match e {
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(_) => "connection",
+        // An answer without an error code (a 5xx from a proxy, a body that is not AWS's).
+        _ => "no code",
+    }
+    .to_owned()
+}
+
+/// The `code` label of a failed call of eddy's JSON client (see [`count_source_error`]).
+pub fn json_error_code(e: &eddy_sink_api::aws_json::AwsJsonError) -> String {
+    use eddy_sink_api::aws_json::AwsJsonError;
+    match e {
+        AwsJsonError::Service { code, .. } if !code.is_empty() => code.clone(),
+        AwsJsonError::Service { status, .. } => format!("HTTP {status}"),
+        AwsJsonError::Transport(m) if m.contains("timed out") || m.contains("timeout") => "timeout".to_owned(),
+        AwsJsonError::Transport(_) => "connection".to_owned(),
+        AwsJsonError::Credentials(_) => "credentials".to_owned(),
+    }
+}

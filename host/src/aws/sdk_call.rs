@@ -81,6 +81,29 @@ where
     })
 }
 
+/// Checks that table `table` exists, without creating it: what the commands that inspect (`eddy
+/// leases`, `eddy dead-letter list`) do, so that a mistyped name is an error instead of a new,
+/// billed, empty table. `role` names the table in the error (`lease table`).
+///
+/// # Errors
+/// When the table does not exist (the message says so and names it) or cannot be described.
+pub async fn require_table(client: &Client, table: &str, retry: &RetryPolicy, role: &str) -> anyhow::Result<()> {
+    let what = format!("cannot describe the {role} {table}");
+    let exists = retried(retry, &what, || {
+        let sent = client.describe_table().table_name(table).send();
+        async move {
+            match sent.await {
+                Ok(_) => Ok(true),
+                Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(false),
+                Err(e) => Err(attempt(e)),
+            }
+        }
+    })
+    .await?;
+    anyhow::ensure!(exists, "the {role} {table} does not exist (only `eddy run` and `eddy snapshot` create it)");
+    Ok(())
+}
+
 /// Makes sure table `table` exists and is ACTIVE, creating it with on-demand billing and the
 /// string key `keys` (hash, then optional range) when missing; another process creating it at
 /// the same time is fine. `role` names the table in logs and errors (`lease table`).

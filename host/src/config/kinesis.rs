@@ -68,6 +68,10 @@ pub struct KinesisSource {
     /// shard checkpoints once every lane acknowledged (see [`crate::pipeline::lanes`]). Default 1.
     #[serde(default = "defaults::parallelization_factor")]
     pub parallelization_factor: u32,
+    /// A shard that has records to read but whose checkpoint has not moved for this long is
+    /// stalled (see the DynamoDB source's `stall_after`). Default 5m.
+    #[serde(default = "defaults::stall_after", deserialize_with = "units::duration")]
+    pub stall_after: Duration,
     /// How many keys each shard remembers for newest-wins (a change older than one already
     /// passed on for its key is dropped). Default 10000 (about 1–2 MB a shard).
     #[serde(default = "recent_keys_per_shard")]

@@ -26,6 +26,11 @@ pub use units::parse_size;
 /// A loaded, validated pipeline configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `name:` — the pipeline's name (KCL's application name): it keys the pipeline's leases,
+    /// checkpoints, snapshot segments and plan, so two pipelines on one stream and one lease table
+    /// (or one checkpoints folder) each get every record. Required with a lease table; optional
+    /// with local checkpoints (without it, the folder's unnamed positions are used).
+    pub name: Option<String>,
     /// Where the stream comes from.
     pub source: SourceConfig,
     /// Where shard checkpoints are kept.
@@ -106,6 +111,8 @@ pub struct StreamPolling {
     pub parallelization_factor: u32,
     /// `shard_discovery_interval`.
     pub shard_discovery_interval: Duration,
+    /// `stall_after`.
+    pub stall_after: Duration,
 }
 
 impl SourceConfig {
@@ -122,6 +129,7 @@ impl SourceConfig {
                     maximum_record_age: $s.maximum_record_age,
                     parallelization_factor: $s.parallelization_factor,
                     shard_discovery_interval: $s.shard_discovery_interval,
+                    stall_after: $s.stall_after,
                 }
             };
         }
@@ -209,6 +217,11 @@ pub struct DynamodbSource {
     /// shard checkpoints once every lane acknowledged (see [`crate::pipeline::lanes`]). Default 1.
     #[serde(default = "defaults::parallelization_factor")]
     pub parallelization_factor: u32,
+    /// A shard that has records to read but whose checkpoint has not moved for this long is
+    /// stalled: logged once with the reason, counted in `eddy_shards_stalled`, and `GET /ready`
+    /// answers 503 while any shard is (see [`crate::health`]). At least 1s. Default 5m.
+    #[serde(default = "defaults::stall_after", deserialize_with = "units::duration")]
+    pub stall_after: Duration,
     /// `snapshot:`: scan the table's existing items before reading the stream (a migration), and
     /// how. Default: off.
     #[serde(default)]
@@ -228,6 +241,11 @@ pub struct SnapshotConfig {
     /// a lease table). 1 to 1,000,000 (DynamoDB's limit); default 8.
     #[serde(default = "defaults::snapshot_segments")]
     pub segments: u32,
+    /// How many segments this process scans at once; the others wait for one to finish (each
+    /// segment in flight holds a Scan page, up to 1 MB, and a connection). Default: twice the
+    /// number of cores. 1 to 1,000.
+    #[serde(default = "defaults::snapshot_concurrency")]
+    pub concurrency: usize,
     /// The most items per second the scan reads, over all segments of this process. Default: no
     /// limit (throttling still backs off).
     #[serde(default)]
@@ -246,6 +264,7 @@ impl Default for SnapshotConfig {
         Self {
             mode: SnapshotMode::Off,
             segments: defaults::snapshot_segments(),
+            concurrency: defaults::snapshot_concurrency(),
             max_items_per_second: None,
             consistent_read: false,
             safety_margin: defaults::snapshot_safety_margin(),
@@ -496,9 +515,10 @@ pub struct DeadLetterQueue {
     /// Where in `overflow_bucket` those entries go. Default `eddy-dead-letter/`.
     #[serde(default = "default_dead_letter_prefix")]
     pub overflow_prefix: String,
-    /// How long `eddy dead-letter list` and `replay` hide the messages they read from other
-    /// readers of the queue (SQS's visibility timeout; messages not removed are made visible
-    /// again when they finish). At most 12h. Default 15m.
+    /// How long `eddy dead-letter replay` hides the messages it reads from other readers of the
+    /// queue (SQS's visibility timeout; messages not removed are made visible again when it
+    /// finishes, and a replay killed with SIGKILL leaves them hidden this long). `list` hides a
+    /// message for at most 20s. At most 12h. Default 15m.
     #[serde(default = "default_visibility_timeout", deserialize_with = "units::duration")]
     pub visibility_timeout: Duration,
     /// An SQS-compatible endpoint; default: the source's.
@@ -603,7 +623,7 @@ pub enum AfterSinkFailure {
     DeadLetter,
 }
 
-mod defaults {
+pub(crate) mod defaults {
     use std::time::Duration;
     pub fn poll_interval() -> Duration {
         Duration::from_millis(250)
@@ -620,8 +640,14 @@ mod defaults {
     pub fn max_consecutive_errors() -> u32 {
         20
     }
+    pub fn stall_after() -> Duration {
+        Duration::from_secs(300)
+    }
     pub fn lease_duration() -> Duration {
         Duration::from_secs(10)
+    }
+    pub fn snapshot_concurrency() -> usize {
+        2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     }
     pub fn snapshot_segments() -> u32 {
         8
@@ -679,6 +705,8 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    name: Option<String>,
     source: serde_norway::Value,
     #[serde(default)]
     checkpoints: Option<serde_norway::Value>,
@@ -875,6 +903,9 @@ impl Config {
                     );
                 }
                 at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, minimums::POLL_INTERVAL);
+                if !(1..=1000).contains(&s.snapshot.concurrency) {
+                    c.error(&[k("source"), k("snapshot"), k("concurrency")], "must be between 1 and 1000");
+                }
                 if !(1..=1_000_000).contains(&s.snapshot.segments) {
                     c.error(
                         &[k("source"), k("snapshot"), k("segments")],
@@ -913,6 +944,18 @@ impl Config {
                     c.error(&[k("source"), k("recent_keys_per_shard")], "must be at least 1");
                 }
                 at_least(&mut c, &[k("source"), k("poll_interval")], s.poll_interval, kinesis::MIN_POLL_INTERVAL);
+                if let StartPosition::AtTimestamp(millis) = s.start {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    if millis > now {
+                        c.error(
+                            &[k("source"), k("start"), k("at_timestamp")],
+                            "is in the future: no record is there yet, so eddy would read nothing until then; use \
+                             `latest` to read from now on",
+                        );
+                    }
+                }
                 SourceConfig::Kinesis(s)
             }),
             Some("file") => c.typed::<FileSource>(&[k("source")], raw.source).map(|mut f| {
@@ -959,6 +1002,21 @@ impl Config {
             },
         };
 
+        // name
+        if let Some(name) = &raw.name {
+            if let Err(message) = check_name(name) {
+                c.error(&[k("name")], message);
+            }
+        } else if matches!(checkpoints, Some(CheckpointConfig::Dynamodb(_))) {
+            c.error(
+                &[k("checkpoints")],
+                "a lease table needs the pipeline's name: add `name: <pipeline>` (letters, digits, `.`, `_`, `-`) at \
+                 the top of the file. It keys this pipeline's leases, checkpoints and snapshot in the table, so \
+                 pipelines sharing it never take each other's work; rows written before names existed are adopted \
+                 by the first named pipeline that starts",
+            );
+        }
+
         // processors
         let mut processors = BTreeMap::new();
         for (name, p) in raw.processors {
@@ -989,9 +1047,13 @@ impl Config {
             // `type: null` unquoted is YAML's null value; it can only mean the null sink.
             let kind = section_type(&v).or_else(|| v.get("type").filter(|t| t.is_null()).map(|_| "null"));
             let sink = match kind {
-                Some("alternator") => {
-                    c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).map(SinkConfig::Alternator)
-                }
+                Some("alternator") => c.typed::<eddy_sink_alternator::AlternatorConfig>(&at, v).and_then(|a| {
+                    let problems = a.problems();
+                    for (key, message) in &problems {
+                        c.error(&[k("sinks"), k(&name), k(key)], message.clone());
+                    }
+                    problems.is_empty().then_some(SinkConfig::Alternator(a))
+                }),
                 Some("cratedb") => c.typed::<eddy_sink_cratedb::CrateDbConfig>(&at, v).and_then(|s| {
                     match eddy_sink_cratedb::CrateDbSink::new(
                         &s,
@@ -1115,6 +1177,31 @@ impl Config {
             },
         };
 
+        // Two writers of one file would interleave their lines (and the dead letter's repair
+        // would cut the other's off).
+        let mut files: Vec<(PathBuf, Vec<Seg>)> = sinks
+            .iter()
+            .filter_map(|(name, sink)| match sink {
+                SinkConfig::File { path } => Some((path.clone(), vec![k("sinks"), k(name), k("path")])),
+                _ => None,
+            })
+            .collect();
+        if let Some(DeadLetterConfig::File { path }) = &dead_letter {
+            files.push((path.clone(), vec![k("dead_letter"), k("path")]));
+        }
+        for (i, (path, at)) in files.iter().enumerate() {
+            if let Some((_, first)) = files[..i].iter().find(|(p, _)| p == path) {
+                c.error(
+                    at,
+                    format!(
+                        "{} is written by {} too: give each sink and the dead letter its own file",
+                        path.display(),
+                        locate::render(first)
+                    ),
+                );
+            }
+        }
+
         let metrics = match raw.metrics {
             None => Some(None),
             Some(v) => c.typed::<MetricsConfig>(&[k("metrics")], v).map(Some),
@@ -1168,6 +1255,7 @@ impl Config {
             return Err(ConfigErrors(c.errors));
         }
         Ok(Config {
+            name: raw.name,
             source: source.expect("checked"),
             checkpoints: checkpoints.expect("checked"),
             processors,
@@ -1229,11 +1317,28 @@ fn check_stream_keys(c: &mut Checker, p: &StreamPolling) {
     if let Some(age) = p.maximum_record_age {
         at_least(c, &[k("source"), k("maximum_record_age")], age, Duration::from_secs(1));
     }
+    at_least(c, &[k("source"), k("stall_after")], p.stall_after, Duration::from_secs(1));
     if !(1..=10).contains(&p.parallelization_factor) {
         c.error(
             &[k("source"), k("parallelization_factor")],
             "must be between 1 and 10 (as Lambda's ParallelizationFactor)",
         );
+    }
+}
+
+/// A pipeline name: 1 to 64 characters of ASCII letters, digits, `.`, `_` and `-`, not starting
+/// with `.` (it names a folder and a key prefix in the lease table).
+fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a pipeline name: use 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`"
+        ))
     }
 }
 

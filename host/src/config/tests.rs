@@ -66,9 +66,10 @@ fn a_full_config_loads_with_defaults_and_resolved_paths() {
 fn a_lease_table_defaults_to_the_sources_endpoint_and_region() {
     let text = GOOD.replace(
         "checkpoints:\n  type: local\n  path: state\n",
-        "checkpoints: {type: dynamodb, table: eddy-leases}\nmetrics: {listen: \"127.0.0.1:9100\"}\n",
+        "name: pets\ncheckpoints: {type: dynamodb, table: eddy-leases}\nmetrics: {listen: \"127.0.0.1:9100\"}\n",
     );
     let c = parse(&text).unwrap();
+    assert_eq!(c.name.as_deref(), Some("pets"));
     let CheckpointConfig::Dynamodb(t) = &c.checkpoints else { panic!("a lease table") };
     assert_eq!(t.table, "eddy-leases");
     assert_eq!(t.lease_duration, Duration::from_secs(10));
@@ -295,7 +296,7 @@ fn intervals_below_their_minimums_are_refused() {
     assert!(err.contains("source.shard_discovery_interval: 10ms is below the minimum of 1s"), "{err}");
     let text = GOOD.replace(
         "checkpoints:\n  type: local\n  path: state\n",
-        "checkpoints: {type: dynamodb, table: l, lease_duration: 0s}\n",
+        "name: p\ncheckpoints: {type: dynamodb, table: l, lease_duration: 0s}\n",
     );
     let err = error_of(&text);
     assert!(err.contains("checkpoints.lease_duration: 0ns is below the minimum of 1s"), "{err}");
@@ -388,4 +389,32 @@ fn route_batching_parses_and_its_limits_are_checked() {
     assert_eq!(c.routes[0].batching.map(|b| b.size), Some(100));
     let e = error_of(&with("", "  parallelization_factor: 11\n"));
     assert!(e.contains("source.parallelization_factor: must be between 1 and 10"), "{e}");
+}
+
+#[test]
+fn a_lease_table_needs_the_pipelines_name_and_a_name_is_checked() {
+    let text =
+        GOOD.replace("checkpoints:\n  type: local\n  path: state\n", "checkpoints: {type: dynamodb, table: leases}\n");
+    let err = error_of(&text);
+    assert!(err.contains("checkpoints: a lease table needs the pipeline's name: add `name: <pipeline>`"), "{err}");
+    let err = error_of(&format!("name: \"to scylla/1\"\n{text}"));
+    assert!(err.contains(":1: name: \"to scylla/1\" is not a pipeline name"), "{err}");
+    assert_eq!(parse(&format!("name: to-scylla.v2\n{text}")).unwrap().name.as_deref(), Some("to-scylla.v2"));
+    // Local checkpoints work without a name.
+    assert_eq!(parse(GOOD).unwrap().name, None);
+}
+
+#[test]
+fn two_writers_of_one_file_and_an_empty_endpoints_list_are_refused() {
+    let text =
+        GOOD.replace("sinks:\n", "sinks:\n  a: {type: file, path: out.jsonl}\n  b: {type: file, path: out.jsonl}\n");
+    let err = error_of(&text);
+    assert!(err.contains("sinks.b.path: /etc/eddy/out.jsonl is written by sinks.a.path too"), "{err}");
+    let text = GOOD.replace("sinks:\n", "sinks:\n  a: {type: file, path: dead.jsonl}\n")
+        + "dead_letter: {type: file, path: dead.jsonl}\n";
+    let err = error_of(&text);
+    assert!(err.contains("dead_letter.path: /etc/eddy/dead.jsonl is written by sinks.a.path too"), "{err}");
+    let text = GOOD.replace("sinks:\n", "sinks:\n  a: {type: alternator, table: T, endpoints: []}\n");
+    let err = error_of(&text);
+    assert!(err.contains("sinks.a.endpoints: is empty: list at least one node, or remove the key"), "{err}");
 }

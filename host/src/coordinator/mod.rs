@@ -55,6 +55,9 @@ pub struct Coordinator {
     pub discovery_interval: Duration,
     /// Reader settings.
     pub settings: ReaderSettings,
+    /// The most readers this process runs at once (`snapshot.concurrency` for a snapshot's
+    /// segments); `None`: one per shard held. Further ready shards wait until a reader ends.
+    pub max_readers: Option<usize>,
     /// Observes shutdown.
     pub stop: Stop,
     /// Triggers shutdown when a reader fails.
@@ -115,6 +118,9 @@ impl Coordinator {
                     let Some(saved) = assignment.held.get(id) else { continue };
                     if running.contains_key(id) {
                         continue;
+                    }
+                    if self.max_readers.is_some_and(|max| running.len() >= max) {
+                        break;
                     }
                     let start = match saved {
                         Some(Checkpoint::After(seq)) => IteratorPosition::AfterSequence(seq.clone()),
@@ -215,7 +221,10 @@ impl Coordinator {
                 failure.get_or_insert(e);
             }
         }
-        self.leases.release_all().await;
+        // A lease table that does not answer must not hold up a stop: the leases then expire.
+        if self.stop.within_grace(self.leases.release_all()).await.is_none() {
+            tracing::warn!("the lease table did not answer in time; the leases not released will expire");
+        }
         failure.map_or(Ok(()), Err)
     }
 
@@ -256,3 +265,6 @@ impl Coordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

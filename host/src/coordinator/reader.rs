@@ -27,6 +27,7 @@ use eddy_sink_api::RetryPolicy;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::OnTrimmed;
+use crate::health::{Trouble, Watch};
 use crate::pipeline::lanes::{Lanes, PageWork};
 use crate::pipeline::{Batch, Held, PipelineError, Worker};
 use crate::source::{IteratorPosition, Resume, StreamsApi, StreamsError};
@@ -153,7 +154,7 @@ impl ShardReader {
         if let (Ok(ReaderExit::Stopped), Writer::Lanes(lanes)) = (&exit, &mut writer) {
             // Checkpoint what the lanes finish before the stop grace ends.
             if let Ok(Some(last)) = lanes.drain(false).await {
-                save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last)).await?;
+                save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last), &self.stop).await?;
             }
         }
         exit
@@ -175,6 +176,8 @@ impl ShardReader {
         tracing::info!(shard, start = ?resume, "reading shard");
         let _lease = LeaseGauge::held();
         let metrics = crate::metrics::ShardMetrics::new(&shard);
+        let watch = crate::health::watch(&shard);
+        let mut lag = Lag::default();
         loop {
             if self.stop.is_set() {
                 return Ok(ReaderExit::Stopped);
@@ -194,7 +197,9 @@ impl ShardReader {
                                 continue;
                             }
                             Err(e) => {
-                                backoff(&shard, &self.settings, &self.stop, &mut errors, "GetShardIterator", e).await?;
+                                metrics.age(lag.now());
+                                let failed = Failed { call: "GetShardIterator", watch: &watch };
+                                backoff(&shard, &self.settings, &self.stop, &mut errors, failed, e).await?;
                                 continue;
                             }
                         },
@@ -211,6 +216,7 @@ impl ShardReader {
             if let Ok(page) = &page {
                 age = iterator_age(page);
                 metrics.poll(took, age);
+                lag.read(page);
             }
             let page = match page {
                 Ok(p) => p,
@@ -224,7 +230,9 @@ impl ShardReader {
                 }
                 Err(e) => {
                     iterator = Some(it);
-                    backoff(&shard, &self.settings, &self.stop, &mut errors, "GetRecords", e).await?;
+                    metrics.age(lag.now());
+                    let failed = Failed { call: "GetRecords", watch: &watch };
+                    backoff(&shard, &self.settings, &self.stop, &mut errors, failed, e).await?;
                     continue;
                 }
             };
@@ -248,6 +256,11 @@ impl ShardReader {
                 || matches!(page.resume, Resume::AfterSequence(_));
             let read = page.records.len() + page.undecodable.len();
             let at_tip = read_any && at_tip(read, self.settings.max_records_per_poll, age);
+            if read_any {
+                watch.behind();
+            } else {
+                watch.caught_up();
+            }
             let mut page = page;
             if let Some(cutoff) = self.settings.skip_created_before {
                 skip_older(&shard, &mut page.records, cutoff);
@@ -308,7 +321,7 @@ impl ShardReader {
                     }
                     None => (process.await, None),
                 };
-                match self.settle(processed, writer, &mut sink_failures).await? {
+                match self.settle(processed, writer, &mut sink_failures, &watch).await? {
                     Step::Went(checkpoint) => {
                         ahead = next;
                         sink_failures = 0;
@@ -343,7 +356,7 @@ impl ShardReader {
                         }
                         Writer::Direct { .. } => Ok(None),
                     };
-                    match self.settle(drained, writer, &mut sink_failures).await? {
+                    match self.settle(drained, writer, &mut sink_failures, &watch).await? {
                         Step::Went(_) => {}
                         Step::Stopped => return Ok(ReaderExit::Stopped),
                         Step::Rewind => {
@@ -351,7 +364,7 @@ impl ShardReader {
                             continue;
                         }
                     }
-                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd).await? {
+                    if !save(self.checkpoints.as_ref(), &shard, &Checkpoint::ShardEnd, &self.stop).await? {
                         return Ok(ReaderExit::Stopped);
                     }
                     tracing::info!(shard, "shard ended (SHARD_END)");
@@ -371,7 +384,7 @@ impl ShardReader {
                     Writer::Lanes(lanes) => Some(lanes.settled()),
                 };
                 if let Some(outcome) = quiet {
-                    match self.settle(outcome, writer, &mut sink_failures).await? {
+                    match self.settle(outcome, writer, &mut sink_failures, &watch).await? {
                         Step::Went(checkpoint) => {
                             if let Some(last) = checkpoint {
                                 resume = IteratorPosition::AfterSequence(last);
@@ -402,17 +415,26 @@ impl ShardReader {
         outcome: Result<Option<String>, PipelineError>,
         writer: &mut Writer,
         sink_failures: &mut u32,
+        watch: &Watch,
     ) -> anyhow::Result<Step> {
         match outcome {
             Ok(Some(last)) => {
-                if save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last.clone())).await? {
+                if save(self.checkpoints.as_ref(), &self.shard_id, &Checkpoint::After(last.clone()), &self.stop).await?
+                {
+                    watch.moved();
                     Ok(Step::Went(Some(last)))
                 } else {
                     Ok(Step::Stopped)
                 }
             }
             Ok(None) => Ok(Step::Went(None)),
-            Err(e) => after_failure(&self.shard_id, &self.settings, &self.stop, e, writer, sink_failures).await,
+            Err(e) => {
+                watch.trouble(match &e {
+                    PipelineError::DeadLetter(e) => Trouble::DeadLetter(format!("{e:#}")),
+                    e => Trouble::Sink(e.to_string()),
+                });
+                after_failure(&self.shard_id, &self.settings, &self.stop, e, writer, sink_failures).await
+            }
         }
     }
 }
@@ -565,9 +587,20 @@ async fn fetch(api: &dyn StreamsApi, iterator: String, limit: u32, stop: &Stop, 
 }
 
 /// Saves a checkpoint; `Ok(false)` when the lease was lost, so the reader must stop without
-/// reading further (the new owner resumes from the last checkpoint).
-async fn save(checkpoints: &dyn CheckpointStore, shard: &str, checkpoint: &Checkpoint) -> anyhow::Result<bool> {
-    match checkpoints.save(shard, checkpoint).await {
+/// reading further (the new owner resumes from the last checkpoint), or when stopping was asked
+/// and the store did not answer within [`crate::stop::GRACE`] (the batch is read again next
+/// time).
+async fn save(
+    checkpoints: &dyn CheckpointStore,
+    shard: &str,
+    checkpoint: &Checkpoint,
+    stop: &Stop,
+) -> anyhow::Result<bool> {
+    let Some(saved) = stop.within_grace(checkpoints.save(shard, checkpoint)).await else {
+        tracing::warn!(shard, "stopping without the last checkpoint: the checkpoint store did not answer in time; the batch will be read again");
+        return Ok(false);
+    };
+    match saved {
         Ok(()) => Ok(true),
         Err(e @ CheckpointError::LeaseLost { .. }) => {
             tracing::info!(shard, "stopping: {e}");
@@ -660,18 +693,32 @@ fn trimmed(
         }
 }
 
+/// A failed streams call: which, and the shard's watch to tell.
+struct Failed<'a> {
+    call: &'static str,
+    watch: &'a Watch,
+}
+
 /// Counts a failure and waits, or gives up when there were too many in a row.
 async fn backoff(
     shard: &str,
     settings: &ReaderSettings,
     stop: &Stop,
     errors: &mut u32,
-    call: &str,
+    failed: Failed<'_>,
     e: StreamsError,
 ) -> anyhow::Result<()> {
+    let call = failed.call;
     if let StreamsError::Fatal(message) = &e {
         bail!("shard {shard}: {call} failed: {message}");
     }
+    let text = e.to_string();
+    let throttled = ["Throttl", "LimitExceeded", "ProvisionedThroughputExceeded"].iter().any(|t| text.contains(t));
+    failed.watch.trouble(if throttled {
+        Trouble::Throttled(format!("{call}: {text}"))
+    } else {
+        Trouble::Source(format!("{call}: {text}"))
+    });
     *errors += 1;
     if *errors >= settings.max_consecutive_errors {
         bail!("shard {shard}: {call} failed {errors} times in a row (source.max_consecutive_errors); last error: {e}");
@@ -680,6 +727,36 @@ async fn backoff(
     tracing::warn!(shard, attempt = *errors, "{call} failed, retrying in {wait:?}: {e}");
     stop.sleep(wait).await;
     Ok(())
+}
+
+/// What the reader last knew of how far behind its shard is, for the iterator age while polls
+/// fail: it keeps growing from the last record read (or from when the shard was last caught up),
+/// as it would if the records were there to be read.
+#[derive(Default)]
+struct Lag {
+    /// When a poll last found the shard's tip, if the last poll did.
+    caught_up_at: Option<std::time::Instant>,
+    /// The newest creation time read (epoch seconds).
+    newest: Option<i64>,
+}
+
+impl Lag {
+    /// Takes in a page read.
+    fn read(&mut self, page: &crate::source::RecordsPage) {
+        let newest = page.records.iter().filter_map(|r| r.dynamodb.approximate_creation_date_time).max();
+        self.newest = newest.max(self.newest);
+        let at_tip = page.records.is_empty() || page.millis_behind_latest == Some(0);
+        self.caught_up_at = at_tip.then(std::time::Instant::now);
+    }
+
+    /// The iterator age now, without a poll.
+    fn now(&self) -> Duration {
+        if let Some(at) = self.caught_up_at {
+            return at.elapsed();
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.newest.map_or(Duration::ZERO, |secs| now.saturating_sub(Duration::from_secs(secs.max(0) as u64)))
+    }
 }
 
 #[cfg(test)]

@@ -34,21 +34,28 @@ pub struct DynamoDeadLetter {
 }
 
 impl DynamoDeadLetter {
-    /// Connects to the table, creating it if missing.
+    /// Connects to the table, creating it if missing when `access` is [`crate::access::Access::Work`].
     ///
     /// # Errors
-    /// When the table cannot be described or created.
-    pub async fn open(config: &DeadLetterTable, timeouts: &Timeouts, retry: RetryPolicy) -> anyhow::Result<Self> {
+    /// When the table cannot be described or created, or (to inspect) does not exist.
+    pub async fn open(
+        config: &DeadLetterTable,
+        timeouts: &Timeouts,
+        retry: RetryPolicy,
+        access: crate::access::Access,
+    ) -> anyhow::Result<Self> {
         let target = crate::aws::Target { region: config.region.as_deref(), endpoint: config.endpoint.as_deref() };
         let client = crate::aws::dynamodb(&target, timeouts).await;
-        crate::aws::sdk_call::ensure_table(
-            &client,
-            &config.table,
-            &[("id", KeyType::Hash)],
-            &retry,
-            "dead-letter table",
-        )
-        .await?;
+        let role = "dead-letter table";
+        match access {
+            crate::access::Access::Work => {
+                crate::aws::sdk_call::ensure_table(&client, &config.table, &[("id", KeyType::Hash)], &retry, role)
+                    .await?
+            }
+            crate::access::Access::Inspect => {
+                crate::aws::sdk_call::require_table(&client, &config.table, &retry, role).await?
+            }
+        }
         Ok(Self { client, table: config.table.clone(), retry })
     }
 
@@ -137,7 +144,7 @@ impl DeadLetterStore for DynamoDeadLetter {
         self.batch_write(requests, &format!("cannot write the dead-letter table {}", self.table)).await
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Stored>> {
+    async fn list(&self, _intent: super::Intent, _stop: &crate::stop::Stop) -> anyhow::Result<Vec<Stored>> {
         let mut stored = Vec::new();
         let mut start = None;
         let what = format!("cannot read the dead-letter table {}", self.table);

@@ -143,7 +143,7 @@ impl DeadLetterStore for FileDeadLetter {
         .await?
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Stored>> {
+    async fn list(&self, _intent: super::Intent, _stop: &crate::stop::Stop) -> anyhow::Result<Vec<Stored>> {
         let text = std::fs::read_to_string(&self.path)
             .with_context(|| format!("cannot read the dead letter {}", self.path.display()))?;
         let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
@@ -251,12 +251,18 @@ mod tests {
         let replay = FileDeadLetter::open(&path).unwrap();
         let entries: Vec<Entry> = ["a", "b", "c"].iter().map(|e| Entry::new("s1", Stage::Sink, (*e).into())).collect();
         run.write(&entries).await.unwrap();
-        let listed = replay.list().await.unwrap();
+        let listed = replay.list(crate::dead_letter::Intent::Look, &crate::stop::channel().1).await.unwrap();
         assert_eq!(listed.iter().map(|s| s.entry.error.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
         replay.remove(&[listed[0].id.clone(), listed[2].id.clone()]).await.unwrap();
         // `run` still holds the replaced file open: its next entry must land in the new one.
         run.write(&[Entry::new("s1", Stage::Sink, "d".into())]).await.unwrap();
-        let left: Vec<String> = replay.list().await.unwrap().into_iter().map(|s| s.entry.error).collect();
+        let left: Vec<String> = replay
+            .list(crate::dead_letter::Intent::Look, &crate::stop::channel().1)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.entry.error)
+            .collect();
         assert_eq!(left, ["b", "d"]);
         assert!(!path.with_extension("replaying").exists());
     }

@@ -18,6 +18,7 @@
 
 pub mod dynamodb;
 pub mod file;
+pub mod newest;
 pub mod replay;
 pub mod s3;
 pub mod sqs;
@@ -28,7 +29,18 @@ use async_trait::async_trait;
 use eddy_sink_api::ChangeRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::access::Access;
 use crate::config::{Config, DeadLetterConfig};
+use crate::stop::Stop;
+
+/// Why [`DeadLetterStore::list`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// To show the entries (`eddy dead-letter list`).
+    Look,
+    /// To replay them and remove those delivered (`eddy dead-letter replay`).
+    Replay,
+}
 
 /// Where a record failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,11 +174,25 @@ pub trait DeadLetterStore: Send + Sync {
     /// When any cannot be written (after retries): the shard must not checkpoint past them.
     async fn write(&self, entries: &[Entry]) -> anyhow::Result<()>;
 
-    /// Every entry stored, in the order written where the destination keeps one.
+    /// Every entry stored, in the order written where the destination keeps one. `intent` says
+    /// whether the caller only looks (`eddy dead-letter list`: a destination whose reads hide
+    /// entries from other readers hides them as briefly as it can) or replays (they stay hidden
+    /// until released or removed). Stops early, handing back what it holds, when `stop` is set.
     ///
     /// # Errors
-    /// When the destination cannot be read, or holds something that is not an entry.
-    async fn list(&self) -> anyhow::Result<Vec<Stored>>;
+    /// When the destination cannot be read, or holds something that is not an entry, or `stop`
+    /// was set.
+    async fn list(&self, intent: Intent, stop: &Stop) -> anyhow::Result<Vec<Stored>>;
+
+    /// A note on entries other readers hold at the moment (SQS messages in flight: read by
+    /// another `eddy dead-letter` command, or by one that was killed), saying when they are
+    /// visible again; `None` when there are none or the destination hides nothing.
+    ///
+    /// # Errors
+    /// When the destination cannot be asked.
+    async fn in_flight(&self) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
 
     /// Whether writing an entry replaces a stored one with the same [`Entry::id`] (a table keyed
     /// by it) instead of adding one. Default: no.
@@ -231,21 +257,32 @@ pub fn parse_destination(text: &str, config: &Config) -> anyhow::Result<DeadLett
 /// # Errors
 /// When it cannot be opened or created.
 pub async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn DeadLetterStore>> {
-    open_destination(&config.dead_letter, config).await
+    open_destination(&config.dead_letter, config, Access::Work).await
 }
 
-/// Opens `destination` with `config`'s timeouts and retry policy.
+/// Opens `destination` with `config`'s timeouts and retry policy. With [`Access::Work`] a missing
+/// file (and its folder) or table is created; with [`Access::Inspect`] it is an error that says
+/// it does not exist (buckets and queues are never created).
 ///
 /// # Errors
-/// As [`open`].
+/// As [`open`], and a missing file or table to inspect.
 pub async fn open_destination(
     destination: &DeadLetterConfig,
     config: &Config,
+    access: Access,
 ) -> anyhow::Result<std::sync::Arc<dyn DeadLetterStore>> {
     Ok(match destination {
-        DeadLetterConfig::File { path } => std::sync::Arc::new(file::FileDeadLetter::open(path)?),
+        DeadLetterConfig::File { path } => {
+            if access == Access::Inspect && !path.exists() {
+                anyhow::bail!(
+                    "the dead letter {} does not exist (nothing was dead-lettered there yet, or the path is wrong)",
+                    path.display()
+                );
+            }
+            std::sync::Arc::new(file::FileDeadLetter::open(path)?)
+        }
         DeadLetterConfig::Dynamodb(table) => {
-            std::sync::Arc::new(dynamodb::DynamoDeadLetter::open(table, &config.timeouts, config.retry).await?)
+            std::sync::Arc::new(dynamodb::DynamoDeadLetter::open(table, &config.timeouts, config.retry, access).await?)
         }
         DeadLetterConfig::S3(bucket) => {
             std::sync::Arc::new(s3::S3DeadLetter::open(bucket, &config.timeouts, config.retry).await?)

@@ -8,13 +8,18 @@
 //! done: delivered, or dead-lettered again (a new entry with the new reason; in a keyed
 //! destination such as DynamoDB a failure at the same place replaces the entry). Entries without
 //! a record (undecodable input) cannot be replayed and stay.
+//!
+//! A replay never takes an item back to an older version: an entry whose change is no longer its
+//! key's newest (see [`super::newest`]) is skipped, reported and left in the dead letter, unless
+//! the replay is forced.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use eddy_sink_api::{ChangeRecord, StreamRecord};
 
-use super::{DeadLetterStore, Stored};
+use super::newest::{Freshness, NewestCheck};
+use super::{DeadLetterStore, Intent, Stored};
 use crate::pattern::Filter;
 use crate::pipeline::{Batch, Pipeline};
 use crate::stop::Stop;
@@ -23,18 +28,26 @@ use crate::stop::Stop;
 const BATCH: usize = 1000;
 
 /// The entries of `store` that `filter` selects (every entry when `None`; an entry without a
-/// record is selected only without a filter).
+/// record is selected only without a filter). To replay, the entries not selected are handed
+/// back at once ([`DeadLetterStore::release`]); to look, the store hands back what it read itself.
 ///
 /// # Errors
-/// When the destination cannot be read.
-pub async fn selected(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyhow::Result<Vec<Stored>> {
-    let all = store.list().await?;
+/// When the destination cannot be read, or `stop` is set while it is.
+pub async fn selected(
+    store: &dyn DeadLetterStore,
+    filter: Option<&Filter>,
+    intent: Intent,
+    stop: &Stop,
+) -> anyhow::Result<Vec<Stored>> {
+    let all = store.list(intent, stop).await?;
     let (chosen, others): (Vec<Stored>, Vec<Stored>) = all.into_iter().partition(|s| match (filter, &s.entry.record) {
         (None, _) => true,
         (Some(f), Some(r)) => f.matches_record(r),
         (Some(_), None) => false,
     });
-    release(store, others.into_iter().map(|s| s.id).collect()).await;
+    if intent == Intent::Replay {
+        release(store, others.into_iter().map(|s| s.id).collect()).await;
+    }
     Ok(chosen)
 }
 
@@ -50,13 +63,14 @@ async fn release(store: &dyn DeadLetterStore, ids: Vec<String>) {
 }
 
 /// `eddy dead-letter list`: one line per entry, `time  stage  route/name  shard  sequence  error`,
-/// then a count.
+/// then a count, and a note on entries other readers hold at the moment.
 ///
 /// # Errors
 /// When the destination cannot be read.
-pub async fn list(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyhow::Result<String> {
-    let entries = selected(store, filter).await?;
-    release(store, entries.iter().map(|s| s.id.clone()).collect()).await;
+pub async fn list(store: &dyn DeadLetterStore, filter: Option<&Filter>, stop: &Stop) -> anyhow::Result<String> {
+    // Entries others hold when the list starts (a killed replay's) are noted, with when they return.
+    let in_flight = store.in_flight().await?;
+    let entries = selected(store, filter, Intent::Look, stop).await?;
     let mut out = String::new();
     for Stored { entry: e, .. } in &entries {
         let place = match (&e.route, &e.name) {
@@ -76,8 +90,17 @@ pub async fn list(store: &dyn DeadLetterStore, filter: Option<&Filter>) -> anyho
         ));
     }
     out.push_str(&format!("{} entries in {}\n", entries.len(), store.describe()));
+    if let Some(note) = in_flight {
+        out.push_str(&format!("{note}\n"));
+    }
     Ok(out)
 }
+
+/// A replay that stopped before every entry was done: a batch failed again (a sink still down)
+/// or stopping was asked. The entries not yet done stay. `eddy dead-letter replay` exits 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplayStopped(pub String);
 
 /// What a replay did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -88,6 +111,17 @@ pub struct Replayed {
     pub new_entries: usize,
     /// Entries left as they were: no record to replay, or a route the pipeline no longer has.
     pub left: usize,
+    /// Keys whose entries were left because the newest of them is not (or not known to be) the
+    /// key's newest change: one line each, naming that entry, the key and why.
+    pub skipped: Vec<String>,
+}
+
+/// How a replay treats entries whose change may not be its key's newest.
+pub struct Guard<'a> {
+    /// The check.
+    pub check: &'a dyn NewestCheck,
+    /// Replay every entry as it is (`--force`).
+    pub force: bool,
 }
 
 /// `eddy dead-letter replay`: sends the records of the entries of `from` that `filter` selects
@@ -100,12 +134,16 @@ pub async fn replay(
     pipeline: &Arc<Pipeline>,
     from: &dyn DeadLetterStore,
     filter: Option<&Filter>,
+    guard: &Guard<'_>,
     stop: &Stop,
 ) -> anyhow::Result<Replayed> {
-    let listed = selected(from, filter).await?;
+    if let Some(note) = from.in_flight().await? {
+        tracing::warn!("{note}");
+    }
+    let listed = selected(from, filter, Intent::Replay, stop).await?;
     let ids: Vec<String> = listed.iter().map(|s| s.id.clone()).collect();
     let mut removed = std::collections::HashSet::new();
-    let result = replay_listed(pipeline, from, listed, &mut removed, stop).await;
+    let result = replay_listed(pipeline, from, listed, &mut removed, guard, stop).await;
     release(from, ids.into_iter().filter(|id| !removed.contains(id)).collect()).await;
     result
 }
@@ -116,6 +154,7 @@ async fn replay_listed(
     from: &dyn DeadLetterStore,
     listed: Vec<Stored>,
     removed: &mut std::collections::HashSet<String>,
+    guard: &Guard<'_>,
     stop: &Stop,
 ) -> anyhow::Result<Replayed> {
     let routes = pipeline.route_names();
@@ -145,9 +184,39 @@ async fn replay_listed(
             let seq = |s: &Stored| s.entry.sequence_number.clone().unwrap_or_default();
             StreamRecord::sequence_cmp(&seq(a), &seq(b))
         });
-        for chunk in entries.chunks(BATCH) {
+        // Only the keys whose newest entry here is still the key's newest change (or all,
+        // forced); a key's older entries go along with it, in order, as they were read.
+        let key_of = |s: &Stored| {
+            serde_json::to_string(
+                &s.entry.record.as_ref().expect("entries without a record are left above").dynamodb.keys,
+            )
+            .unwrap_or_default()
+        };
+        let mut newest: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, stored) in entries.iter().enumerate() {
+            newest.insert(key_of(stored), i);
+        }
+        let mut replay_key: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        let mut keys: Vec<(&String, &usize)> = newest.iter().collect();
+        keys.sort_by_key(|(_, i)| **i);
+        for (key, &i) in keys {
+            let stored = &entries[i];
+            let record = stored.entry.record.as_ref().expect("entries without a record are left above");
+            let sinks = pipeline.sink_kinds(route.as_deref(), stored.entry.name.as_deref());
+            let verdict = if guard.force { Freshness::Newest } else { guard.check.check(record, &sinks).await? };
+            let go = match verdict {
+                Freshness::Newest => true,
+                Freshness::Superseded(why) | Freshness::Unknown(why) => {
+                    report.skipped.push(format!("{} (key {key}): {why}", stored.entry.id()));
+                    false
+                }
+            };
+            replay_key.insert(key.clone(), go);
+        }
+        let chosen: Vec<Stored> = entries.into_iter().filter(|s| replay_key[&key_of(s)]).collect();
+        for chunk in chosen.chunks(BATCH) {
             if stop.is_set() {
-                anyhow::bail!("stopped; {} entries replayed so far", report.replayed);
+                anyhow::bail!(ReplayStopped(format!("stopped; {} entries replayed so far", report.replayed)));
             }
             let records: Vec<ChangeRecord> = chunk.iter().filter_map(|s| s.entry.record.clone()).collect();
             // `flush`: a batching route delivers now instead of holding the records.
@@ -155,7 +224,9 @@ async fn replay_listed(
             let new_ids = worker
                 .process_on(route.as_deref(), &shard, batch, stop)
                 .await
-                .map_err(|e| anyhow::anyhow!("replay stopped: {e}; {} entries replayed so far", report.replayed))?
+                .map_err(|e| {
+                    ReplayStopped(format!("replay stopped: {e}; {} entries replayed so far", report.replayed))
+                })?
                 .dead_letter_ids;
             let done: Vec<String> = chunk
                 .iter()

@@ -193,7 +193,7 @@ impl DeadLetterStore for S3DeadLetter {
         self.bucket.put(&object_key(&self.prefix, entries), body).await
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Stored>> {
+    async fn list(&self, _intent: super::Intent, _stop: &crate::stop::Stop) -> anyhow::Result<Vec<Stored>> {
         let keys = self.bucket.keys(&self.prefix).await?;
         let mut stored = Vec::new();
         for key in keys {

@@ -11,13 +11,24 @@
 //! a FIFO queue hands a reader at most 10 messages of a message group at a time, so the dead
 //! letter could not be read whole.
 //!
-//! Reading (`list`, `replay`) receives every message with `visibility_timeout`, which hides them
-//! from other readers meanwhile; a replay deletes the messages it delivered (and their overflow
-//! objects), and both make the rest visible again at once ([`DeadLetterStore::release`]). SQS
-//! keeps at most 120,000 messages of a standard queue in flight: a larger dead letter is read in
-//! several runs of `replay`.
+//! SQS cannot be read without hiding what is read from other readers, so reading hides as little
+//! as it can for as short as it can:
+//! - `eddy dead-letter list` receives with a short visibility ([`PEEK_VISIBILITY`]), counts each
+//!   message once (by its id; one that shows up again after its visibility ended is the same
+//!   entry), and reads until it has seen as many messages as the queue held when it started
+//!   (visible and in flight), waiting for messages another reader holds to come back; then it
+//!   makes everything it read visible again at once, also when it is stopped (SIGINT, SIGTERM) or
+//!   fails. Two lists at once each show every entry.
+//! - `eddy dead-letter replay` receives every message with `visibility_timeout`, deletes the
+//!   messages it delivered (and their overflow objects), and makes the rest visible again at once
+//!   ([`DeadLetterStore::release`]), also when stopped. A replay killed with SIGKILL leaves its
+//!   messages hidden until their visibility timeout ends: the next list or replay says how many
+//!   are in flight and by when they are back.
+//!
+//! SQS keeps at most 120,000 messages of a standard queue in flight: a larger dead letter is read
+//! in several runs of `replay`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
@@ -31,9 +42,10 @@ use eddy_sink_api::{RetryPolicy, Timeouts};
 use serde::{Deserialize, Serialize};
 
 use super::s3::{object_key, Bucket};
-use super::{DeadLetterStore, Entry, Stored};
+use super::{DeadLetterStore, Entry, Intent, Stored};
 use crate::aws::sdk_call::{attempt_on, retried, Attempt};
 use crate::config::DeadLetterQueue;
+use crate::stop::Stop;
 
 /// The SQS Extended Client Library's pointer class name, the first element of a pointer message.
 const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
@@ -41,6 +53,12 @@ const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer"
 const SIZE_ATTRIBUTE: &str = "ExtendedPayloadSize";
 /// SQS's limit on entries per batch call.
 const BATCH: usize = 10;
+/// How long `eddy dead-letter list` hides the messages it reads from other readers (it makes them
+/// visible again as soon as it is done).
+pub const PEEK_VISIBILITY: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long `eddy dead-letter list` waits, after the last message it had not seen, for messages
+/// other readers hold to come back.
+pub const PEEK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// A queue's `MaximumMessageSize` when SQS does not say: the limit before August 2025.
 const DEFAULT_MAXIMUM_MESSAGE_SIZE: usize = 256 * 1024;
 
@@ -225,42 +243,135 @@ impl SqsDeadLetter {
         }
     }
 
-    /// Receives every visible message, hiding each for the visibility timeout.
-    async fn receive_all(&self, stored: &mut Vec<Stored>) -> anyhow::Result<()> {
+    /// How many messages the queue holds: (visible, in flight).
+    async fn counts(&self) -> anyhow::Result<(usize, usize)> {
+        let what = format!("cannot read the attributes of the dead-letter queue {}", self.url);
+        let out = retried(&self.retry, &what, || {
+            let sent = self
+                .client
+                .get_queue_attributes()
+                .queue_url(&self.url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send();
+            async move { sent.await.map_err(attempt) }
+        })
+        .await?;
+        let count = |name: &QueueAttributeName| {
+            out.attributes().and_then(|a| a.get(name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        Ok((
+            count(&QueueAttributeName::ApproximateNumberOfMessages),
+            count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+
+    /// Receives every message, hiding each for `visibility` (seconds), into `stored`; each
+    /// message once, with its latest receipt handle. `held` gets the indices (in `stored`) of the
+    /// messages it holds hidden when it returns.
+    ///
+    /// To replay ([`Intent::Replay`]) it reads what is visible. To look ([`Intent::Look`]) it reads
+    /// until it has seen `expected` messages. When nothing new comes for a second while some are
+    /// missing, another reader holds them (and may be waiting for ours): the reader holding fewer
+    /// (a coin decides a tie) hands back all it holds and waits for the others to finish (at most
+    /// a peek's visibility) before reading again, so two lists never wait for each other. It gives
+    /// up [`PEEK_PATIENCE`] after the last new message: a killed reader's messages come back only
+    /// when their visibility timeout ends. Stops with an error when `stop` is set.
+    async fn receive_all(
+        &self,
+        stored: &mut Vec<Stored>,
+        held: &mut HashSet<usize>,
+        intent: Intent,
+        expected: usize,
+        stop: &Stop,
+    ) -> anyhow::Result<()> {
+        let stopped = || anyhow::anyhow!("stopped while reading the dead-letter queue {}", self.url);
         let what = format!("cannot read the dead-letter queue {}", self.url);
+        let visibility = match intent {
+            Intent::Look => PEEK_VISIBILITY.as_secs() as i32,
+            Intent::Replay => self.visibility_timeout,
+        };
+        // Message id → index in `stored`.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut last_new = std::time::Instant::now();
+        let mut stuck_since: Option<std::time::Instant> = None;
         loop {
-            let out = retried(&self.retry, &what, || {
+            if stop.is_set() {
+                return Err(stopped());
+            }
+            let receive = retried(&self.retry, &what, || {
                 let sent = self
                     .client
                     .receive_message()
                     .queue_url(&self.url)
                     .max_number_of_messages(BATCH as i32)
-                    .visibility_timeout(self.visibility_timeout)
-                    // Long polling asks every SQS server: an empty answer means an empty queue.
+                    .visibility_timeout(visibility)
+                    // Long polling asks every SQS server: an empty answer means nothing is visible.
                     .wait_time_seconds(1)
                     .send();
                 async move { sent.await.map_err(attempt) }
-            })
-            .await?;
-            if out.messages().is_empty() {
-                return Ok(());
-            }
+            });
+            // Not abandoned on a stop: the messages of an answer not read would stay hidden, their
+            // receipt handles unknown (a long poll answers within a second).
+            let out = receive.await?;
+            let mut new = 0;
             for message in out.messages() {
                 let handle = message.receipt_handle().unwrap_or_default();
-                // Held from here on: on an error below, the caller releases what `stored` has.
+                let message_id = message.message_id().unwrap_or(handle).to_owned();
+                if let Some(&i) = seen.get(&message_id) {
+                    // Read again (its visibility ended, or it was handed back): the same entry,
+                    // held again under a new handle.
+                    let key = handle_and_key(&stored[i].id)?.1.to_owned();
+                    stored[i].id = format!("{handle}\n{key}");
+                    held.insert(i);
+                    continue;
+                }
+                // Held from here on: on an error below, the caller releases what `held` names.
                 let id = |key: &str| format!("{handle}\n{key}");
                 let (entry, key) = match self.entry(message.body().unwrap_or_default()).await {
                     Ok(read) => read,
                     Err(e) => {
                         self.release(&[id("")]).await?;
-                        return Err(e.context(format!(
-                            "message {} of {} is not a dead-letter entry",
-                            message.message_id().unwrap_or("?"),
-                            self.url
-                        )));
+                        return Err(
+                            e.context(format!("message {message_id} of {} is not a dead-letter entry", self.url))
+                        );
                     }
                 };
+                seen.insert(message_id, stored.len());
+                held.insert(stored.len());
                 stored.push(Stored { id: id(key.as_deref().unwrap_or_default()), entry });
+                new += 1;
+            }
+            if new > 0 {
+                last_new = std::time::Instant::now();
+                stuck_since = None;
+                continue;
+            }
+            if intent == Intent::Replay || stored.len() >= expected || last_new.elapsed() >= PEEK_PATIENCE {
+                return Ok(());
+            }
+            let since = *stuck_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < std::time::Duration::from_secs(1) {
+                continue;
+            }
+            stuck_since = None;
+            let (_, in_flight) = self.counts().await?;
+            let others = in_flight.saturating_sub(held.len());
+            if others == 0 {
+                // Nobody holds the missing ones: they were deleted since the count.
+                return Ok(());
+            }
+            if held.len() < others || (held.len() == others && rand::random::<bool>()) {
+                // Give way: hand everything back, let the others finish, then read again.
+                let ids: Vec<String> = held.drain().map(|i| stored[i].id.clone()).collect();
+                self.release(&ids).await?;
+                let until = std::time::Instant::now() + PEEK_VISIBILITY + std::time::Duration::from_secs(2);
+                while std::time::Instant::now() < until && self.counts().await?.1 > 0 {
+                    if stop.sleep(std::time::Duration::from_millis(300)).await {
+                        return Err(stopped());
+                    }
+                }
+                last_new = std::time::Instant::now();
             }
         }
     }
@@ -307,16 +418,39 @@ impl DeadLetterStore for SqsDeadLetter {
         Ok(())
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Stored>> {
-        let mut stored = Vec::new();
-        if let Err(e) = self.receive_all(&mut stored).await {
-            let held: Vec<String> = stored.into_iter().map(|s| s.id).collect();
-            if let Err(release) = self.release(&held).await {
+    async fn list(&self, intent: Intent, stop: &Stop) -> anyhow::Result<Vec<Stored>> {
+        let (visible, in_flight) = self.counts().await?;
+        // To look: everything, also what others hold now (it comes back when they are done). To
+        // replay: what can be had now; what others hold is theirs.
+        let expected = match intent {
+            Intent::Look => visible + in_flight,
+            Intent::Replay => visible,
+        };
+        let (mut stored, mut held) = (Vec::new(), HashSet::new());
+        let read = self.receive_all(&mut stored, &mut held, intent, expected, stop).await;
+        if read.is_err() || intent == Intent::Look {
+            let ids: Vec<String> = held.iter().map(|i| stored[*i].id.clone()).collect();
+            if let Err(release) = self.release(&ids).await {
                 tracing::warn!("{release:#}");
             }
-            return Err(e);
         }
-        Ok(stored)
+        read.map(|()| stored)
+    }
+
+    async fn in_flight(&self) -> anyhow::Result<Option<String>> {
+        let (_, in_flight) = self.counts().await?;
+        if in_flight == 0 {
+            return Ok(None);
+        }
+        let by = std::time::SystemTime::now() + std::time::Duration::from_secs(self.visibility_timeout as u64);
+        Ok(Some(format!(
+            "{in_flight} entries of {} are in flight: read by another `eddy dead-letter` command, or by one that was \
+             stopped without handing them back (killed); they are visible again once their visibility timeout \
+             (dead_letter.visibility_timeout, {}) ends, by {} at the latest, and are listed and replayed then",
+            self.url,
+            humantime::format_duration(std::time::Duration::from_secs(self.visibility_timeout as u64)),
+            humantime::format_rfc3339_seconds(by)
+        )))
     }
 
     async fn remove(&self, ids: &[String]) -> anyhow::Result<()> {

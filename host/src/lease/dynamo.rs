@@ -1,10 +1,17 @@
 //! The lease store in a DynamoDB table (`checkpoints: {type: dynamodb}`), shared by every eddy
 //! process on one stream.
 //!
-//! One item per shard, keyed by `stream` (the stream ARN, so one table can serve several
-//! pipelines) and `shard_id`, with `owner` (a process id), `counter` (bumped by every write of
-//! the owner), `checkpoint` (a sequence number, or `SHARD_END`), `parent` and `handoff_to` (a
-//! process that asked for the lease). Conditions are DynamoDB condition expressions, so the
+//! One item per shard, keyed by `stream` (`<pipeline>/<stream ARN>`: the pipeline's name and the
+//! stream, so one table serves several pipelines on several streams, each with its own rows, as
+//! KCL keys leases by application) and `shard_id`, with `owner` (a process id), `counter` (bumped
+//! by every write of the owner), `checkpoint` (a sequence number, or `SHARD_END`), `parent` and
+//! `handoff_to` (a process that asked for the lease).
+//!
+//! Rows written before pipelines had names are keyed by the stream ARN alone. The first named
+//! pipeline that starts on such a stream adopts them: it claims them with a conditional put (a row
+//! `<stream>#adopted` naming the pipeline), then copies each row (checkpoint and parent, without
+//! an owner) under its own key, so it resumes where the unnamed pipeline stopped; any other
+//! pipeline starts on its own. Conditions are DynamoDB condition expressions, so the
 //! fencing holds whatever the processes believe. Every call that fails transiently (throttling,
 //! 5xx, a timeout, a dropped connection) is tried again under the pipeline's retry policy; a
 //! condition that does not hold is an answer, not a failure.
@@ -29,27 +36,163 @@ const SHARD_END: &str = "SHARD_END";
 pub struct DynamoLeaseStore {
     client: Client,
     table: String,
+    /// The rows' `stream` key: `<pipeline>/<stream>`.
     stream: String,
     retry: RetryPolicy,
 }
 
+use crate::access::Access;
+
 impl DynamoLeaseStore {
-    /// Connects to the table (creating it with on-demand billing if missing; another process
-    /// creating it at the same time is fine).
+    /// Connects to the rows of pipeline `pipeline` on `stream` (a stream ARN, or a table's snapshot
+    /// key). With [`Access::Work`] the table is created with on-demand billing if missing (another
+    /// process creating it at the same time is fine) and rows written without a pipeline name are
+    /// adopted (see the module documentation); with [`Access::Inspect`] nothing is created or
+    /// written.
     ///
     /// # Errors
-    /// When the table cannot be described or created, or does not become ACTIVE within 60s.
+    /// When the table cannot be described or created, does not become ACTIVE within 60s, or (to
+    /// inspect) does not exist.
     pub async fn open(
         config: &LeaseTableConfig,
+        pipeline: &str,
         stream: &str,
         timeouts: &Timeouts,
         retry: RetryPolicy,
+        access: Access,
     ) -> anyhow::Result<Self> {
         let target = crate::aws::Target { region: config.region.as_deref(), endpoint: config.endpoint.as_deref() };
         let client = crate::aws::dynamodb(&target, timeouts).await;
-        let store = Self { client, table: config.table.clone(), stream: stream.to_owned(), retry };
-        store.ensure_table().await?;
+        let store = Self { client, table: config.table.clone(), stream: format!("{pipeline}/{stream}"), retry };
+        match access {
+            Access::Work => {
+                store.ensure_table().await?;
+                store.adopt_unnamed(pipeline, stream).await?;
+            }
+            Access::Inspect => {
+                crate::aws::sdk_call::require_table(&store.client, &store.table, &store.retry, "lease table").await?;
+            }
+        }
         Ok(store)
+    }
+
+    /// The same table's rows under another `stream` key (no call is made).
+    fn keyed(&self, stream: String) -> Self {
+        Self { client: self.client.clone(), table: self.table.clone(), stream, retry: self.retry }
+    }
+
+    /// Adopts the rows of `stream` written without a pipeline name, if there are any and no other
+    /// pipeline claimed them: claims them for `pipeline`, then copies each (and the plan) under
+    /// this pipeline's key where it has no row yet. Idempotent, so every process of the pipeline
+    /// may run it; a process killed half-way is finished by the next start.
+    async fn adopt_unnamed(&self, pipeline: &str, stream: &str) -> anyhow::Result<()> {
+        let unnamed = self.keyed(stream.to_owned());
+        let rows = unnamed.list().await?;
+        let plan = crate::checkpoint::PlanStore::plan(&unnamed).await?;
+        if rows.is_empty() && plan.is_none() {
+            return Ok(());
+        }
+        let claim = HashMap::from([
+            ("stream".to_owned(), Av::S(format!("{stream}#adopted"))),
+            ("shard_id".to_owned(), Av::S("adopted".to_owned())),
+        ]);
+        let mut item = claim.clone();
+        item.insert("pipeline".to_owned(), Av::S(pipeline.to_owned()));
+        let what = format!("cannot claim the unnamed rows of {stream} in the lease table {}", self.table);
+        self.conditional(&what, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(shard_id)")
+                .send()
+        })
+        .await?;
+        let owner = self
+            .retried(&what, || {
+                let sent = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(claim.clone()))
+                    .consistent_read(true)
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?
+            .item()
+            .and_then(|i| i.get("pipeline"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        if owner.as_deref() != Some(pipeline) {
+            tracing::info!(
+                table = self.table,
+                "the rows of {stream} written without a pipeline name were adopted by pipeline {:?}; pipeline {pipeline:?} starts on its own",
+                owner.unwrap_or_default()
+            );
+            return Ok(());
+        }
+        let mut copied = 0;
+        for row in &rows {
+            let mut item = self.key(&row.shard_id);
+            item.insert("counter".into(), Av::N("0".into()));
+            if let Some(parent) = &row.parent {
+                item.insert("parent".into(), Av::S(parent.clone()));
+            }
+            if let Some(checkpoint) = &row.checkpoint {
+                item.insert("checkpoint".into(), Av::S(checkpoint_text(checkpoint)));
+            }
+            let added = self
+                .conditional("cannot copy an adopted lease", || {
+                    self.client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(item.clone()))
+                        .condition_expression("attribute_not_exists(shard_id)")
+                        .send()
+                })
+                .await?;
+            copied += usize::from(added);
+        }
+        if let Some(plan) = plan {
+            crate::checkpoint::PlanStore::record_plan(self, &plan).await?;
+        }
+        if copied > 0 {
+            tracing::info!(
+                table = self.table,
+                copied,
+                "pipeline {pipeline:?} adopted the lease rows of {stream} written without a pipeline name"
+            );
+        }
+        Ok(())
+    }
+
+    /// The rows of the stream written without a pipeline name, and the pipeline that adopted
+    /// them (if one did): what `eddy leases` notes under the pipeline's own rows.
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    pub async fn unnamed_rows(&self) -> anyhow::Result<(usize, Option<String>)> {
+        let Some((_, stream)) = self.stream.split_once('/') else { return Ok((0, None)) };
+        let rows = self.keyed(stream.to_owned()).list().await?.len();
+        let claim = HashMap::from([
+            ("stream".to_owned(), Av::S(format!("{stream}#adopted"))),
+            ("shard_id".to_owned(), Av::S("adopted".to_owned())),
+        ]);
+        let what = format!("cannot read the lease table {}", self.table);
+        let out = self
+            .retried(&what, || {
+                let sent = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(claim.clone()))
+                    .consistent_read(true)
+                    .send();
+                async move { sent.await.map_err(attempt) }
+            })
+            .await?;
+        Ok((rows, out.item().and_then(|i| i.get("pipeline")).and_then(|v| v.as_s().ok()).cloned()))
     }
 
     async fn ensure_table(&self) -> anyhow::Result<()> {
@@ -143,6 +286,14 @@ impl DynamoLeaseStore {
     }
 }
 
+/// A checkpoint as the `checkpoint` attribute holds it.
+fn checkpoint_text(checkpoint: &Checkpoint) -> String {
+    match checkpoint {
+        Checkpoint::After(seq) => seq.clone(),
+        Checkpoint::ShardEnd => SHARD_END.to_owned(),
+    }
+}
+
 fn parse(item: &HashMap<String, Av>) -> Option<Lease> {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     Some(Lease {
@@ -225,13 +376,7 @@ impl LeaseStore for DynamoLeaseStore {
     async fn update(&self, shard: &str, owner: &str, counter: u64, change: Change) -> anyhow::Result<bool> {
         let (update, value) = match change {
             Change::Renew => ("SET #c = :next", None),
-            Change::Checkpoint(c) => {
-                let text = match c {
-                    Checkpoint::After(seq) => seq,
-                    Checkpoint::ShardEnd => SHARD_END.to_owned(),
-                };
-                ("SET #c = :next, checkpoint = :cp", Some((":cp", text)))
-            }
+            Change::Checkpoint(c) => ("SET #c = :next, checkpoint = :cp", Some((":cp", checkpoint_text(&c)))),
             Change::Release(Some(to)) => ("SET #o = :to, #c = :next REMOVE handoff_to", Some((":to", to))),
             Change::Release(None) => ("SET #c = :next REMOVE #o, handoff_to", None),
         };

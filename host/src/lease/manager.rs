@@ -59,12 +59,23 @@ pub struct LeaseManager {
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Held>>>>>,
     /// For every lease: the counter last seen and when it was first seen at that value.
     seen: Mutex<HashMap<String, (u64, Instant)>>,
+    /// The most unfinished leases this process holds at once (`snapshot.concurrency`); `None`:
+    /// its even share, however many that is.
+    max_held: Option<usize>,
 }
 
 impl LeaseManager {
     /// A manager for process `me` (an owner id such as `host:pid:random`).
     pub fn new(store: Arc<dyn LeaseStore>, clock: Arc<dyn Clock>, me: String, lease_duration: Duration) -> Self {
-        Self { store, clock, me, lease_duration, held: Mutex::default(), seen: Mutex::default() }
+        Self { store, clock, me, lease_duration, held: Mutex::default(), seen: Mutex::default(), max_held: None }
+    }
+
+    /// Holds at most `max` unfinished leases at once (a snapshot's segments in flight): the even
+    /// share is capped there, and no lease is asked for beyond it.
+    #[must_use]
+    pub fn with_max_held(mut self, max: usize) -> Self {
+        self.max_held = Some(max.max(1));
+        self
     }
 
     /// An owner id for this process: `$HOSTNAME:pid:random`.
@@ -262,7 +273,8 @@ impl Leases for Arc<LeaseManager> {
             }
         }
         let workers = per_owner.len() + 1;
-        let target = candidates.len().div_ceil(workers);
+        let share = candidates.len().div_ceil(workers);
+        let target = self.max_held.map_or(share, |max| share.min(max));
         let mut mine = candidates.iter().filter(|l| self.holds(&l.shard_id)).count();
         for l in candidates.iter().filter(|l| self.available(l, now)) {
             if mine >= target {
@@ -406,6 +418,23 @@ mod tests {
         let rows = store.rows.lock().unwrap().clone();
         let of = |w: &str| rows.values().filter(|l| l.owner.as_deref() == Some(w)).count();
         assert_eq!((of("a"), of("b")), (2, 2), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cap_on_leases_held_keeps_each_worker_at_it_without_handoffs() {
+        let (store, _clock, m) = setup(&["a", "b"]);
+        let m: Vec<Arc<LeaseManager>> =
+            m.into_iter().map(|m| Arc::new(Arc::into_inner(m).expect("one owner").with_max_held(3))).collect();
+        let all = shards(20);
+        let (mut run_a, mut run_b) = (HashSet::new(), HashSet::new());
+        for _ in 0..3 {
+            assert_eq!(tick_with(&m[0], &all, &mut run_a).await.len(), 3);
+            assert_eq!(tick_with(&m[1], &all, &mut run_b).await.len(), 3);
+        }
+        assert!(run_a.is_disjoint(&run_b));
+        let rows = store.rows.lock().unwrap().clone();
+        assert_eq!(rows.values().filter(|l| l.owner.is_some()).count(), 6, "{rows:?}");
+        assert!(rows.values().all(|l| l.handoff_to.is_none()), "nobody asks beyond the cap: {rows:?}");
     }
 
     #[tokio::test]

@@ -39,6 +39,13 @@ pub const SINK_WRITE_DURATION: &str = "eddy_sink_write_duration_seconds";
 /// rewinds and reads the batch again, or the route's `on_sink_failure` retries or bisects the
 /// write. Lambda's FailedInvokeEventCount.
 pub const SINK_ERRORS: &str = "eddy_sink_errors_total";
+/// Failed calls to the source's API (GetRecords, GetShardIterator, DescribeStream, ListShards), by
+/// `api` (`dynamodbstreams`, `kinesis`) and `code` (the AWS error code, `HTTP <status>`,
+/// `timeout` or `connection`).
+pub const SOURCE_ERRORS: &str = "eddy_source_errors_total";
+/// Shards of this process that have records to read but whose checkpoint has not moved for
+/// `source.stall_after`.
+pub const SHARDS_STALLED: &str = "eddy_shards_stalled";
 /// Throttling errors from an AWS API, by `api`.
 pub const THROTTLED: &str = "eddy_throttled_total";
 /// One `process` call into a Wasm processor, by `processor`.
@@ -66,6 +73,20 @@ pub fn set_ready() {
 /// Whether [`set_ready`] was called.
 pub fn is_ready() -> bool {
     READY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How many shards of this process are stalled (`GET /ready` answers 503 while any is).
+static STALLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets the number of stalled shards: [`SHARDS_STALLED`], and what `GET /ready` answers.
+pub fn set_stalled(n: usize) {
+    STALLED.store(n, std::sync::atomic::Ordering::Relaxed);
+    gauge!(SHARDS_STALLED).set(n as f64);
+}
+
+/// The number of stalled shards last set.
+pub fn stalled() -> usize {
+    STALLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Histogram buckets, in seconds: 100 µs to 30 s.
@@ -96,6 +117,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(eddy_sink_alternator::nodes::NODES_LIVE, "Alternator nodes in the rotation.");
     describe_counter!(SINK_ERRORS, "Sink writes that failed after the sink's retries, by route and sink.");
     describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
+    describe_counter!(SOURCE_ERRORS, "Failed calls to the source's API, by api and code.");
+    describe_gauge!(SHARDS_STALLED, "Shards with records to read whose checkpoint has not moved for stall_after.");
     describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
     describe_counter!(TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");
     describe_counter!(SNAPSHOT_ITEMS, "Snapshot items read by the Scan and handed to the routes.");
@@ -157,6 +180,12 @@ impl ShardMetrics {
     /// Records one GetRecords call and the shard's iterator age after it.
     pub fn poll(&self, took: Duration, age: Duration) {
         self.poll.record(took.as_secs_f64());
+        self.age.set(age.as_secs_f64());
+    }
+
+    /// Sets the shard's iterator age without a successful poll (while polls fail, it keeps
+    /// growing from what the reader last knew).
+    pub fn age(&self, age: Duration) {
         self.age.set(age.as_secs_f64());
     }
 }

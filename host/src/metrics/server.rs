@@ -1,6 +1,7 @@
 //! The HTTP endpoint: `GET /metrics` (Prometheus text format), `GET /health` (liveness: 200 `ok`
 //! while the process runs) and `GET /ready` (readiness: 200 once the source is connected and,
-//! with a lease table, the process has joined it; 503 before). Anything else is 404.
+//! with a lease table, the process has joined it; 503 before, and while any shard of the process
+//! is stalled). Anything else is 404.
 //!
 //! It must never endanger the pipeline, whoever connects: at most [`MAX_CONNECTIONS`] are served
 //! at once (more wait in the kernel's accept queue, holding none of eddy's file descriptors), a
@@ -125,6 +126,11 @@ fn respond(request: &Request<hyper::body::Incoming>, handle: &PrometheusHandle) 
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
         ("GET", "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
         ("GET", "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        ("GET", "/ready") if super::stalled() > 0 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("not ready: {} shard(s) stalled (see the log and eddy_shards_stalled)\n", super::stalled()),
+        ),
         ("GET", "/ready") if super::is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
         ("GET", "/ready") => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,7 +15,7 @@ use eddy_sink_api::{ChangeRecord, Item, Rejected, SinkError};
 use eddy_sink_api::RetryPolicy;
 
 use super::route::SinkSlot;
-use super::{PipelineError, STOP_GRACE};
+use super::PipelineError;
 use crate::config::{AfterSinkFailure, OnSinkFailure};
 use crate::stop::Stop;
 
@@ -200,11 +200,8 @@ async fn write_once(
     let started = std::time::Instant::now();
     // A write still unanswered when stopping is asked gets a short grace, then is abandoned
     // (nothing is checkpointed; the batch is read again on the next start).
-    let outcome = tokio::select! {
-        outcome = slot.sink.write(batch) => outcome,
-        () = async { stop.wait().await; tokio::time::sleep(STOP_GRACE).await } => {
-            return Err(PipelineError::Interrupted { sink: name.to_owned() });
-        }
+    let Some(outcome) = stop.within_grace(slot.sink.write(batch)).await else {
+        return Err(PipelineError::Interrupted { sink: name.to_owned() });
     };
     m.write_duration.record(started.elapsed().as_secs_f64());
     match outcome {

@@ -30,7 +30,7 @@ use stats::Stats;
 
 /// How long a sink write still in flight when stopping is asked may take before it is abandoned
 /// (its batch is not checkpointed and is read again on the next start).
-pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+pub const STOP_GRACE: std::time::Duration = crate::stop::GRACE;
 
 /// Everything a worker needs, shared by all shards.
 pub struct Pipeline {
@@ -123,6 +123,23 @@ impl Pipeline {
     /// The routes' names, in file order.
     pub fn route_names(&self) -> Vec<String> {
         self.routes.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// The types (`alternator`, `file`, ...) of the sinks a record sent through `route` (`None`:
+    /// every route) reaches: sink `sink` alone when given (a sink's refusal), else every sink of
+    /// the route(s).
+    pub fn sink_kinds(&self, route: Option<&str>, sink: Option<&str>) -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = self
+            .routes
+            .iter()
+            .filter(|r| route.is_none_or(|name| r.name == name))
+            .flat_map(|r| &r.sinks)
+            .filter(|s| sink.is_none_or(|name| s.name == name))
+            .map(|s| s.kind)
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
     }
 
     /// The failure destination.
@@ -332,7 +349,12 @@ impl Worker {
                     e.error
                 );
             }
-            p.dead_letter.write(&dead).await.map_err(|e| {
+            // A dead letter that does not answer must not hold up a stop: abandoned after the grace,
+            // the batch is read again next time.
+            let Some(written) = stop.within_grace(p.dead_letter.write(&dead)).await else {
+                return Err(PipelineError::Interrupted { sink: format!("dead letter ({})", p.dead_letter.describe()) });
+            };
+            written.map_err(|e| {
                 PipelineError::DeadLetter(e.context(format!("dead letter ({})", p.dead_letter.describe())))
             })?;
             p.stats.dead_lettered.fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);

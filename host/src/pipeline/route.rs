@@ -65,6 +65,9 @@ struct Gather {
 /// A record on its way through a route.
 struct InFlight<'a> {
     record: Cow<'a, ChangeRecord>,
+    /// The record as read, before the processors: what a sink's refusal puts in the dead letter,
+    /// so that a replay runs it through the route's processors once, not twice.
+    origin: &'a ChangeRecord,
     /// Which of the route's sinks it goes to (indices); `None`: all of them.
     sinks: Option<Vec<usize>>,
 }
@@ -156,7 +159,7 @@ impl RouteWorker {
             return Ok(());
         }
         let mut items: Vec<InFlight> =
-            records.into_iter().map(|r| InFlight { record: Cow::Borrowed(r), sinks: None }).collect();
+            records.into_iter().map(|r| InFlight { record: Cow::Borrowed(r), origin: r, sinks: None }).collect();
         if !self.spec.processors.is_empty() {
             // Wasm calls are CPU work: keep them off the async scheduler's toes.
             items = tokio::task::block_in_place(|| self.run_processors(shard_id, items, stats, dead));
@@ -183,7 +186,8 @@ impl RouteWorker {
             let refused = delivered.refused.into_iter().map(|(r, reason)| (r, reason, 1));
             let failed = delivered.failed.into_iter().map(|(r, error)| (r, format!("write failed: {error}"), attempts));
             for (record, reason, attempts) in refused.chain(failed) {
-                let mut e = Entry::new(shard_id, Stage::Sink, reason).with_record(record);
+                let origin = items.iter().find(|i| std::ptr::eq(&*i.record, record)).map_or(record, |i| i.origin);
+                let mut e = Entry::new(shard_id, Stage::Sink, reason).with_record(origin);
                 e.route = Some(spec.name.clone());
                 e.name = Some(slot.name.clone());
                 e.attempts = attempts;
@@ -219,7 +223,7 @@ impl RouteWorker {
                     Err(e) => {
                         let message = format!("{e:#}");
                         for item in items.drain(..) {
-                            dead.push(self.dead_entry(shard_id, component, &item.record, message.clone(), 1));
+                            dead.push(self.dead_entry(shard_id, component, item.origin, message.clone(), 1));
                         }
                         break;
                     }
@@ -238,14 +242,18 @@ impl RouteWorker {
                         self.metrics.dropped.increment(1);
                     }
                     Ok(Verdict::Replace(change)) => match wasm::to_record(change, &item.record) {
-                        Ok(r) => next.push(InFlight { record: Cow::Owned(r), sinks: item.sinks }),
-                        Err(e) => dead.push(self.dead_entry(shard_id, component, &item.record, e, 1)),
+                        Ok(r) => next.push(InFlight { record: Cow::Owned(r), origin: item.origin, sinks: item.sinks }),
+                        Err(e) => dead.push(self.dead_entry(shard_id, component, item.origin, e, 1)),
                     },
                     Ok(Verdict::FanOut(changes)) => {
                         for change in changes {
                             match wasm::to_record(change, &item.record) {
-                                Ok(r) => next.push(InFlight { record: Cow::Owned(r), sinks: item.sinks.clone() }),
-                                Err(e) => dead.push(self.dead_entry(shard_id, component, &item.record, e, 1)),
+                                Ok(r) => next.push(InFlight {
+                                    record: Cow::Owned(r),
+                                    origin: item.origin,
+                                    sinks: item.sinks.clone(),
+                                }),
+                                Err(e) => dead.push(self.dead_entry(shard_id, component, item.origin, e, 1)),
                             }
                         }
                     }
@@ -255,19 +263,19 @@ impl RouteWorker {
                                 Some(prev) => prev.into_iter().filter(|s| set.contains(s)).collect(),
                                 None => set,
                             };
-                            next.push(InFlight { record: item.record, sinks: Some(sinks) });
+                            next.push(InFlight { record: item.record, origin: item.origin, sinks: Some(sinks) });
                         }
-                        Err(e) => dead.push(self.dead_entry(shard_id, component, &item.record, e, 1)),
+                        Err(e) => dead.push(self.dead_entry(shard_id, component, item.origin, e, 1)),
                     },
                     Ok(Verdict::Fail(message)) => dead.push(self.dead_entry(
                         shard_id,
                         component,
-                        &item.record,
+                        item.origin,
                         format!("fail verdict: {message}"),
                         1,
                     )),
                     Err((message, attempts)) => {
-                        dead.push(self.dead_entry(shard_id, component, &item.record, message, attempts))
+                        dead.push(self.dead_entry(shard_id, component, item.origin, message, attempts))
                     }
                 }
             }

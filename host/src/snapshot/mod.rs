@@ -137,6 +137,8 @@ pub struct Snapshot {
     pub leases: Arc<dyn Leases>,
     /// Reader settings (`source`'s, without its records budget: the scan has its own).
     pub settings: ReaderSettings,
+    /// How many segments this process reads at once (`snapshot.concurrency`).
+    pub concurrency: usize,
 }
 
 impl Snapshot {
@@ -179,6 +181,7 @@ impl Snapshot {
             // Segments never change; a short interval notices other processes' segments ending.
             discovery_interval: Duration::from_secs(1),
             settings: self.settings.clone(),
+            max_readers: Some(self.concurrency),
             stop: stop.clone(),
             stop_handle: stop_handle.clone(),
         };
@@ -334,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_recorded_plan_wins() {
         let root = tempfile::tempdir().unwrap();
-        let store = crate::checkpoint::local::LocalStore::open(root.path(), "arn:t#snapshot").unwrap();
+        let store = crate::checkpoint::local::LocalStore::open(root.path(), None, "arn:t#snapshot").unwrap();
         let first = super::plan(&store, 8, None).await.unwrap();
         assert_eq!(first.segments, 8);
         assert!(first.stream.is_none());

@@ -58,11 +58,22 @@ where
     R: std::fmt::Debug,
 {
     let code = e.code().map(str::to_owned);
+    let label = crate::aws::sdk_error_code(&e);
+    count(code.as_deref(), &label);
     by_code(code.as_deref(), aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())
+}
+
+/// Counts a failed call in `eddy_source_errors_total{api="dynamodbstreams"}`, unless it only
+/// says the iterator expired (which is how iterators age, not a failure).
+fn count(code: Option<&str>, label: &str) {
+    if code != Some("ExpiredIteratorException") {
+        crate::aws::count_source_error("dynamodbstreams", label);
+    }
 }
 
 /// Maps a GetRecords error to the reader's policy, as [`classify`] does.
 fn classify_records(e: AwsJsonError) -> StreamsError {
+    count(e.code(), &crate::aws::json_error_code(&e));
     by_code(e.code(), format!("GetRecords: {e}"))
 }
 
@@ -156,7 +167,10 @@ impl StreamsApi for AwsStreams {
             serde_json::to_string(iterator).expect("a string serializes")
         );
         let answer = self.records.call("GetRecords", body.into_bytes()).await.map_err(classify_records)?;
-        super::wire::decode_page(&answer, &self.stream_arn).map_err(StreamsError::Transient)
+        super::wire::decode_page(&answer, &self.stream_arn).map_err(|e| {
+            count(None, "malformed");
+            StreamsError::Transient(e)
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! `plugins/` and depend only on this crate.
 
 pub mod aws_json;
+pub mod compare;
 pub mod duration;
 mod image;
 mod record;

@@ -19,6 +19,12 @@ export function init(config) {
   if (settings === null || typeof settings !== "object" || Array.isArray(settings)) {
     throw "config must be a mapping";
   }
+  // A mistyped key must not be ignored silently ({"species": "cat"} would keep the dogs).
+  for (const key of Object.keys(settings)) {
+    if (key !== "attribute" && key !== "equals") {
+      throw `unknown config key \`${key}\` (known: \`attribute\`, \`equals\`)`;
+    }
+  }
   for (const key of ["attribute", "equals"]) {
     if (key in settings && typeof settings[key] !== "string") {
       throw `\`${key}\` must be a string, got ${JSON.stringify(settings[key])}`;

@@ -29,6 +29,10 @@ class WitWorld(wit_world.WitWorld):
         settings = json.loads(config)
         if not isinstance(settings, dict):
             raise Err("config must be a mapping")
+        # A mistyped key must not be ignored silently ({"species": "cat"} would keep the dogs).
+        for key in settings:
+            if key not in ("attribute", "equals"):
+                raise Err(f"unknown config key `{key}` (known: `attribute`, `equals`)")
         for key in ("attribute", "equals"):
             if key in settings and not isinstance(settings[key], str):
                 raise Err(f"`{key}` must be a string, got {settings[key]!r}")

@@ -19,6 +19,11 @@ struct Filter;
 impl Guest for Filter {
     fn init(config: String) -> Result<(), String> {
         let config: serde_json::Value = serde_json::from_str(&config).map_err(|e| e.to_string())?;
+        let Some(keys) = config.as_object() else { return Err("config must be a mapping".to_owned()) };
+        // A mistyped key must not be ignored silently (`{"species": "cat"}` would keep the dogs).
+        if let Some(unknown) = keys.keys().find(|k| !["attribute", "equals"].contains(&k.as_str())) {
+            return Err(format!("unknown config key `{unknown}` (known: `attribute`, `equals`)"));
+        }
         let text = |key: &str, default: &str| match config.get(key) {
             None => Ok(default.to_owned()),
             Some(serde_json::Value::String(s)) => Ok(s.clone()),

@@ -84,8 +84,20 @@ pub struct Decoded {
     pub record: ChangeRecord,
     /// `ApproximateCreationDateTime` in epoch microseconds, at the precision DynamoDB gave.
     pub created_micros: Option<i64>,
-    /// The item's key as canonical text (attributes sorted by name).
+    /// The item's table and key as canonical text ([`recency_key`]): what newest-wins compares
+    /// records by.
     pub key: String,
+}
+
+/// The text newest-wins tells an item by: its table's name (`tableName`; empty when the record
+/// has none), a unit separator, and its key as canonical JSON (attributes sorted by name). One
+/// stream may carry the changes of several tables, whose keys can be equal.
+///
+/// # Errors
+/// When the key cannot be written as JSON.
+pub fn recency_key(table: Option<&str>, keys: &eddy_sink_api::Item) -> Result<String, String> {
+    let keys = serde_json::to_string(keys).map_err(|e| format!("Keys: {e}"))?;
+    Ok(format!("{}\u{1f}{keys}", table.unwrap_or_default()))
 }
 
 /// The first bytes of a record aggregated by the Kinesis Producer Library.
@@ -213,7 +225,7 @@ fn change(text: &str, sequence: &str, table: Option<&str>, stream_arn: &str) -> 
     };
     let new_image = image(body.new_image, "NewImage")?;
     let old_image = image(body.old_image, "OldImage")?;
-    let key = serde_json::to_string(&keys).map_err(|e| format!("Keys: {e}"))?;
+    let key = recency_key(change.table_name.as_deref(), &keys)?;
     let record = ChangeRecord {
         event_id: change.event_id,
         event_name,
@@ -270,6 +282,28 @@ mod tests {
         .to_string()
     }
 
+    /// One stream carrying two tables' changes (no `source.table`): the same key in another table is
+    /// another item, so its newer change must not make this one stale.
+    #[test]
+    fn newest_wins_tells_items_of_two_tables_apart() {
+        let mut memory = super::super::recency::Recency::new(10);
+        let change = |table: &str, seq: &str, millis: f64| {
+            let text = modify(None, millis).replace("\"Pets\"", &format!("{table:?}"));
+            record(&wire(seq, text.as_bytes()), None, ARN).unwrap()
+        };
+        let newer_in_owners = change("Owners", "2", 1_700_000_000_002.0);
+        let older_in_pets = change("Pets", "3", 1_700_000_000_001.0);
+        assert_ne!(newer_in_owners.key, older_in_pets.key);
+        for d in [newer_in_owners, older_in_pets] {
+            let verdict =
+                memory.admit(&d.key, d.created_micros, &d.record.dynamodb.sequence_number, &d.record.event_id);
+            assert_eq!(verdict, super::super::recency::Verdict::Keep, "{}", d.key);
+        }
+        // The serde reader (for what the one-pass reader leaves to it) keys the same way.
+        let text = modify(None, 1.0);
+        assert_eq!(change("Pets", "4", 1.0).key, super::change(&text, "4", None, ARN).unwrap().key);
+    }
+
     #[test]
     fn a_dynamodb_change_becomes_lambdas_record_shape() {
         let d = record(
@@ -279,7 +313,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.created_micros, Some(1_700_000_000_123_000));
-        assert_eq!(d.key, r#"{"pk":{"S":"dog#1"},"sk":{"N":"1"}}"#);
+        assert_eq!(d.key, "Pets\u{1f}{\"pk\":{\"S\":\"dog#1\"},\"sk\":{\"N\":\"1\"}}");
         let r = d.record;
         assert_eq!(r.event_name, EventName::Modify);
         assert_eq!(r.event_id, "e-1");

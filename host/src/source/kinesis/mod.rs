@@ -161,7 +161,17 @@ where
     R: std::fmt::Debug,
 {
     let code = e.code().map(str::to_owned);
+    let label = crate::aws::sdk_error_code(&e);
+    count(code.as_deref(), &label);
     by_code(code.as_deref(), aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())
+}
+
+/// Counts a failed call in `eddy_source_errors_total{api="kinesis"}`, unless it only says the
+/// iterator expired.
+fn count(code: Option<&str>, label: &str) {
+    if code != Some("ExpiredIteratorException") {
+        crate::aws::count_source_error("kinesis", label);
+    }
 }
 
 /// The reader's policy for a Kinesis error `code` (`None`: timeouts, dropped connections and
@@ -274,11 +284,10 @@ impl StreamsApi for KinesisStreams {
             serde_json::to_string(iterator).expect("a string serializes"),
             serde_json::to_string(&self.stream_arn).expect("a string serializes")
         );
-        let answer = self
-            .records
-            .call("GetRecords", body.into_bytes())
-            .await
-            .map_err(|e: AwsJsonError| by_code(e.code(), format!("GetRecords: {e}")))?;
+        let answer = self.records.call("GetRecords", body.into_bytes()).await.map_err(|e: AwsJsonError| {
+            count(e.code(), &crate::aws::json_error_code(&e));
+            by_code(e.code(), format!("GetRecords: {e}"))
+        })?;
         let page = decode::page(&answer).map_err(StreamsError::Transient)?;
         let last_sequence = page.records.last().map(|r| r.sequence_number.clone());
         let mut decoded = Vec::with_capacity(page.records.len());

@@ -19,7 +19,7 @@ pub(super) fn change(text: &str, sequence: &str, table: Option<&str>, stream_arn
     let mut event_name: Option<Option<EventName>> = None;
     let mut event_source: Option<Option<String>> = None;
     let mut aws_region: Option<Option<String>> = None;
-    let mut table_ok: Option<Option<()>> = None;
+    let mut table_name: Option<Option<String>> = None;
     let mut format_ok: Option<Option<()>> = None;
     let mut user_identity: Option<Option<UserIdentity>> = None;
     let mut body: Option<Option<Body>> = None;
@@ -32,10 +32,10 @@ pub(super) fn change(text: &str, sequence: &str, table: Option<&str>, stream_arn
         "eventSource" => once(&mut event_source, optional(s, string)),
         "awsRegion" => once(&mut aws_region, optional(s, string)),
         "tableName" => once(
-            &mut table_ok,
+            &mut table_name,
             optional(s, |s| {
                 let found = s.string().filter(|t| !t.is_escaped())?;
-                table.is_none_or(|expected| expected == found.raw()).then_some(())
+                table.is_none_or(|expected| expected == found.raw()).then(|| found.raw().to_owned())
             }),
         ),
         "recordFormat" => {
@@ -67,7 +67,7 @@ pub(super) fn change(text: &str, sequence: &str, table: Option<&str>, stream_arn
         event_source_arn: stream_arn.to_owned(),
         user_identity: user_identity.flatten(),
     };
-    let key = serde_json::to_string(&record.dynamodb.keys).ok()?;
+    let key = super::decode::recency_key(table_name.flatten().as_deref(), &record.dynamodb.keys).ok()?;
     Some(Decoded { record, created_micros: body.created_micros, key })
 }
 

@@ -1,0 +1,67 @@
+//! The coordinator in-process: scripted shards, checkpoints in memory, a recording sink.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{OnTrimmed, StreamPolling};
+use crate::lease::LocalLeases;
+use crate::testing::{self, MemoryCheckpoints, MemoryDeadLetter, RecordingSink, ScriptedShard, ScriptedStreams};
+
+fn settings() -> ReaderSettings {
+    ReaderSettings::new(
+        &StreamPolling {
+            poll_interval: Duration::from_millis(50),
+            max_records_per_poll: 10,
+            max_consecutive_errors: 5,
+            on_trimmed: OnTrimmed::Fail,
+            max_records_per_second: None,
+            maximum_record_age: None,
+            parallelization_factor: 1,
+            shard_discovery_interval: Duration::from_secs(1),
+            stall_after: crate::config::defaults::stall_after(),
+        },
+        eddy_sink_api::RetryPolicy::default(),
+    )
+}
+
+/// Closed shards `segment-0..n`, each with `per_shard` records of keys of its own.
+fn segments(n: usize, per_shard: u64) -> Vec<ScriptedShard> {
+    (0..n)
+        .map(|i| {
+            let records = (0..per_shard)
+                .map(|j| testing::record(i as u64 * 1000 + j + 1, &format!("k{i}-{j}"), 1_700_000_000))
+                .collect();
+            ScriptedShard::closed(&format!("segment-{i}"), None, records)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_more_readers_run_at_once_than_the_bound_and_every_shard_is_read_to_its_end() {
+    let api =
+        Arc::new(ScriptedStreams { latency: Duration::from_millis(20), ..ScriptedStreams::new(segments(40, 25)) });
+    let checkpoints = Arc::new(MemoryCheckpoints::default());
+    let sink = Arc::new(RecordingSink::default());
+    let (stop_handle, stop) = crate::stop::channel();
+    let coordinator = Coordinator {
+        api: Arc::clone(&api) as Arc<dyn StreamsApi>,
+        leases: Arc::new(LocalLeases::new(Arc::clone(&checkpoints) as Arc<dyn crate::checkpoint::CheckpointStore>)),
+        pipeline: testing::pipeline(Arc::clone(&sink), Arc::new(MemoryDeadLetter::default())),
+        start: StartPosition::TrimHorizon,
+        discovery_interval: Duration::from_secs(1),
+        settings: settings(),
+        max_readers: Some(3),
+        stop,
+        stop_handle,
+    };
+    coordinator.run().await.unwrap();
+    let most = api.max_in_flight.load(Ordering::SeqCst);
+    assert!(most <= 3, "{most} GetRecords calls in flight at once");
+    assert_eq!(most, 3, "the bound is used");
+    assert_eq!(sink.written.lock().unwrap().len(), 40 * 25, "every record delivered");
+    let saved = checkpoints.saved.lock().unwrap();
+    assert_eq!(saved.len(), 40);
+    assert!(saved.values().all(|c| *c == Checkpoint::ShardEnd));
+}

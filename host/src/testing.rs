@@ -1,0 +1,246 @@
+//! In-process test doubles for the seams (tests only): a scripted [`StreamsApi`], an in-memory
+//! [`CheckpointStore`], a recording [`Sink`] and an in-memory [`DeadLetterStore`], so that the
+//! reader, the coordinator and the pipeline are tested without a network, a server or the
+//! binary, under tokio's clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eddy_sink_api::{ChangeRecord, Sink, SinkError, StreamRecord, WriteOutcome};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::dead_letter::{DeadLetterStore, Entry, Stored};
+use crate::pipeline::stats::Stats;
+use crate::pipeline::{Pipeline, RouteSpec, SinkSlot};
+use crate::source::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
+
+/// A change record of key `key` with sequence number `seq`, created at `created` (epoch seconds).
+pub fn record(seq: u64, key: &str, created: i64) -> ChangeRecord {
+    serde_json::from_value(serde_json::json!({
+        "eventID": format!("e{seq}"), "eventName": "MODIFY", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "eventSourceARN": "arn:scripted",
+        "dynamodb": {
+            "ApproximateCreationDateTime": created,
+            "Keys": {"pk": {"S": key}},
+            "NewImage": {"pk": {"S": key}, "seq": {"N": seq.to_string()}},
+            "SequenceNumber": format!("{seq:021}"), "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"
+        }
+    }))
+    .expect("a valid record")
+}
+
+/// One scripted shard.
+pub struct ScriptedShard {
+    /// What DescribeStream says of it (set `ending_sequence_number` for a closed shard).
+    pub info: ShardInfo,
+    /// Its records, in sequence order.
+    pub records: Vec<ChangeRecord>,
+}
+
+impl ScriptedShard {
+    /// A closed shard `id` holding `records`.
+    pub fn closed(id: &str, parent: Option<&str>, records: Vec<ChangeRecord>) -> Self {
+        let last = records.last().map_or_else(|| "0".to_owned(), |r| r.dynamodb.sequence_number.clone());
+        Self {
+            info: ShardInfo {
+                shard_id: id.to_owned(),
+                parent_shard_id: parent.map(str::to_owned),
+                ending_sequence_number: Some(last),
+                ..ShardInfo::default()
+            },
+            records,
+        }
+    }
+}
+
+/// A [`StreamsApi`] over scripted shards. Iterators are `SHARD/INDEX`. It counts the GetRecords
+/// calls in flight (and the most at once), and answers with the errors queued in `failures`
+/// first.
+#[derive(Default)]
+pub struct ScriptedStreams {
+    /// The shards.
+    pub shards: Mutex<Vec<ScriptedShard>>,
+    /// Errors the next GetRecords calls answer with, in order.
+    pub failures: Mutex<VecDeque<StreamsError>>,
+    /// How long each GetRecords takes.
+    pub latency: Duration,
+    /// GetRecords calls in flight now.
+    pub in_flight: AtomicUsize,
+    /// The most GetRecords calls in flight at once.
+    pub max_in_flight: AtomicUsize,
+    /// GetRecords calls made.
+    pub calls: AtomicUsize,
+}
+
+impl ScriptedStreams {
+    /// A stream of these shards.
+    pub fn new(shards: Vec<ScriptedShard>) -> Self {
+        Self { shards: Mutex::new(shards), ..Self::default() }
+    }
+}
+
+struct InFlight<'a>(&'a ScriptedStreams);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl StreamsApi for ScriptedStreams {
+    async fn describe_stream(&self) -> Result<StreamDescription, StreamsError> {
+        let shards = self.shards.lock().unwrap();
+        Ok(StreamDescription {
+            stream_arn: "arn:scripted".into(),
+            view_type: None,
+            ended: shards.iter().all(|s| s.info.ending_sequence_number.is_some()),
+            shards: shards.iter().map(|s| s.info.clone()).collect(),
+        })
+    }
+
+    async fn get_shard_iterator(&self, shard_id: &str, position: &IteratorPosition) -> Result<String, StreamsError> {
+        let shards = self.shards.lock().unwrap();
+        let shard = shards
+            .iter()
+            .find(|s| s.info.shard_id == shard_id)
+            .ok_or_else(|| StreamsError::Fatal(format!("no shard {shard_id}")))?;
+        let after = |seq: &str, strict: bool| {
+            shard
+                .records
+                .iter()
+                .position(|r| {
+                    let order = StreamRecord::sequence_cmp(&r.dynamodb.sequence_number, seq);
+                    if strict {
+                        order.is_gt()
+                    } else {
+                        order.is_ge()
+                    }
+                })
+                .unwrap_or(shard.records.len())
+        };
+        let index = match position {
+            IteratorPosition::TrimHorizon | IteratorPosition::AtTimestamp(_) => 0,
+            IteratorPosition::Latest => shard.records.len(),
+            IteratorPosition::AfterSequence(seq) => after(seq, true),
+            IteratorPosition::AtSequence(seq) => after(seq, false),
+        };
+        Ok(format!("{shard_id}/{index}"))
+    }
+
+    async fn get_records(&self, iterator: &str, limit: u32) -> Result<RecordsPage, StreamsError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = InFlight(self);
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        if let Some(e) = self.failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        let (shard_id, index) = iterator.rsplit_once('/').expect("a scripted iterator");
+        let index: usize = index.parse().expect("a scripted iterator");
+        let shards = self.shards.lock().unwrap();
+        let shard = shards.iter().find(|s| s.info.shard_id == shard_id).expect("a scripted shard");
+        let end = (index + limit as usize).min(shard.records.len());
+        let closed = shard.info.ending_sequence_number.is_some();
+        Ok(RecordsPage {
+            records: shard.records[index..end].to_vec(),
+            next_iterator: (!closed || end < shard.records.len()).then(|| format!("{shard_id}/{end}")),
+            ..RecordsPage::default()
+        })
+    }
+}
+
+/// Checkpoints in memory, with every save in order.
+#[derive(Default)]
+pub struct MemoryCheckpoints {
+    /// The checkpoints now.
+    pub saved: Mutex<HashMap<String, Checkpoint>>,
+    /// Every save, in order.
+    pub history: Mutex<Vec<(String, Checkpoint)>>,
+}
+
+#[async_trait]
+impl CheckpointStore for MemoryCheckpoints {
+    async fn load(&self) -> anyhow::Result<HashMap<String, Checkpoint>> {
+        Ok(self.saved.lock().unwrap().clone())
+    }
+
+    async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        self.saved.lock().unwrap().insert(shard_id.to_owned(), checkpoint.clone());
+        self.history.lock().unwrap().push((shard_id.to_owned(), checkpoint.clone()));
+        Ok(())
+    }
+}
+
+/// A sink that records what it acknowledges, and fails the writes its script says to.
+#[derive(Default)]
+pub struct RecordingSink {
+    /// The sequence numbers acknowledged, in order.
+    pub written: Mutex<Vec<String>>,
+    /// Errors the next writes answer with, in order (nothing is written then).
+    pub failures: Mutex<VecDeque<SinkError>>,
+}
+
+#[async_trait]
+impl Sink for RecordingSink {
+    async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
+        if let Some(e) = self.failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        self.written.lock().unwrap().extend(batch.iter().map(|r| r.dynamodb.sequence_number.clone()));
+        Ok(WriteOutcome::default())
+    }
+}
+
+/// A dead letter in memory.
+#[derive(Default)]
+pub struct MemoryDeadLetter {
+    /// The entries, in order.
+    pub entries: Mutex<Vec<Entry>>,
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryDeadLetter {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+
+    async fn write(&self, entries: &[Entry]) -> anyhow::Result<()> {
+        self.entries.lock().unwrap().extend(entries.iter().cloned());
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        _intent: crate::dead_letter::Intent,
+        _stop: &crate::stop::Stop,
+    ) -> anyhow::Result<Vec<Stored>> {
+        Ok(self.entries.lock().unwrap().iter().map(|e| Stored { id: e.id(), entry: e.clone() }).collect())
+    }
+
+    async fn remove(&self, ids: &[String]) -> anyhow::Result<()> {
+        self.entries.lock().unwrap().retain(|e| !ids.contains(&e.id()));
+        Ok(())
+    }
+}
+
+/// A pipeline of one route, `main`, into `sink` (named `out`), with `dead_letter`.
+pub fn pipeline(sink: Arc<RecordingSink>, dead_letter: Arc<MemoryDeadLetter>) -> Arc<Pipeline> {
+    let route = RouteSpec {
+        name: "main".into(),
+        filter: None,
+        processors: Vec::new(),
+        sinks: vec![SinkSlot { name: "out".into(), kind: "null", sink }],
+        on_sink_failure: crate::config::OnSinkFailure::default(),
+        retry: eddy_sink_api::RetryPolicy::default(),
+        batching: None,
+    };
+    let stats = Stats::new(&["out".to_owned()], &["main".to_owned()]);
+    Arc::new(Pipeline::new(vec![Arc::new(route)], dead_letter, Arc::new(stats)))
+}
