@@ -4,8 +4,8 @@
 #   - moto[server] from PyPI (a DynamoDB + DynamoDB Streams API on loopback)
 #   - componentize-py from PyPI (builds the Python example processor)
 #   - kubernetes-validate from PyPI (checks deploy/kubernetes against the Kubernetes schemas)
-#   - componentize-js from npm, in examples/js/every-verdict (builds the JavaScript example;
-#     needs Node.js 18 or later and npm)
+#   - componentize-js from npm, in examples/js/every-verdict, exactly as its package-lock.json
+#     says (`npm ci`; builds the JavaScript example; needs Node.js 18 or later and npm)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -26,7 +26,8 @@ fi
 command -v kubernetes-validate >/dev/null 2>&1 || { echo "kubernetes-validate is not on PATH after installing it" >&2; exit 1; }
 command -v npm >/dev/null 2>&1 || { echo "npm (Node.js 18 or later) is needed to build the JavaScript example processor" >&2; exit 1; }
 if [ ! -x "$repo/examples/js/every-verdict/node_modules/.bin/componentize-js" ]; then
-  (cd "$repo/examples/js/every-verdict" && npm install --no-audit --no-fund --silent)
+  # `npm ci` installs exactly the lock file and never rewrites it, so the checkout stays clean.
+  (cd "$repo/examples/js/every-verdict" && npm ci --no-audit --no-fund --silent)
 fi
 for ws in examples/plugins tests/plugins; do
   (cd "$repo/$ws" && cargo build --quiet --release --target wasm32-wasip2)

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 
 fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
 }
 
 /// Every case under `event-patterns/`: no suffix = match, `_NEG` = no match, `_EXC` = invalid.
@@ -15,7 +15,7 @@ fn eventbridge_conformance_cases_agree() {
     let dir = conformance().join("event-patterns");
     let mut checked = 0;
     let mut failures = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("../shared/conformance/event-patterns") {
+    for entry in std::fs::read_dir(&dir).expect("tests/conformance/event-patterns") {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let (event, pattern): (Value, Value) = if name == "complex_multi_key_event.json" {

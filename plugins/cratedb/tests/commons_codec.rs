@@ -1,8 +1,8 @@
-//! Every vector of `../shared/conformance/cratedb/commons-codec-0.0.24-cdc.jsonl`: eddy's row equals
+//! Every vector of `tests/conformance/cratedb/commons-codec-0.0.24-cdc.jsonl`: eddy's row equals
 //! the reference's parameters (numbers by value, sets as multisets), and the statement kind maps
 //! as documented (INSERT and MODIFY → upsert, REMOVE → delete).
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, Item};
+use eddy_record::{AttributeValue, ChangeRecord, Item};
 use eddy_sink_cratedb::translate::{row, write_args, Op};
 use serde_json::{Map, Value};
 
@@ -67,8 +67,7 @@ fn objects(ours: &Map<String, Value>, theirs: &Map<String, Value>, source: &Item
 
 #[test]
 fn rows_match_commons_codec() {
-    let path =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/cratedb/commons-codec-0.0.24-cdc.jsonl");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/conformance/cratedb/commons-codec-0.0.24-cdc.jsonl");
     let text = std::fs::read_to_string(path).expect("the commons-codec vectors");
     let mut checked = 0;
     let mut failures = Vec::new();
