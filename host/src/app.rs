@@ -418,8 +418,7 @@ async fn newest_check(config: &Config) -> anyhow::Result<Box<dyn crate::dead_let
         .await
         .context("the source table (to check that replayed changes are still the newest)")?;
     let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
-    let client =
-        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
+    let client = crate::aws::json_client(eddy_aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
     Ok(Box::new(SourceTable::new(client, info.name, config.retry)))
 }
 
@@ -473,8 +472,7 @@ async fn prepare_snapshot(
     let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
     let shared = crate::aws::sdk_config(&target, &config.timeouts).await;
     let region = shared.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
-    let client =
-        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
+    let client = crate::aws::json_client(eddy_aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
     let settings = ScanSettings {
         segments: plan.segments,
         consistent_read: s.snapshot.consistent_read,

@@ -3,7 +3,7 @@
 //! It reads a table's change stream (shard discovery, polling, checkpoints, backoff), passes
 //! every change record through routes of WebAssembly processors, and writes the result to sinks
 //! (ScyllaDB Alternator, files, ...), at least once and in shard order. See README.md for the
-//! configuration and DESIGN.md for the rules it follows.
+//! configuration and docs/architecture.md for the record's way through and the rules it follows.
 //!
 //! Layout: [`config`] (the YAML contract), [`source`] (the stream consumer), [`pipeline`]
 //! (routes, dead letter), [`wasm`] (the processor host), [`checkpoint`] (progress), [`app`]

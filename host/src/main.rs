@@ -453,10 +453,10 @@ fn sink_preview(config: &Path, sink: &str, input: &Path, batch_size: usize) -> E
     // Each record's output, in input order: invalid ones at once, records once their batch is
     // planned.
     let mut lines: Vec<Option<serde_json::Value>> = Vec::new();
-    let mut records: Vec<(usize, eddy_sink_api::ChangeRecord)> = Vec::new();
+    let mut records: Vec<(usize, eddy_record::ChangeRecord)> = Vec::new();
     for entry in eddy::source::file::entries(&bytes) {
         let parsed = entry.text.and_then(|t| {
-            serde_json::from_str::<eddy_sink_api::ChangeRecord>(&t).map_err(|e| format!("not a change record: {e}"))
+            serde_json::from_str::<eddy_record::ChangeRecord>(&t).map_err(|e| format!("not a change record: {e}"))
         });
         match parsed {
             Ok(record) => {
@@ -475,7 +475,7 @@ fn sink_preview(config: &Path, sink: &str, input: &Path, batch_size: usize) -> E
         }
     }
     for chunk in records.chunks(batch_size.max(1)) {
-        let batch: Vec<&eddy_sink_api::ChangeRecord> = chunk.iter().map(|(_, r)| r).collect();
+        let batch: Vec<&eddy_record::ChangeRecord> = chunk.iter().map(|(_, r)| r).collect();
         for ((slot, _), value) in chunk.iter().zip(eddy::sinks::preview(sink_config, &batch)) {
             lines[*slot] = Some(value);
         }
@@ -564,7 +564,7 @@ fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return usage(&format!("{}: {e}", input.display())),
             };
-            let records: Result<Vec<eddy_sink_api::ChangeRecord>, _> =
+            let records: Result<Vec<eddy_record::ChangeRecord>, _> =
                 text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect();
             match records {
                 Ok(records) => {

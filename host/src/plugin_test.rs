@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 use serde_json::{json, Value};
 
 use crate::config::{Limits, ProcessorConfig};

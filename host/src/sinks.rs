@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use eddy_sink_api::{ChangeRecord, EventName, Item, RetryPolicy, Sink, Timeouts};
+use eddy_record::{ChangeRecord, EventName, Item};
+use eddy_sink_api::{RetryPolicy, Sink, Timeouts};
 use serde_json::{json, Value};
 
 use crate::config::SinkConfig;
@@ -38,8 +39,7 @@ pub async fn build(config: &SinkConfig, retry: RetryPolicy, timeouts: &Timeouts)
                 ([], None) => {
                     let target = crate::aws::Target { region: c.region.as_deref(), endpoint: None };
                     let client =
-                        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts)
-                            .await?;
+                        crate::aws::json_client(eddy_aws_json::DYNAMODB, "dynamodb", &target, timeouts).await?;
                     tracing::info!(
                         table = c.table,
                         region = c.region.as_deref().unwrap_or("from the AWS chain"),
@@ -51,14 +51,12 @@ pub async fn build(config: &SinkConfig, retry: RetryPolicy, timeouts: &Timeouts)
                 ([url], None) => {
                     let target = crate::aws::Target { region: c.region.as_deref(), endpoint: Some(url) };
                     let client =
-                        crate::aws::json_client(eddy_sink_api::aws_json::DYNAMODB, "dynamodb", &target, timeouts)
-                            .await?;
+                        crate::aws::json_client(eddy_aws_json::DYNAMODB, "dynamodb", &target, timeouts).await?;
                     Nodes::single(url, client)
                 }
                 _ => {
                     let target = crate::aws::Target { region: c.region.as_deref(), endpoint: None };
-                    let (_, make) =
-                        crate::aws::json_clients(eddy_sink_api::aws_json::DYNAMODB, &target, timeouts).await?;
+                    let (_, make) = crate::aws::json_clients(eddy_aws_json::DYNAMODB, &target, timeouts).await?;
                     let nodes = Nodes::new(&urls, c.discovery.clone(), make).await.map_err(anyhow::Error::msg)?;
                     tokio::spawn(Nodes::maintain(Arc::downgrade(&nodes)));
                     nodes

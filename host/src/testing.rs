@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eddy_sink_api::{ChangeRecord, Sink, SinkError, StreamRecord, WriteOutcome};
+use eddy_record::{ChangeRecord, StreamRecord};
+use eddy_sink_api::{Sink, SinkError, WriteOutcome};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::dead_letter::{DeadLetterStore, Entry, Stored};

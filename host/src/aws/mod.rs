@@ -52,11 +52,11 @@ pub async fn sdk_config(target: &Target<'_>, timeouts: &Timeouts) -> SdkConfig {
 /// # Errors
 /// When no region is configured or found, or the chain has no credentials provider.
 pub async fn json_client(
-    service: eddy_sink_api::aws_json::Service,
+    service: eddy_aws_json::Service,
     host: &str,
     target: &Target<'_>,
     timeouts: &Timeouts,
-) -> anyhow::Result<eddy_sink_api::aws_json::AwsJsonClient> {
+) -> anyhow::Result<eddy_aws_json::AwsJsonClient> {
     let (region, make) = json_clients(service, target, timeouts).await?;
     let url = match target.endpoint {
         Some(url) => url.to_owned(),
@@ -73,7 +73,7 @@ pub async fn json_client(
 /// # Errors
 /// When no region is configured or found, or the chain has no credentials provider.
 pub async fn json_clients(
-    service: eddy_sink_api::aws_json::Service,
+    service: eddy_aws_json::Service,
     target: &Target<'_>,
     timeouts: &Timeouts,
 ) -> anyhow::Result<(String, eddy_sink_alternator::nodes::MakeClient)> {
@@ -87,7 +87,7 @@ pub async fn json_clients(
         .ok_or_else(|| anyhow::anyhow!("no AWS credentials provider (the AWS chain found none)"))?;
     let (signing_region, timeouts) = (region.clone(), *timeouts);
     let make: eddy_sink_alternator::nodes::MakeClient = std::sync::Arc::new(move |url: &str| {
-        eddy_sink_api::aws_json::AwsJsonClient::new(service, url, &signing_region, provider.clone(), &timeouts)
+        eddy_aws_json::AwsJsonClient::new(service, url, &signing_region, provider.clone(), &timeouts)
     });
     Ok((region, make))
 }
@@ -214,8 +214,8 @@ where
 }
 
 /// The `code` label of a failed call of eddy's JSON client (see [`count_source_error`]).
-pub fn json_error_code(e: &eddy_sink_api::aws_json::AwsJsonError) -> String {
-    use eddy_sink_api::aws_json::AwsJsonError;
+pub fn json_error_code(e: &eddy_aws_json::AwsJsonError) -> String {
+    use eddy_aws_json::AwsJsonError;
     match e {
         AwsJsonError::Service { code, .. } if !code.is_empty() => code.clone(),
         AwsJsonError::Service { status, .. } => format!("HTTP {status}"),

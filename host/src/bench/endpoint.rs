@@ -106,7 +106,7 @@ impl Template {
         let mut record = Self::marked(i);
         // The sort key carries the sequence number, so every record of a shard has its own key
         // and no sink write can coalesce two of them.
-        let sk = eddy_sink_api::AttributeValue::S(format!("PET#{SEQUENCE_MARK}"));
+        let sk = eddy_record::AttributeValue::S(format!("PET#{SEQUENCE_MARK}"));
         record.dynamodb.keys.insert("SK".into(), sk.clone());
         for image in [&mut record.dynamodb.new_image, &mut record.dynamodb.old_image] {
             if let Some(i) = image.take() {
@@ -142,14 +142,14 @@ impl Template {
     }
 
     /// Sample record `i` with the marks where `written_at` and the sequence number go.
-    fn marked(i: usize) -> eddy_sink_api::ChangeRecord {
+    fn marked(i: usize) -> eddy_record::ChangeRecord {
         let mut record = super::sample_record(i);
         record.event_source_arn.clear(); // GetRecords does not carry it; eddy adds it.
         record.dynamodb.sequence_number = SEQUENCE_MARK.to_owned();
         record.dynamodb.approximate_creation_date_time = Some(CREATED_MARK);
         if let Some(image) = record.dynamodb.new_image.take() {
             let mut item = image.into_item();
-            item.insert("written_at".into(), eddy_sink_api::AttributeValue::N(WRITTEN_MARK.to_owned()));
+            item.insert("written_at".into(), eddy_record::AttributeValue::N(WRITTEN_MARK.to_owned()));
             record.dynamodb.new_image = Some(item.into());
         }
         record
@@ -618,7 +618,7 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(records[0]["dynamodb"]["SequenceNumber"], "100000000000000000001");
         assert_eq!(records[0]["dynamodb"]["NewImage"]["written_at"]["N"], "1700000000001");
-        let record: eddy_sink_api::ChangeRecord = serde_json::from_value(records[1].clone()).unwrap();
+        let record: eddy_record::ChangeRecord = serde_json::from_value(records[1].clone()).unwrap();
         assert_eq!(record.dynamodb.sequence_number, "100000000000000000002");
         let first = get_records(&state, br#"{"ShardIterator":"0:0","Limit":1}"#).unwrap();
         assert!(String::from_utf8(first).unwrap().contains(r#""NextShardIterator":"0:1""#));

@@ -7,7 +7,7 @@ pub mod endpoint;
 use std::hint::black_box;
 use std::time::Instant;
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType};
+use eddy_record::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType};
 use serde_json::json;
 
 use crate::pattern::Filter;
@@ -149,10 +149,10 @@ pub fn cratedb(records: &[ChangeRecord], rounds: usize) -> String {
 
 /// `record` with its images as undecoded DynamoDB JSON text, as the stream sources make them.
 fn with_text_images(record: &ChangeRecord) -> ChangeRecord {
-    let text = |image: &Option<eddy_sink_api::Image>| {
+    let text = |image: &Option<eddy_record::Image>| {
         image.as_ref().map(|image| {
             let raw = serde_json::value::to_raw_value(image).expect("an image serializes");
-            eddy_sink_api::Image::from_raw(&raw).expect("an image's own JSON is an image")
+            eddy_record::Image::from_raw(&raw).expect("an image's own JSON is an image")
         })
     };
     let mut record = record.clone();

@@ -1,5 +1,5 @@
 //! The pipeline configuration: one YAML file with `source`, `checkpoints`, `processors`, `sinks`,
-//! `routes` and `dead_letter` (see DESIGN.md and README.md for the contract).
+//! `routes` and `dead_letter` (README.md documents every key).
 //!
 //! Loading is strict: unknown keys and wrong types are errors, and every error names the file,
 //! the line and the key path (`pipeline.yaml:12: routes[0].sinks[1]: unknown sink "replca"`).

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eddy_sink_api::StreamRecord;
+use eddy_record::StreamRecord;
 use tokio::task::JoinSet;
 
 pub mod reader;

@@ -243,7 +243,7 @@ impl ShardReader {
                     .iter()
                     .map(|r| r.dynamodb.sequence_number.as_str())
                     .chain(page.undecodable.iter().filter_map(|u| u.sequence_number.as_deref()))
-                    .max_by(|a, b| eddy_sink_api::StreamRecord::sequence_cmp(a, b))
+                    .max_by(|a, b| eddy_record::StreamRecord::sequence_cmp(a, b))
                     .map(str::to_owned),
                 Resume::AfterSequence(seq) => Some(seq.clone()),
                 Resume::AfterKey(key) => key.clone(),
@@ -612,7 +612,7 @@ async fn save(
 
 /// Drops the records created before `cutoff` (epoch seconds), counting them in
 /// [`crate::metrics::SNAPSHOT_SKIPPED`]. A record without a creation time is kept.
-fn skip_older(shard: &str, records: &mut Vec<eddy_sink_api::ChangeRecord>, cutoff: i64) {
+fn skip_older(shard: &str, records: &mut Vec<eddy_record::ChangeRecord>, cutoff: i64) {
     let before = records.len();
     records.retain(|r| r.dynamodb.approximate_creation_date_time.is_none_or(|t| t >= cutoff));
     let skipped = before - records.len();
@@ -624,7 +624,7 @@ fn skip_older(shard: &str, records: &mut Vec<eddy_sink_api::ChangeRecord>, cutof
 
 /// Takes the records older than `max_age` (by `ApproximateCreationDateTime`, whole seconds) out
 /// of `records`, keeping the order of both. A record without a creation time is kept.
-fn take_expired(records: &mut Vec<eddy_sink_api::ChangeRecord>, max_age: Duration) -> Vec<eddy_sink_api::ChangeRecord> {
+fn take_expired(records: &mut Vec<eddy_record::ChangeRecord>, max_age: Duration) -> Vec<eddy_record::ChangeRecord> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
     let oldest_allowed = now - max_age.as_secs() as i64;
     if records.iter().all(|r| r.dynamodb.approximate_creation_date_time.is_none_or(|t| t >= oldest_allowed)) {
@@ -787,7 +787,7 @@ mod tests {
     fn records_over_the_maximum_age_are_taken_out_in_order() {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let record = |seq: &str, created: Option<i64>| {
-            let mut r: eddy_sink_api::ChangeRecord = serde_json::from_value(serde_json::json!({
+            let mut r: eddy_record::ChangeRecord = serde_json::from_value(serde_json::json!({
                 "eventID": seq, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
                 "awsRegion": "us-east-1", "eventSourceARN": "arn",
                 "dynamodb": {"Keys": {"id": {"S": seq}}, "SequenceNumber": seq, "SizeBytes": 1,
@@ -805,7 +805,7 @@ mod tests {
             record("5", Some(now)),
         ];
         let expired = take_expired(&mut records, Duration::from_secs(3600));
-        let seqs = |rs: &[eddy_sink_api::ChangeRecord]| {
+        let seqs = |rs: &[eddy_record::ChangeRecord]| {
             rs.iter().map(|r| r.dynamodb.sequence_number.clone()).collect::<Vec<_>>()
         };
         assert_eq!(seqs(&expired), ["1", "4"]);

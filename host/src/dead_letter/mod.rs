@@ -26,7 +26,7 @@ pub mod sqs;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Access;

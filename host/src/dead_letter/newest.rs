@@ -17,8 +17,9 @@
 //! `--force` replays every entry as it is.
 
 use async_trait::async_trait;
-use eddy_sink_api::aws_json::AwsJsonClient;
-use eddy_sink_api::{ChangeRecord, EventName, Item, RetryPolicy};
+use eddy_aws_json::AwsJsonClient;
+use eddy_record::{ChangeRecord, EventName, Item};
+use eddy_sink_api::RetryPolicy;
 
 /// What a check found about one entry's change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +93,9 @@ impl NewestCheck for SourceTable {
             (_, None) => Freshness::Superseded(format!("the item was deleted from {table} since")),
             (_, Some(item)) => match &record.dynamodb.new_image {
                 None => Freshness::Unknown("the change has no NewImage (a KEYS_ONLY or OLD_IMAGE stream)".into()),
-                Some(image) if eddy_sink_api::compare::equal_items(image.item(), &item) => Freshness::Newest,
+                Some(image) if eddy_record::compare::equal_items(image.item(), &item) => Freshness::Newest,
                 Some(image) => {
-                    let paths = eddy_sink_api::compare::differences(image.item(), &item);
+                    let paths = eddy_record::compare::differences(image.item(), &item);
                     Freshness::Superseded(format!("the item in {table} changed since ({})", paths.join(", ")))
                 }
             },
@@ -103,8 +104,8 @@ impl NewestCheck for SourceTable {
 }
 
 /// Whether a failed call is worth trying again: no answer, a 5xx, or throttling.
-fn transient(e: &eddy_sink_api::aws_json::AwsJsonError) -> bool {
-    use eddy_sink_api::aws_json::AwsJsonError;
+fn transient(e: &eddy_aws_json::AwsJsonError) -> bool {
+    use eddy_aws_json::AwsJsonError;
     match e {
         AwsJsonError::Transport(_) => true,
         AwsJsonError::Service { status, code, .. } => *status >= 500 || crate::aws::is_throttling(Some(code)),

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use eddy_sink_api::{ChangeRecord, StreamRecord};
+use eddy_record::{ChangeRecord, StreamRecord};
 
 use super::newest::{Freshness, NewestCheck};
 use super::{DeadLetterStore, Intent, Stored};

@@ -22,7 +22,7 @@ mod compile;
 mod leaf;
 mod view;
 
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 use serde_json::Value;
 
 use leaf::Condition;
@@ -199,7 +199,7 @@ fn relation(key: &str, path: &Prefix) -> Relation {
 
 /// [`field_at`] on an item (an image or the keys) with no dotted path pending: the member
 /// `name`, or else the attributes named `name.…` (below `name` once flattened).
-fn item_field(item: &eddy_sink_api::Item, name: &str, target: &Target) -> bool {
+fn item_field(item: &eddy_record::Item, name: &str, target: &Target) -> bool {
     use std::ops::Bound;
     let real = item.get(name).map(View::Attr);
     if real.is_some() && target_matches(target, real) {

@@ -5,7 +5,7 @@
 //! type key (`{"S": "x"}`), `N` values are strings, `NULL` is `true`, binary values are base64
 //! strings, and `ApproximateCreationDateTime` is a number of epoch seconds.
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, Item, StreamRecord};
+use eddy_record::{AttributeValue, ChangeRecord, Item, StreamRecord};
 use serde_json::Value;
 
 /// One node of an event.
@@ -28,7 +28,7 @@ pub enum View<'a> {
     /// The record's `dynamodb` object.
     Stream(&'a StreamRecord),
     /// `userIdentity`.
-    Identity(&'a eddy_sink_api::UserIdentity),
+    Identity(&'a eddy_record::UserIdentity),
     /// An image or the keys (an object of attribute values).
     Item(&'a Item),
     /// One attribute value: an object with one type key.
@@ -170,7 +170,7 @@ impl<'a> View<'a> {
 }
 
 fn view_type(s: &StreamRecord) -> &'static str {
-    use eddy_sink_api::StreamViewType::*;
+    use eddy_record::StreamViewType::*;
     match s.stream_view_type {
         KeysOnly => "KEYS_ONLY",
         NewImage => "NEW_IMAGE",

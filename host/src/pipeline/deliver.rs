@@ -10,7 +10,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use eddy_sink_api::{ChangeRecord, Item, Rejected, SinkError};
+use eddy_record::{ChangeRecord, Item};
+use eddy_sink_api::{Rejected, SinkError};
 
 use eddy_sink_api::RetryPolicy;
 
@@ -230,7 +231,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
-    use eddy_sink_api::{AttributeValue, EventName, Sink, StreamRecord, StreamViewType, WriteOutcome};
+    use eddy_record::{AttributeValue, EventName, StreamRecord, StreamViewType};
+    use eddy_sink_api::{Sink, WriteOutcome};
 
     use super::*;
 

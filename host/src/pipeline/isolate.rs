@@ -3,7 +3,7 @@
 //! the batch once; if it fails again, the batch is bisected until the records that fail alone are
 //! found. Those get an error (for the dead letter); every other record gets its verdict.
 
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 
 use crate::wasm::{Instance, Verdict};
 

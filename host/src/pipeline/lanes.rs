@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_sink_api::{ChangeRecord, Item};
+use eddy_record::{ChangeRecord, Item};
 use tokio::sync::mpsc;
 
 use super::{Batch, Held, PipelineError, Worker};
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_key_always_gets_the_same_lane_and_keys_spread() {
-        let key = |k: u32| -> Item { [("pk".to_owned(), eddy_sink_api::AttributeValue::S(format!("k{k}")))].into() };
+        let key = |k: u32| -> Item { [("pk".to_owned(), eddy_record::AttributeValue::S(format!("k{k}")))].into() };
         for k in 0..100 {
             assert_eq!(lane_of(&key(k), 4), lane_of(&key(k), 4));
         }

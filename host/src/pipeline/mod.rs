@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 
 use crate::config::Config;
 use crate::dead_letter::{DeadLetterStore, Entry, Stage};

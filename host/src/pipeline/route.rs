@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use eddy_sink_api::{ChangeRecord, Sink};
+use eddy_record::ChangeRecord;
+use eddy_sink_api::Sink;
 use futures::future::join_all;
 
 use super::stats::Stats;

@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 #[cfg(test)]
-use eddy_sink_api::aws_json::DYNAMODB;
-use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
+use eddy_aws_json::DYNAMODB;
+use eddy_aws_json::{AwsJsonClient, AwsJsonError};
+use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType};
 #[cfg(test)]
 use eddy_sink_api::Timeouts;
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

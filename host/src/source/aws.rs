@@ -1,13 +1,13 @@
 //! [`StreamsApi`] on DynamoDB Streams: the control plane (DescribeStream, GetShardIterator)
 //! through the AWS SDK for Rust (`aws-sdk-dynamodbstreams`), GetRecords through eddy's signed
-//! JSON client ([`eddy_sink_api::aws_json`]) and decoded from its bytes ([`super::wire`]).
+//! JSON client ([`eddy_aws_json`]) and decoded from its bytes ([`super::wire`]).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
 
-use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError, DYNAMODB_STREAMS};
+use eddy_aws_json::{AwsJsonClient, AwsJsonError, DYNAMODB_STREAMS};
 
 use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
 use crate::config::DynamodbSource;
@@ -177,7 +177,7 @@ impl StreamsApi for AwsStreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_sink_api::aws_json::service_error;
+    use eddy_aws_json::service_error;
 
     /// GetRecords errors keep the meaning they had through the SDK: the reader's policy is chosen
     /// by the error code of the answer.

@@ -1,11 +1,11 @@
-//! Reading a change record's fields with the strict scanner ([`eddy_sink_api::scan`]): what the
+//! Reading a change record's fields with the strict scanner ([`eddy_record::scan`]): what the
 //! one-pass readers of DynamoDB Streams pages (`wire::one_pass`) and of Kinesis records
 //! (`kinesis::one_pass`) share. Each reader answers `None` (leave it to the serde path, which
 //! decides and gives the reason) where serde's derived readers would not read the same value,
 //! so every helper here reads exactly what serde reads, or refuses.
 
-use eddy_sink_api::scan::{JsonStr, Scanner};
-use eddy_sink_api::{AttributeValue, EventName, Image, Item};
+use eddy_record::scan::{JsonStr, Scanner};
+use eddy_record::{AttributeValue, EventName, Image, Item};
 
 /// `eventName`'s value; `None` for a name the slow path sends to the dead letter.
 pub(super) fn event_name_of(name: &JsonStr<'_>) -> Option<EventName> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 
 use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError, Undecodable};
 

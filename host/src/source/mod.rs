@@ -19,7 +19,7 @@ mod wire;
 pub use wire::decode_page as decode_get_records;
 
 use async_trait::async_trait;
-use eddy_sink_api::{ChangeRecord, StreamViewType};
+use eddy_record::{ChangeRecord, StreamViewType};
 
 /// One shard as DescribeStream (or Kinesis' ListShards) reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

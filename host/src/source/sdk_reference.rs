@@ -3,7 +3,7 @@
 //! against in tests.
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue as Sdk, OperationType, Record};
-use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, UserIdentity};
+use eddy_record::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, UserIdentity};
 use std::collections::HashMap;
 
 use super::Undecodable;

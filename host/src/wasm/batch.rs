@@ -6,7 +6,7 @@
 //! returns). Each method reads the record the index names from the lent records, so a record's
 //! strings, keys and images cross the boundary only when the processor asks for them.
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, Image};
+use eddy_record::{AttributeValue, ChangeRecord, Image};
 use wasmtime::component::Resource;
 
 use super::bindings::current::eddy::processor::types as wit;

@@ -10,7 +10,7 @@
 //! [`lifting!`] writes the verdict conversion for every version (the `verdict` and
 //! `replacement` types are the same in all of them).
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord};
+use eddy_record::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord};
 
 /// Defines `From<$wit::Verdict> for Verdict` (and for `$wit::Replacement`) for the generated
 /// types `$wit` of one contract version; `$key` is its name for a returned `key-value`
@@ -18,7 +18,7 @@ use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord}
 macro_rules! lifting {
     ($wit:path, $key:ident) => {
         const _: () = {
-            use eddy_sink_api::{AttributeValue, EventName};
+            use eddy_record::{AttributeValue, EventName};
             use $wit as wit;
 
             use crate::wasm::convert::{GuestChange, Verdict};
@@ -75,7 +75,7 @@ lifting!(crate::wasm::bindings::v0_2::eddy::processor::types, KeyValueResult);
 
 /// 0.4.0: the `changes` argument of `process`.
 pub(super) mod current {
-    use eddy_sink_api::{ChangeRecord, EventName};
+    use eddy_record::{ChangeRecord, EventName};
 
     use crate::wasm::bindings::current::eddy::processor::types as wit;
 
@@ -104,7 +104,7 @@ pub(super) mod current {
 macro_rules! lowering {
     ($name:ident, $wit:path $(, $field:ident)*) => {
         pub(super) mod $name {
-            use eddy_sink_api::{AttributeValue, ChangeRecord, EventName};
+            use eddy_record::{AttributeValue, ChangeRecord, EventName};
             use $wit as wit;
 
             use crate::wasm::HostState;
@@ -129,7 +129,7 @@ macro_rules! lowering {
                 keys: &'a [Vec<(&'a str, wit::KeyValueParam<'a>)>],
                 state: &mut HostState,
             ) -> wasmtime::Result<Vec<wit::Change<'a>>> {
-                let mut image = |i: usize, image: &Option<eddy_sink_api::Image>, old: bool| {
+                let mut image = |i: usize, image: &Option<eddy_record::Image>, old: bool| {
                     image.as_ref().map(|_| state.image_handle(i, old)).transpose()
                 };
                 records

@@ -8,7 +8,7 @@
 
 use std::ptr::NonNull;
 
-use eddy_sink_api::{AttributeValue, ChangeRecord, Image};
+use eddy_record::{AttributeValue, ChangeRecord, Image};
 use wasmtime::component::{Resource, ResourceTable};
 
 use super::HostState;

@@ -31,7 +31,7 @@ use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use eddy_sink_api::ChangeRecord;
+use eddy_record::ChangeRecord;
 
 use crate::config::{Limits, ProcessorConfig};
 pub use convert::{to_record, GuestChange, Verdict};

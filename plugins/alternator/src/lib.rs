@@ -6,7 +6,7 @@
 //! hold two operations on one key, and the requests of one write run concurrently, a write first
 //! keeps only the last operation per key: the final state is the same as applying them all in
 //! order. `UnprocessedItems` are retried under the host's retry policy; the host builds the
-//! client ([`eddy_sink_api::aws_json::AwsJsonClient`]: SigV4 from the AWS chain, the pipeline's
+//! client ([`eddy_aws_json::AwsJsonClient`]: SigV4 from the AWS chain, the pipeline's
 //! timeouts, no retries of its own).
 
 pub mod nodes;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError};
+use eddy_aws_json::{AwsJsonClient, AwsJsonError};
 
 /// Requests sent to an Alternator node, by `node` (its URL).
 pub const REQUESTS: &str = "eddy_alternator_requests_total";
@@ -365,7 +365,7 @@ mod tests {
         let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
         Arc::new(move |url: &str| {
             AwsJsonClient::new(
-                eddy_sink_api::aws_json::DYNAMODB,
+                eddy_aws_json::DYNAMODB,
                 url,
                 "us-east-1",
                 provider.clone(),

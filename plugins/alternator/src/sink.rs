@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use eddy_sink_api::aws_json::AwsJsonError;
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
+use eddy_aws_json::AwsJsonError;
+use eddy_record::{ChangeRecord, EventName, Image, Item};
+use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -304,7 +305,7 @@ fn classify(table: &str, e: &AwsJsonError) -> SinkError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_sink_api::{AttributeValue, Item, StreamRecord, StreamViewType};
+    use eddy_record::{AttributeValue, Item, StreamRecord, StreamViewType};
 
     fn record(event: EventName, id: &str, seq: &str, with_image: bool) -> ChangeRecord {
         let keys: Item = [("id".to_owned(), AttributeValue::S(id.to_owned()))].into();
@@ -400,8 +401,8 @@ mod tests {
     fn sink(url: &str) -> AlternatorSink {
         let credentials = aws_credential_types::Credentials::new("a", "b", None, None, "test");
         let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
-        let client = eddy_sink_api::aws_json::AwsJsonClient::new(
-            eddy_sink_api::aws_json::DYNAMODB,
+        let client = eddy_aws_json::AwsJsonClient::new(
+            eddy_aws_json::DYNAMODB,
             url,
             "us-east-1",
             provider,

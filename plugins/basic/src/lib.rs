@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use eddy_sink_api::{ChangeRecord, Sink, SinkError, WriteOutcome};
+use eddy_record::ChangeRecord;
+use eddy_sink_api::{Sink, SinkError, WriteOutcome};
 
 fn to_jsonl(batch: &[&ChangeRecord]) -> Result<Vec<u8>, SinkError> {
     let mut out = Vec::with_capacity(batch.len() * 256);

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use eddy_sink_api::{ChangeRecord, Rejected, RetryPolicy, Sink, SinkError, Timeouts, WriteOutcome};
+use eddy_record::ChangeRecord;
+use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, Timeouts, WriteOutcome};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
@@ -243,7 +244,7 @@ impl CrateDbSink {
     /// preview`.)
     pub fn plan(batch: &[&ChangeRecord]) -> Plan {
         let mut plan = Plan::default();
-        let mut last: HashMap<&eddy_sink_api::Item, usize> = HashMap::with_capacity(batch.len());
+        let mut last: HashMap<&eddy_record::Item, usize> = HashMap::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
             last.insert(&record.dynamodb.keys, index);
         }
@@ -252,7 +253,7 @@ impl CrateDbSink {
         for index in keep {
             let record = batch[index];
             match (record.event_name, &record.dynamodb.new_image) {
-                (eddy_sink_api::EventName::Remove, _) => plan.rows.push((index, Op::Delete)),
+                (eddy_record::EventName::Remove, _) => plan.rows.push((index, Op::Delete)),
                 (_, Some(_)) => plan.rows.push((index, Op::Upsert)),
                 (_, None) => match translate::row(record) {
                     Ok(row) => plan.rows.push((index, row.op)),

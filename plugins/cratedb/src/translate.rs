@@ -14,8 +14,8 @@
 //! `UPDATE`, which silently changes nothing when the row is missing).
 
 use base64::Engine as _;
-use eddy_sink_api::scan::{JsonStr, Scanner};
-use eddy_sink_api::{AttributeValue, ChangeRecord, EventName, Item};
+use eddy_record::scan::{JsonStr, Scanner};
+use eddy_record::{AttributeValue, ChangeRecord, EventName, Item};
 use serde_json::{Map, Number, Value};
 
 /// What a change does to its row.
@@ -368,7 +368,7 @@ pub fn key_type(value: &AttributeValue) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_sink_api::{Image, StreamRecord, StreamViewType};
+    use eddy_record::{Image, StreamRecord, StreamViewType};
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = AttributeValue> {

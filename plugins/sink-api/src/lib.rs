@@ -1,25 +1,19 @@
-//! The shared vocabulary of eddy: the change record (shaped like the record a Lambda function
-//! receives from a DynamoDB stream), DynamoDB attribute values in their DynamoDB-JSON form, and
-//! the [`Sink`] contract every built-in sink implements.
+//! The sink contract: the [`Sink`] trait every built-in sink implements, what a write reports
+//! ([`WriteOutcome`], [`Rejected`], [`SinkError`]), the one retry policy every request follows
+//! ([`RetryPolicy`], [`Timeouts`]), and the small helpers sink configs share (durations as the
+//! pipeline YAML writes them, passwords masked in URLs).
 //!
-//! The host (`eddy`) decodes stream records into [`ChangeRecord`]s, runs them through routes and
-//! processors, and hands each route's output to its sinks. Sinks live in their own crates under
-//! `plugins/` and depend only on this crate.
+//! The host (`eddy`) decodes stream records into `eddy_record::ChangeRecord`s, runs them through
+//! routes and processors, and hands each route's output to its sinks. Sinks live in their own
+//! crates under `plugins/` and depend on this crate and `eddy-record`.
 
-pub mod aws_json;
-pub mod compare;
+#![deny(missing_docs)]
+
 pub mod duration;
-mod image;
-mod record;
 pub mod redact;
 mod retry;
-pub mod scan;
 mod sink;
-mod value;
 
-pub use image::Image;
-pub use record::{ChangeRecord, EventName, StreamRecord, StreamViewType, UserIdentity};
 pub use redact::redact;
 pub use retry::{Backoff, RetryPolicy, Timeouts};
 pub use sink::{Rejected, Sink, SinkError, WriteOutcome};
-pub use value::{AttributeValue, Item};

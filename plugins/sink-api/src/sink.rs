@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::record::ChangeRecord;
+use eddy_record::ChangeRecord;
 
 /// A destination for change records (ScyllaDB Alternator, CrateDB, a file, ...).
 ///

@@ -24,7 +24,7 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
+use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -95,7 +95,7 @@ pub struct Decoded {
 ///
 /// # Errors
 /// When the key cannot be written as JSON.
-pub fn recency_key(table: Option<&str>, keys: &eddy_sink_api::Item) -> Result<String, String> {
+pub fn recency_key(table: Option<&str>, keys: &eddy_record::Item) -> Result<String, String> {
     let keys = serde_json::to_string(keys).map_err(|e| format!("Keys: {e}"))?;
     Ok(format!("{}\u{1f}{keys}", table.unwrap_or_default()))
 }
@@ -250,7 +250,7 @@ fn change(text: &str, sequence: &str, table: Option<&str>, stream_arn: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_sink_api::AttributeValue;
+    use eddy_record::AttributeValue;
 
     const ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/pets";
 

@@ -30,8 +30,9 @@ use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 
-use eddy_sink_api::aws_json::{AwsJsonClient, AwsJsonError, KINESIS};
-use eddy_sink_api::{RetryPolicy, StreamViewType, Timeouts};
+use eddy_aws_json::{AwsJsonClient, AwsJsonError, KINESIS};
+use eddy_record::StreamViewType;
+use eddy_sink_api::{RetryPolicy, Timeouts};
 
 use super::{IteratorPosition, RecordsPage, Resume, ShardInfo, StreamDescription, StreamsApi, StreamsError};
 use crate::config::KinesisSource;
@@ -94,7 +95,7 @@ impl KinesisStreams {
         shard: &str,
         decoded: Vec<decode::Decoded>,
         children: &[decode::ChildShard],
-    ) -> (Vec<eddy_sink_api::ChangeRecord>, usize) {
+    ) -> (Vec<eddy_record::ChangeRecord>, usize) {
         let mut memories = self.recency.lock().expect("not poisoned");
         let memory = memories.entry(shard.to_owned()).or_insert_with(|| Recency::new(self.recent_keys_per_shard));
         let mut kept = Vec::with_capacity(decoded.len());
@@ -318,7 +319,7 @@ impl StreamsApi for KinesisStreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_sink_api::aws_json::service_error;
+    use eddy_aws_json::service_error;
 
     #[test]
     fn get_records_errors_map_to_the_readers_policy_by_code() {

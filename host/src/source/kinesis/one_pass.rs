@@ -1,12 +1,12 @@
 //! The fast path of [`super::decode::record`]: the change JSON DynamoDB writes to Kinesis read in
-//! one strict pass ([`eddy_sink_api::scan::Scanner`]), each image checked as DynamoDB JSON and
+//! one strict pass ([`eddy_record::scan::Scanner`]), each image checked as DynamoDB JSON and
 //! kept as its text, the keys decoded as read. It accepts only what the serde reader
 //! (`decode::change`) reads to the same change, and answers `None` for anything else (a change
 //! for the dead letter, a duplicate field, an escaped field name, `-0` where serde reads a
 //! float), which that reader then reads again and says what is wrong.
 
-use eddy_sink_api::scan::Scanner;
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
+use eddy_record::scan::Scanner;
+use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
 
 use super::decode::Decoded;
 use crate::source::fields::{event_name_of, float, integer, is_field, keys, once, optional, string};

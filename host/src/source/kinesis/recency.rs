@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use eddy_sink_api::StreamRecord;
+use eddy_record::StreamRecord;
 
 /// What [`Recency::admit`] decided about a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ mod one_pass;
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
+use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -200,7 +200,7 @@ fn sequence_of(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eddy_sink_api::AttributeValue;
+    use eddy_record::AttributeValue;
     use proptest::prelude::*;
     use std::io::{Read as _, Write as _};
     use std::sync::{Arc, Mutex};

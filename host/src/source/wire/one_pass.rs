@@ -1,17 +1,17 @@
 //! The fast path of [`super::decode_page`]: a GetRecords answer read in one strict forward pass
-//! ([`eddy_sink_api::scan::Scanner`]) straight into [`ChangeRecord`]s. Each image is checked as
+//! ([`eddy_record::scan::Scanner`]) straight into [`ChangeRecord`]s. Each image is checked as
 //! DynamoDB JSON in the same pass and kept as a slice of the page's buffer ([`Image::scan_in`]);
 //! nothing is parsed twice or copied, and nothing but the record's own fields is allocated.
 //!
 //! It accepts only pages that the record-by-record decoder (the slow path, `serde_json` and
 //! serde's derived readers) decodes whole, to the same records: on anything else (a record that
 //! would go to the dead letter, a duplicate field, an escape in a type key, nesting deeper than
-//! [`eddy_sink_api::scan::MAX_DEPTH`]) it answers `None`, and the slow path reads the page again
+//! [`eddy_record::scan::MAX_DEPTH`]) it answers `None`, and the slow path reads the page again
 //! and says what is wrong where.
 
 use bytes::Bytes;
-use eddy_sink_api::scan::Scanner;
-use eddy_sink_api::{ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
+use eddy_record::scan::Scanner;
+use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, UserIdentity};
 
 use super::view_type;
 use crate::source::fields::{event_name_of, float, integer, is_field, keys, once, optional, string};
@@ -100,7 +100,7 @@ fn stream_record(s: &mut Scanner<'_>, page: &Bytes) -> Option<StreamRecord> {
     let mut old_image: Option<Option<Image>> = None;
     let mut sequence_number: Option<Option<String>> = None;
     let mut size_bytes: Option<Option<i64>> = None;
-    let mut view: Option<Option<eddy_sink_api::StreamViewType>> = None;
+    let mut view: Option<Option<eddy_record::StreamViewType>> = None;
     let whole = s.members(|s, key| match key.raw() {
         "ApproximateCreationDateTime" => once(&mut created, optional(s, float)),
         "Keys" => once(&mut keys, optional(s, self::keys)),

@@ -18,7 +18,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-use crate::Timeouts;
+use eddy_sink_api::Timeouts;
 
 /// Answers larger than this are refused, by their Content-Length or once read (GetRecords
 /// answers at most 1 MB, BatchWriteItem less).
@@ -235,7 +235,7 @@ impl AwsJsonClient {
             detail.push_str(&s.to_string());
             source = s.source();
         }
-        AwsJsonError::Transport(format!("{operation} to {} {what}{detail}", crate::redact(&self.url)))
+        AwsJsonError::Transport(format!("{operation} to {} {what}{detail}", eddy_sink_api::redact(&self.url)))
     }
 }
 
