@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The reference side of `eddy bench cratedb`: rows/s that commons-codec's DynamoDBCDCTranslator
+"""The reference side of `eddy-bench cratedb`: rows/s that commons-codec's DynamoDBCDCTranslator
 (cratedb-toolkit's DynamoDB CDC translator) translates and serializes, on the same JSONL input.
 
     pip install 'commons-codec==0.0.24'

@@ -12,7 +12,6 @@
 pub mod access;
 pub mod app;
 pub mod aws;
-pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod coordinator;

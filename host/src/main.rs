@@ -1,6 +1,6 @@
 //! The `eddy` command line.
 
-/// mimalloc instead of the system allocator: `eddy bench e2e` measured it faster on the hot path
+/// mimalloc instead of the system allocator: `eddy-bench e2e` measured it faster on the hot path
 /// (allocation per record is what remains of decoding GetRecords into attribute trees).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -81,11 +81,6 @@ enum Command {
     Pattern {
         #[command(subcommand)]
         command: PatternCommand,
-    },
-    /// Measure throughput on this machine and print records/s (build with --release).
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
     },
     /// Check a pipeline file without running it: every key, and everything that needs no network
     /// (each processor's component loads and accepts its config; each sink's options). Exit 0
@@ -218,121 +213,6 @@ enum PluginCommand {
         /// Time limit per call, e.g. 1s.
         #[arg(long, default_value = "1s")]
         timeout: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Rows/s translated to CrateDB rows and serialized as bulk_args (no network), on one core:
-    /// once with images as text, as the stream sources give them, and once with images decoded.
-    Cratedb {
-        /// The records (JSONL); e.g. the commons-codec vectors' records, or `eddy bench sample`.
-        #[arg(long)]
-        input: PathBuf,
-        /// How many times to translate the whole input.
-        #[arg(long, default_value_t = 10)]
-        rounds: usize,
-    },
-    /// Print N typical 1 KB PetTracker change records as JSONL (benchmark input).
-    Sample {
-        /// How many.
-        #[arg(long, default_value_t = 10_000)]
-        records: usize,
-    },
-    /// Records/s through one route into the null sink: no processor, then each example component
-    /// (passthrough, only-dogs, mask-email), at several batch sizes, on one worker. Prints two
-    /// tables: the pipeline alone (records decoded up front), and records decoded from their
-    /// Lambda JSON lines in each batch, as `eddy run` with a file source does.
-    Pipeline {
-        /// Where the example components are (`cargo build --release --target wasm32-wasip2` in
-        /// examples/plugins puts them there).
-        #[arg(long, default_value = "examples/plugins/target/wasm32-wasip2/release")]
-        plugins: PathBuf,
-        /// Batch sizes (records per processor call).
-        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
-        batch_sizes: Vec<usize>,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 2.0)]
-        seconds: f64,
-    },
-    /// End to end as users run eddy: starts a canned DynamoDB Streams + Kinesis + DynamoDB +
-    /// CrateDB endpoint on loopback (in a child process, answering at once), runs `eddy run` on it until
-    /// the stream is drained, and prints records/s and records per CPU-second of the eddy process
-    /// for each sink and shard count, replication lag p50/p99 at a fixed offered rate, and peak
-    /// memory with many shards.
-    E2e {
-        /// Records per throughput case (over all shards). A million is about what catching up after
-        /// an hour's outage of a table written 300 times a second reads; far fewer, and the
-        /// one-time cost of faulting in the memory of the pages in flight (~170 MiB at 16 shards)
-        /// weighs on the figure.
-        #[arg(long, default_value_t = 1_000_000)]
-        records: u64,
-        /// The kinesis case: records (over all shards); default: --records, at most 200,000.
-        /// Kinesis allows 5 GetRecords calls a second per shard, so one shard reads about 5,000
-        /// records a second: 200,000 take 40 s.
-        #[arg(long)]
-        kinesis_records: Option<u64>,
-        /// Shard counts of the throughput cases.
-        #[arg(long, value_delimiter = ',', default_value = "1,16")]
-        shards: Vec<usize>,
-        /// Cases to run: null, alternator, cratedb, only-dogs, kinesis (Kinesis source → null),
-        /// lag, memory, parallel (one shard into an Alternator endpoint answering each
-        /// BatchWriteItem after --write-latency-ms, at each --factors parallelization factor).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "null,alternator,cratedb,only-dogs,kinesis,lag,memory,parallel"
-        )]
-        cases: Vec<String>,
-        /// The parallel case: the parallelization factors to compare.
-        #[arg(long, value_delimiter = ',', default_value = "1,4")]
-        factors: Vec<u32>,
-        /// The parallel case: how long the endpoint takes to answer a BatchWriteItem.
-        #[arg(long, default_value_t = 50)]
-        write_latency_ms: u64,
-        /// The parallel case: records in the shard.
-        #[arg(long, default_value_t = 20_000)]
-        parallel_records: u64,
-        /// Where only_dogs.wasm is (`cargo build --release --target wasm32-wasip2` in
-        /// examples/plugins puts it there).
-        #[arg(long, default_value = "examples/plugins/target/wasm32-wasip2/release")]
-        plugins: PathBuf,
-        /// The lag case: records per second offered over 16 shards.
-        #[arg(long, default_value_t = 10_000.0)]
-        lag_rate: f64,
-        /// The lag case: how many seconds records are offered.
-        #[arg(long, default_value_t = 20.0)]
-        lag_seconds: f64,
-        /// The memory case: how many shards.
-        #[arg(long, default_value_t = 64)]
-        memory_shards: usize,
-    },
-    /// The canned endpoint `e2e` starts (prints `listening on ADDRESS`, serves until killed).
-    #[command(hide = true)]
-    Endpoint {
-        #[arg(long)]
-        shards: usize,
-        #[arg(long)]
-        records_per_shard: u64,
-        /// Records per second over all shards; default: all there at once.
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Milliseconds BatchWriteItem and /_sql take to answer.
-        #[arg(long, default_value_t = 0)]
-        write_latency_ms: u64,
-    },
-    /// Records/s decoded from a GetRecords answer (1,000 records of ~1.9 KB), as the DynamoDB
-    /// Streams source decodes every page, on one core.
-    Decode {
-        /// How many seconds to decode for.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
-    },
-    /// Matches/s of a five-pattern filter on typical DynamoDB stream records, on one core.
-    Filter {
-        /// How many records to match.
-        #[arg(long, default_value_t = 2_000_000)]
-        records: usize,
     },
 }
 
@@ -513,7 +393,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Reading a stream frees and allocates the same few hundred MiB over and over (a page of
 /// records, ~2 MB, per shard and poll). With the default, mimalloc hands freed ranges back every
 /// second and the next pages fault them in again, zeroed (in `perf`: `clear_page_erms`, up to a
-/// tenth of eddy's CPU at 16 shards); `eddy bench e2e` measured 291,000–298,000 records per
+/// tenth of eddy's CPU at 16 shards); `eddy-bench e2e` measured 291,000–298,000 records per
 /// CPU-second on 16 shards with the default and 317,000–336,000 without purging. Resident
 /// memory then stays at its peak, which the configuration bounds (shards × pages in flight and
 /// the sinks' batches); `MIMALLOC_PURGE_DELAY=1000` restores mimalloc's default.
@@ -559,123 +439,6 @@ fn main() -> ExitCode {
             plugin_test(&wasm, &config, &input, batch_size, &memory, &timeout)
         }
         Command::Pattern { command: PatternCommand::Test { pattern, event } } => pattern_test(&pattern, &event),
-        Command::Bench { command: BenchCommand::Cratedb { input, rounds } } => {
-            let text = match std::fs::read_to_string(&input) {
-                Ok(t) => t,
-                Err(e) => return usage(&format!("{}: {e}", input.display())),
-            };
-            let records: Result<Vec<eddy_record::ChangeRecord>, _> =
-                text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect();
-            match records {
-                Ok(records) => {
-                    println!("{}", eddy::bench::cratedb(&records, rounds));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => usage(&format!("{}: not change records: {e}", input.display())),
-            }
-        }
-        Command::Bench { command: BenchCommand::Sample { records } } => {
-            let mut out = std::io::stdout().lock();
-            for i in 0..records {
-                let line = serde_json::to_string(&eddy::bench::sample_record(i)).expect("records serialize");
-                if std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes()).is_err() {
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Command::Bench {
-            command:
-                BenchCommand::E2e {
-                    records,
-                    kinesis_records,
-                    shards,
-                    cases,
-                    plugins,
-                    lag_rate,
-                    lag_seconds,
-                    memory_shards,
-                    factors,
-                    write_latency_ms,
-                    parallel_records,
-                },
-        } => {
-            let options = eddy::bench::e2e::Options {
-                records,
-                kinesis_records: kinesis_records.unwrap_or(records.min(200_000)),
-                shards,
-                cases,
-                plugins,
-                lag_rate,
-                lag_seconds,
-                memory_shards,
-                factors,
-                write_latency: std::time::Duration::from_millis(write_latency_ms),
-                parallel_records,
-            };
-            match eddy::bench::e2e::run(&options) {
-                Ok(table) => {
-                    println!("{table}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Bench { command: BenchCommand::Endpoint { shards, records_per_shard, rate, write_latency_ms } } => {
-            let write_latency = std::time::Duration::from_millis(write_latency_ms);
-            let spec = eddy::bench::endpoint::Spec { shards, records_per_shard, rate, write_latency };
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => return usage(&format!("cannot start a runtime: {e}")),
-            };
-            runtime.block_on(async {
-                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-                    Ok(l) => l,
-                    Err(e) => return usage(&format!("cannot listen on loopback: {e}")),
-                };
-                match listener.local_addr() {
-                    Ok(address) => println!("listening on {address}"),
-                    Err(e) => return usage(&format!("{e}")),
-                }
-                eddy::bench::endpoint::serve(spec, listener).await;
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Bench { command: BenchCommand::Decode { seconds } } => {
-            println!("{}", eddy::bench::decode(seconds));
-            ExitCode::SUCCESS
-        }
-        Command::Bench { command: BenchCommand::Filter { records } } => {
-            println!("{}", eddy::bench::filter(records));
-            ExitCode::SUCCESS
-        }
-        Command::Bench { command: BenchCommand::Pipeline { plugins, batch_sizes, seconds } } => {
-            let case = |name: &str, file: &str, config: &str| eddy::bench::Case {
-                name: name.to_owned(),
-                processor: Some((plugins.join(file), config.to_owned())),
-            };
-            let cases = [
-                eddy::bench::Case { name: "no processor".into(), processor: None },
-                case("passthrough", "passthrough.wasm", "{}"),
-                case("only-dogs", "only_dogs.wasm", r#"{"species": "dog"}"#),
-                case("mask-email", "mask_email.wasm", r#"{"attributes": ["email"]}"#),
-            ];
-            let tables = eddy::bench::pipeline(&cases, &batch_sizes, seconds, false)
-                .and_then(|alone| Ok((alone, eddy::bench::pipeline(&cases, &batch_sizes, seconds, true)?)));
-            match tables {
-                Ok((alone, decoded)) => {
-                    println!("{alone}\n{decoded}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
         Command::Validate { config: path } => {
             let config = match load(&path) {
                 Ok(c) => c,

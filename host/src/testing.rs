@@ -33,6 +33,14 @@ pub fn record(seq: u64, key: &str, created: i64) -> ChangeRecord {
     .expect("a valid record")
 }
 
+/// A GetRecords answer of `n` records ([`record`]s of keys `k0`, `k1`, ...), as DynamoDB Streams
+/// sends it.
+pub fn get_records_page(n: u64) -> bytes::Bytes {
+    let records: Vec<ChangeRecord> = (1..=n).map(|i| record(i, &format!("k{i}"), 1_700_000_000)).collect();
+    let page = serde_json::json!({"Records": records, "NextShardIterator": "next"});
+    bytes::Bytes::from(serde_json::to_vec(&page).expect("records serialize"))
+}
+
 /// One scripted shard.
 pub struct ScriptedShard {
     /// What DescribeStream says of it (set `ending_sequence_number` for a closed shard).

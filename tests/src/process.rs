@@ -39,6 +39,21 @@ pub fn eddy_bin() -> &'static Path {
     })
 }
 
+/// The `eddy-bench` binary (beside `eddy`, built with it).
+pub fn eddy_bench_bin() -> PathBuf {
+    eddy_bin().with_file_name("eddy-bench")
+}
+
+/// Runs `eddy-bench <args>` to completion; returns (exit code, stdout, stderr).
+pub fn eddy_bench(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(eddy_bench_bin()).args(args).output().expect("run eddy-bench");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// The example component `name` (e.g. `only_dogs`) from `examples/plugins`.
 pub fn example_component(name: &str) -> PathBuf {
     component("examples/plugins", name)

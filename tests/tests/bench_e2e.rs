@@ -1,14 +1,13 @@
-//! `eddy bench e2e` as a user runs it (small, on the debug build): every case completes, and the
+//! `eddy-bench e2e` as a user runs it (small, on the debug build): every case completes, and the
 //! benchmark's own accounting holds (every record served, and every record received by the
 //! Alternator and CrateDB endpoints), or it exits non-zero.
 
-use eddy_e2e::process::{eddy, example_component};
+use eddy_e2e::process::{eddy_bench, example_component};
 
 #[test]
 fn every_case_runs_end_to_end_and_accounts_for_every_record() {
     let plugins = example_component("only_dogs").parent().unwrap().to_string_lossy().into_owned();
-    let (code, out, err) = eddy(&[
-        "bench",
+    let (code, out, err) = eddy_bench(&[
         "e2e",
         "--records",
         "3000",

@@ -324,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batching_route_holds_records_that_do_not_keep_their_page_alive() {
-        let page = bytes::Bytes::from(crate::bench::endpoint::sample_page(10));
+        let page = crate::testing::get_records_page(10);
         let decoded = crate::source::decode_get_records(&page, "arn").unwrap();
         // Whether the record's images (it has one or two) are slices of the page's buffer.
         let in_page = |r: &ChangeRecord| {

@@ -1,8 +1,7 @@
-//! `eddy bench`: throughput measurements that print records/s. Run them on a release build
-//! (`cargo run --release -p eddy -- bench ...`); debug builds are many times slower.
-
-pub mod e2e;
-pub mod endpoint;
+//! Component benchmarks of eddy's own code, on one core, printing records/s: decoding a
+//! GetRecords page, matching a filter, the pipeline with each example processor, translating to
+//! CrateDB rows; and the sample records they (and the canned endpoint) use. Run them on a release
+//! build (`cargo run --release -p eddy-bench -- decode`); debug builds are many times slower.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -10,7 +9,7 @@ use std::time::Instant;
 use eddy_record::{AttributeValue, ChangeRecord, EventName, Item, StreamRecord, StreamViewType};
 use serde_json::json;
 
-use crate::pattern::Filter;
+use eddy::pattern::Filter;
 
 /// A typical PetTracker change record of about 1 KB: keys, a new and an old image with strings,
 /// numbers, a map, a list and a set. `i` varies species, event and owner.
@@ -113,12 +112,12 @@ pub fn filter(n: usize) -> String {
 /// into change records again and again for `seconds`, as the DynamoDB Streams source does with
 /// every page, on one core; reports records/s, ns a record and MB/s.
 pub fn decode(seconds: f64) -> String {
-    let page = bytes::Bytes::from(endpoint::sample_page(1000));
+    let page = bytes::Bytes::from(crate::endpoint::sample_page(1000));
     let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/Pets/stream/2024-01-01T00:00:00.000";
     let started = Instant::now();
     let mut records = 0usize;
     while started.elapsed().as_secs_f64() < seconds {
-        let decoded = crate::source::decode_get_records(black_box(&page), arn).expect("the sample page decodes");
+        let decoded = eddy::source::decode_get_records(black_box(&page), arn).expect("the sample page decodes");
         assert!(decoded.undecodable.is_empty(), "{:?}", decoded.undecodable.first().map(|u| &u.reason));
         records += black_box(decoded).records.len();
     }
@@ -217,10 +216,10 @@ pub struct Case {
 pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: bool) -> anyhow::Result<String> {
     use std::sync::Arc;
 
-    use crate::config::{Limits, ProcessorConfig};
-    use crate::dead_letter::file::FileDeadLetter;
-    use crate::pipeline::stats::Stats;
-    use crate::pipeline::{Pipeline, RouteSpec};
+    use eddy::config::{Limits, ProcessorConfig};
+    use eddy::dead_letter::file::FileDeadLetter;
+    use eddy::pipeline::stats::Stats;
+    use eddy::pipeline::{Pipeline, RouteSpec};
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let dir = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));
@@ -228,7 +227,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
     let records: Vec<ChangeRecord> = (0..1000).map(sample_record).collect();
     let lines: Vec<String> = records.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
     let size = lines[0].len();
-    let wasm = crate::wasm::Runtime::new(Limits::default().memory_bytes)?;
+    let wasm = eddy::wasm::Runtime::new(Limits::default().memory_bytes)?;
     let what = if decode { "decoded from JSON lines, then through the pipeline" } else { "the pipeline alone" };
     let mut out = format!("records/s on one worker, {size}-byte records, {what}, into the null sink\n\n");
     out.push_str(&format!(
@@ -236,14 +235,14 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
         batch_sizes.iter().map(|b| format!("batch {b}")).collect::<Vec<_>>().join(" | ")
     ));
     out.push_str(&format!("| --- |{}\n", " ---: |".repeat(batch_sizes.len())));
-    let stop = crate::stop::channel().1;
+    let stop = eddy::stop::channel().1;
     for case in cases {
         let processors = match &case.processor {
             None => Vec::new(),
             Some((path, config)) => {
                 let config =
                     ProcessorConfig { wasm: path.clone(), config_json: config.clone(), limits: Limits::default() };
-                vec![crate::wasm::Processor::load(&wasm, &case.name, &config)?]
+                vec![eddy::wasm::Processor::load(&wasm, &case.name, &config)?]
             }
         };
         let null: Arc<dyn eddy_sink_api::Sink> = Arc::new(eddy_sink_basic::NullSink::default());
@@ -251,7 +250,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
             name: "bench".into(),
             filter: None,
             processors,
-            sinks: vec![crate::pipeline::SinkSlot { name: "null".into(), kind: "null", sink: null }],
+            sinks: vec![eddy::pipeline::SinkSlot { name: "null".into(), kind: "null", sink: null }],
             on_sink_failure: Default::default(),
             retry: Default::default(),
             batching: None,
@@ -264,7 +263,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
         for &batch in batch_sizes {
             let rate = runtime.block_on(async {
                 // Warm up: instantiate and run once.
-                worker.process("bench", crate::pipeline::Batch::of(&records[..batch]), &stop).await?;
+                worker.process("bench", eddy::pipeline::Batch::of(&records[..batch]), &stop).await?;
                 let started = Instant::now();
                 let mut done = 0usize;
                 let mut offset = 0usize;
@@ -280,7 +279,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
                     } else {
                         &records[offset..end]
                     };
-                    worker.process("bench", crate::pipeline::Batch::of(input), &stop).await?;
+                    worker.process("bench", eddy::pipeline::Batch::of(input), &stop).await?;
                     done += end - offset;
                     offset = if end == records.len() { 0 } else { end };
                 }

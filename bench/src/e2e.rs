@@ -1,6 +1,6 @@
-//! `eddy bench e2e`: what a record costs end to end, as a user runs eddy.
+//! `eddy-bench e2e`: what a record costs end to end, as a user runs eddy.
 //!
-//! For each case the benchmark starts the canned endpoint ([`super::endpoint`]) in a child
+//! For each case the benchmark starts the canned endpoint ([`crate::endpoint`]) in a child
 //! process, writes a pipeline file, runs `eddy run` on it in another child process until the
 //! stream is drained, and takes that process's CPU time and peak resident memory from the kernel
 //! (`wait4`). Each case is run twice: once with empty shards, to measure start-up (loading the
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use super::endpoint::{Stats, KINESIS_ARN, STREAM_ARN};
+use crate::endpoint::{Stats, KINESIS_ARN, STREAM_ARN};
 
 /// What the benchmark runs.
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ pub struct Options {
     pub write_latency: Duration,
     /// The parallel case: records in its one shard.
     pub parallel_records: u64,
+    /// The `eddy` binary to measure.
+    pub eddy: PathBuf,
 }
 
 /// One finished `eddy run`.
@@ -65,11 +67,16 @@ struct Measured {
 /// # Errors
 /// When the endpoint or `eddy run` cannot be started, `eddy run` fails, or a record went missing.
 pub fn run(options: &Options) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("cannot find the eddy executable")?;
+    let exe = options.eddy.clone();
+    anyhow::ensure!(
+        exe.exists(),
+        "{} does not exist: build eddy first (cargo build --release -p eddy), or pass --eddy",
+        exe.display()
+    );
     let dir = tempfile::Builder::new().prefix("eddy-bench-e2e").tempdir()?;
     let wants = |case: &str| options.cases.iter().any(|c| c == case);
     let mut out = String::new();
-    let record_bytes = super::endpoint::record_size();
+    let record_bytes = crate::endpoint::record_size();
     out.push_str(&format!(
         "End to end: canned DynamoDB Streams endpoint on loopback → `eddy run` → sink; {} records per case ({} \
          for Kinesis), ~{record_bytes}-byte records (GetRecords JSON), 1,000 per page. CPU: the eddy process only, \
@@ -208,6 +215,7 @@ fn check(sink: &str, records: u64, stats: &Stats) -> anyhow::Result<()> {
 struct Case<'a> {
     sink: &'a str,
     shards: usize,
+    /// The `eddy` binary.
     exe: &'a Path,
     dir: &'a Path,
     dogs: &'a Path,
@@ -219,7 +227,7 @@ struct Case<'a> {
 
 impl Case<'_> {
     fn measure(&self, per_shard: u64, rate: Option<f64>) -> anyhow::Result<Measured> {
-        let endpoint = Endpoint::start(self.exe, self.shards, per_shard, rate, self.write_latency)?;
+        let endpoint = Endpoint::start(self.shards, per_shard, rate, self.write_latency)?;
         // A fresh folder per run: a run must not find another's checkpoints.
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -306,9 +314,11 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn start(exe: &Path, shards: usize, per_shard: u64, rate: Option<f64>, latency: Duration) -> anyhow::Result<Self> {
-        let mut command = Command::new(exe);
-        command.args(["bench", "endpoint", "--shards", &shards.to_string(), "--records-per-shard"]);
+    /// Starts `eddy-bench endpoint` (this program) in a child process.
+    fn start(shards: usize, per_shard: u64, rate: Option<f64>, latency: Duration) -> anyhow::Result<Self> {
+        let me = std::env::current_exe().context("cannot find the eddy-bench executable")?;
+        let mut command = Command::new(me);
+        command.args(["endpoint", "--shards", &shards.to_string(), "--records-per-shard"]);
         command.arg(per_shard.to_string());
         command.args(["--write-latency-ms", &latency.as_millis().to_string()]);
         if let Some(rate) = rate {

@@ -1,4 +1,4 @@
-//! The canned endpoint of `eddy bench e2e`: a loopback HTTP server that speaks just enough of the
+//! The canned endpoint of `eddy-bench e2e`: a loopback HTTP server that speaks just enough of the
 //! DynamoDB Streams API (DescribeStream, GetShardIterator, GetRecords), the Kinesis API
 //! (ListShards, GetShardIterator, GetRecords), the DynamoDB API (BatchWriteItem) and CrateDB's
 //! `POST /_sql` for `eddy run` to read a stream and write to either sink, and that answers at once
@@ -11,7 +11,7 @@
 //!
 //! The stream has `shards` closed shards in a DISABLED stream, so `eddy run` drains them and
 //! exits. Shard `s` holds `records_per_shard` records; record `k` has sequence number
-//! `10^20 + k` and is the PetTracker sample record `k % 1000` ([`super::sample_record`]) with a
+//! `10^20 + k` and is the PetTracker sample record `k % 1000` ([`crate::components::sample_record`]) with a
 //! `written_at` attribute (epoch milliseconds) in its `NewImage`. Records are rendered from
 //! pre-serialized templates: per record the endpoint copies about 1 KB and formats two numbers.
 //!
@@ -143,7 +143,7 @@ impl Template {
 
     /// Sample record `i` with the marks where `written_at` and the sequence number go.
     fn marked(i: usize) -> eddy_record::ChangeRecord {
-        let mut record = super::sample_record(i);
+        let mut record = crate::components::sample_record(i);
         record.event_source_arn.clear(); // GetRecords does not carry it; eddy adds it.
         record.dynamodb.sequence_number = SEQUENCE_MARK.to_owned();
         record.dynamodb.approximate_creation_date_time = Some(CREATED_MARK);
@@ -627,7 +627,7 @@ mod tests {
     #[test]
     fn the_decode_benchmarks_page_decodes_whole() {
         let page = sample_page(25);
-        let decoded = crate::source::decode_get_records(&bytes::Bytes::from(page), "arn").unwrap();
+        let decoded = eddy::source::decode_get_records(&bytes::Bytes::from(page), "arn").unwrap();
         assert_eq!((decoded.records.len(), decoded.undecodable.len()), (25, 0));
         assert_eq!(decoded.next_iterator.as_deref(), Some("0:1000"));
     }
@@ -638,10 +638,10 @@ mod tests {
         let it = kinesis_shard_iterator(&state, br#"{"ShardId":"shardId-00000001700000000000-00000000","ShardIteratorType":"AFTER_SEQUENCE_NUMBER","StartingSequenceNumber":"100000000000000000000"}"#).unwrap();
         assert_eq!(it, r#"{"ShardIterator":"0:1"}"#);
         let body = kinesis_records(&state, br#"{"ShardIterator":"0:1","Limit":10000}"#).unwrap();
-        let page = crate::source::kinesis::decode::page(&body).unwrap();
+        let page = eddy::source::kinesis::decode::page(&body).unwrap();
         assert!(page.next_shard_iterator.is_none());
         assert_eq!(page.records.len(), 2);
-        let d = crate::source::kinesis::decode::record(&page.records[1], Some("PetTracker"), KINESIS_ARN).unwrap();
+        let d = eddy::source::kinesis::decode::record(&page.records[1], Some("PetTracker"), KINESIS_ARN).unwrap();
         assert_eq!(d.record.dynamodb.sequence_number, "100000000000000000002");
         assert_eq!(d.created_micros, Some(1_700_000_000_002_000));
     }
