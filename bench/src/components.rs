@@ -216,10 +216,10 @@ pub struct Case {
 pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: bool) -> anyhow::Result<String> {
     use std::sync::Arc;
 
-    use eddy::config::{Limits, ProcessorConfig};
     use eddy::dead_letter::file::FileDeadLetter;
     use eddy::pipeline::stats::Stats;
     use eddy::pipeline::{Pipeline, RouteSpec};
+    use eddy::wasm::config::{Limits, ProcessorConfig};
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let dir = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));

@@ -9,16 +9,20 @@ use anyhow::Context;
 
 use crate::access::Access;
 use crate::checkpoint::{local::LocalStore, CheckpointStore, PlanStore};
-use crate::config::{CheckpointConfig, Config, OnTrimmed, SinkConfig, SnapshotMode, SourceConfig, StartPosition};
+use crate::config::Config;
 use crate::coordinator::reader::ReaderSettings;
 use crate::coordinator::Coordinator;
 use crate::lease::dynamo::DynamoLeaseStore;
 use crate::lease::manager::{LeaseManager, SystemClock};
+use crate::lease::CheckpointConfig;
 use crate::lease::{Leases, LocalLeases};
 use crate::pipeline::Pipeline;
-use crate::source::aws::AwsStreams;
+use crate::source::dynamodb::config::{DynamodbSource, SnapshotMode};
+use crate::source::dynamodb::AwsStreams;
 use crate::source::file::FileStreams;
 use crate::source::kinesis::KinesisStreams;
+use crate::source::polling::{OnTrimmed, StartPosition, StreamPolling};
+use crate::source::SourceConfig;
 use crate::source::StreamsApi;
 use crate::stop::{Stop, StopHandle};
 
@@ -60,7 +64,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
         }
         SourceConfig::File(f) => {
             let api = FileStreams::open(&f.path)?;
-            let polling = crate::config::StreamPolling {
+            let polling = StreamPolling {
                 poll_interval: Duration::from_millis(10),
                 max_records_per_poll: f.max_records_per_poll,
                 max_consecutive_errors: 3,
@@ -69,7 +73,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 maximum_record_age: None,
                 parallelization_factor: 1,
                 shard_discovery_interval: Duration::from_millis(100),
-                stall_after: crate::config::defaults::stall_after(),
+                stall_after: crate::source::polling::defaults::STALL_AFTER,
             };
             Source {
                 stream_arn: api.stream_arn().to_owned(),
@@ -84,7 +88,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
 
 async fn lease_manager(
     config: &Config,
-    table: &crate::config::LeaseTableConfig,
+    table: &crate::lease::dynamo::LeaseTableConfig,
     stream: &str,
     access: Access,
     max_held: Option<usize>,
@@ -117,8 +121,8 @@ async fn leases_for(
     max_held: Option<usize>,
 ) -> anyhow::Result<(Arc<dyn Leases>, Arc<dyn PlanStore>)> {
     Ok(match &config.checkpoints {
-        CheckpointConfig::Local { path } => {
-            let store = Arc::new(LocalStore::open(path, config.name.as_deref(), stream)?);
+        CheckpointConfig::Local(local) => {
+            let store = Arc::new(LocalStore::open(&local.path, config.name.as_deref(), stream)?);
             (Arc::new(LocalLeases::new(Arc::clone(&store) as Arc<dyn CheckpointStore>)), store)
         }
         CheckpointConfig::Dynamodb(table) => {
@@ -180,19 +184,14 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
 }
 
 /// Everything that can be checked without the network and without creating anything: every
-/// processor's component exists, compiles, matches the contract and accepts its `config:`, and
-/// every sink's options make a sink. `eddy validate` runs it, and `eddy run` runs it first.
+/// processor's component exists, compiles, matches the contract and accepts its `config:` (each
+/// sink's options were checked when the file was loaded). `eddy validate` runs it, and `eddy
+/// run` loads the processors the same way before it creates anything.
 ///
 /// # Errors
-/// The first problem, naming the processor or sink.
+/// The first problem, naming the processor.
 pub fn check(config: &Config) -> anyhow::Result<()> {
     crate::pipeline::load_processors(config)?;
-    for (name, sink) in &config.sinks {
-        if let SinkConfig::CrateDb(c) = sink {
-            eddy_sink_cratedb::CrateDbSink::new(c, &config.timeouts, config.retry)
-                .map_err(|e| anyhow::anyhow!("sink {name}: {e}"))?;
-        }
-    }
     Ok(())
 }
 
@@ -204,9 +203,9 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
 /// # Errors
 /// The first problem, naming the key.
 pub async fn check_environment(config: &Config) -> anyhow::Result<()> {
-    if let CheckpointConfig::Local { path } = &config.checkpoints {
-        if path.exists() && !path.is_dir() {
-            anyhow::bail!("checkpoints.path: {} is a file; the checkpoints need a folder", path.display());
+    if let CheckpointConfig::Local(local) = &config.checkpoints {
+        if local.path.exists() && !local.path.is_dir() {
+            anyhow::bail!("checkpoints.path: {} is a file; the checkpoints need a folder", local.path.display());
         }
     }
     if let Some(m) = &config.metrics {
@@ -214,15 +213,7 @@ pub async fn check_environment(config: &Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {}: {e}", m.listen))?;
     }
     for (name, sink) in &config.sinks {
-        if let SinkConfig::Alternator(a) = sink {
-            let target = crate::aws::Target { region: a.region.as_deref(), endpoint: None };
-            if crate::aws::sdk_config(&target, &config.timeouts).await.region().is_none() {
-                anyhow::bail!(
-                    "sinks.{name}: no region to sign requests with: set sinks.{name}.region (or source.region, or \
-                     AWS_REGION)"
-                );
-            }
-        }
+        sink.check_environment(name, &config.timeouts).await?;
     }
     Ok(())
 }
@@ -301,8 +292,7 @@ pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> an
         // The stream, if the table has one, so that `run` with `first_run` can continue from it.
         let stream = match info.live_stream_arn() {
             Some(arn) => {
-                let with_arn =
-                    crate::config::DynamodbSource { stream_arn: Some(arn.to_owned()), table: None, ..s.clone() };
+                let with_arn = DynamodbSource { stream_arn: Some(arn.to_owned()), table: None, ..s.clone() };
                 Some(AwsStreams::connect(&with_arn, &config.timeouts, &config.retry).await?)
             }
             None => None,
@@ -337,10 +327,11 @@ async fn dead_letter_source(
 ) -> anyhow::Result<Arc<dyn crate::dead_letter::DeadLetterStore>> {
     match from {
         Some(text) => {
-            let destination = crate::dead_letter::parse_destination(text, config)?;
-            crate::dead_letter::open_destination(&destination, config, Access::Inspect).await
+            let destination =
+                crate::dead_letter::parse_destination(text, &config.source.inherited(), &config.dead_letter)?;
+            crate::dead_letter::open(&destination, &config.timeouts, config.retry, Access::Inspect).await
         }
-        None => crate::dead_letter::open_destination(&config.dead_letter, config, Access::Inspect).await,
+        None => crate::dead_letter::open(&config.dead_letter, &config.timeouts, config.retry, Access::Inspect).await,
     }
 }
 
@@ -424,7 +415,7 @@ async fn newest_check(config: &Config) -> anyhow::Result<Box<dyn crate::dead_let
 
 /// `source.stall_after` (the default for a file source).
 fn stall_after(config: &Config) -> Duration {
-    config.source.polling().map_or_else(crate::config::defaults::stall_after, |p| p.stall_after)
+    config.source.polling().map_or_else(crate::source::polling::defaults::stall_after, |p| p.stall_after)
 }
 
 /// The key of `table`'s snapshot in the checkpoint store: its segments and its plan.
@@ -433,10 +424,7 @@ fn snapshot_key(table: &crate::aws::TableInfo) -> String {
 }
 
 /// DescribeTable of the source's table (`table`, or the table named in `stream_arn`).
-async fn describe_source_table(
-    config: &Config,
-    s: &crate::config::DynamodbSource,
-) -> anyhow::Result<crate::aws::TableInfo> {
+async fn describe_source_table(config: &Config, s: &DynamodbSource) -> anyhow::Result<crate::aws::TableInfo> {
     let table = match (&s.table, &s.stream_arn) {
         (Some(t), _) => t.clone(),
         (None, Some(arn)) => arn
@@ -455,7 +443,7 @@ async fn describe_source_table(
 /// shards).
 async fn prepare_snapshot(
     config: &Config,
-    s: &crate::config::DynamodbSource,
+    s: &DynamodbSource,
     stream: Option<(&str, &dyn StreamsApi)>,
 ) -> anyhow::Result<(crate::snapshot::Snapshot, crate::snapshot::Plan)> {
     use crate::snapshot::scan::{ScanSegments, ScanSettings};
@@ -485,7 +473,7 @@ async fn prepare_snapshot(
         // Scan pages are not stream records: no age limit, no records-per-second budget (the
         // scan has its own), nothing trimmed.
         settings: ReaderSettings::new(
-            &crate::config::StreamPolling {
+            &StreamPolling {
                 poll_interval: Duration::from_millis(50),
                 max_records_per_poll: s.max_records_per_poll,
                 max_consecutive_errors: s.max_consecutive_errors,
@@ -494,7 +482,7 @@ async fn prepare_snapshot(
                 maximum_record_age: None,
                 parallelization_factor: 1,
                 shard_discovery_interval: Duration::from_secs(10),
-                stall_after: crate::config::defaults::stall_after(),
+                stall_after: crate::source::polling::defaults::STALL_AFTER,
             },
             config.retry,
         ),

@@ -26,6 +26,7 @@ pub mod plugin_test;
 pub mod sinks;
 pub mod snapshot;
 pub mod source;
+pub mod spec;
 pub mod stop;
 #[cfg(test)]
 pub(crate) mod testing;

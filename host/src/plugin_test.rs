@@ -19,9 +19,9 @@ use anyhow::Context;
 use eddy_record::ChangeRecord;
 use serde_json::{json, Value};
 
-use crate::config::{Limits, ProcessorConfig};
 use crate::pipeline::isolate;
 use crate::source::file::Place;
+use crate::wasm::config::{Limits, ProcessorConfig};
 use crate::wasm::{self, Verdict};
 
 /// Runs `wasm` (initialised with `config_json`) on every record of `input` in batches of

@@ -25,6 +25,25 @@ use serde::{Deserialize, Serialize};
 
 use super::{Checkpoint, CheckpointError, CheckpointStore};
 
+/// `checkpoints: {type: local, path}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalCheckpoints {
+    /// The folder (default `.eddy/state`, relative to the pipeline file's folder).
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+}
+
+impl Default for LocalCheckpoints {
+    fn default() -> Self {
+        Self { path: default_path() }
+    }
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from(".eddy/state")
+}
+
 /// Checkpoint files of one stream.
 pub struct LocalStore {
     dir: PathBuf,

@@ -76,8 +76,8 @@ pub fn execute(command: PluginCommand) -> ExitCode {
 }
 
 fn plugin_test(wasm: &Path, config: &str, input: &Path, batch_size: usize, memory: &str, timeout: &str) -> ExitCode {
-    let limits = match (eddy::config::parse_size(memory), humantime::parse_duration(timeout)) {
-        (Ok(memory_bytes), Ok(timeout)) => eddy::config::Limits { memory_bytes, timeout },
+    let limits = match (eddy::spec::units::parse_size(memory), humantime::parse_duration(timeout)) {
+        (Ok(memory_bytes), Ok(timeout)) => eddy::wasm::config::Limits { memory_bytes, timeout },
         (Err(e), _) => return usage(&format!("--memory: {e}")),
         (_, Err(e)) => return usage(&format!("--timeout: {e}")),
     };

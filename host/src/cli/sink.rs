@@ -77,7 +77,7 @@ fn sink_preview(config: &Path, sink: &str, input: &Path, batch_size: usize) -> E
     }
     for chunk in records.chunks(batch_size.max(1)) {
         let batch: Vec<&eddy_record::ChangeRecord> = chunk.iter().map(|(_, r)| r).collect();
-        for ((slot, _), value) in chunk.iter().zip(eddy::sinks::preview(sink_config, &batch)) {
+        for ((slot, _), value) in chunk.iter().zip(eddy::sinks::preview(sink_config.as_ref(), &batch)) {
             lines[*slot] = Some(value);
         }
     }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::locate::Seg;
+use crate::spec::Seg;
 
 /// The key path of every key that appears a second (or later) time in its mapping, in file
 /// order. Text that is not valid YAML yields what was walked before the error (the parse that
@@ -142,7 +142,7 @@ impl<'de> Visitor<'de> for KeyText {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::locate::{parse, render};
+    use crate::spec::path::{parse, render};
 
     #[test]
     fn finds_repeated_keys_at_any_depth() {

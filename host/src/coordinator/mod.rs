@@ -23,9 +23,9 @@ use tokio::task::JoinSet;
 pub mod reader;
 
 use crate::checkpoint::Checkpoint;
-use crate::config::StartPosition;
 use crate::lease::Leases;
 use crate::pipeline::Pipeline;
+use crate::source::polling::StartPosition;
 use crate::source::{IteratorPosition, ShardInfo, StreamsApi, StreamsError};
 use crate::stop::{Stop, StopHandle};
 use reader::{ReaderExit, ReaderSettings, ShardReader};

@@ -26,10 +26,10 @@ use anyhow::bail;
 use eddy_sink_api::RetryPolicy;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use crate::config::OnTrimmed;
 use crate::health::{Trouble, Watch};
 use crate::pipeline::lanes::{Lanes, PageWork};
 use crate::pipeline::{Batch, Held, PipelineError, Worker};
+use crate::source::polling::OnTrimmed;
 use crate::source::{IteratorPosition, Resume, StreamsApi, StreamsError};
 use crate::stop::Stop;
 
@@ -63,7 +63,7 @@ pub struct ReaderSettings {
 
 impl ReaderSettings {
     /// Settings with a source's polling keys; no snapshot cut-off, no poll spacing.
-    pub fn new(polling: &crate::config::StreamPolling, retry: RetryPolicy) -> Self {
+    pub fn new(polling: &crate::source::polling::StreamPolling, retry: RetryPolicy) -> Self {
         Self {
             poll_interval: polling.poll_interval,
             max_records_per_poll: polling.max_records_per_poll,

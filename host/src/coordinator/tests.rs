@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::config::{OnTrimmed, StreamPolling};
 use crate::lease::LocalLeases;
+use crate::source::polling::{OnTrimmed, StreamPolling};
 use crate::testing::{self, MemoryCheckpoints, MemoryDeadLetter, RecordingSink, ScriptedShard, ScriptedStreams};
 
 fn settings() -> ReaderSettings {
@@ -20,7 +20,7 @@ fn settings() -> ReaderSettings {
             maximum_record_age: None,
             parallelization_factor: 1,
             shard_discovery_interval: Duration::from_secs(1),
-            stall_after: crate::config::defaults::stall_after(),
+            stall_after: crate::source::polling::defaults::STALL_AFTER,
         },
         eddy_sink_api::RetryPolicy::default(),
     )

@@ -16,10 +16,25 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, DeleteRequest, KeyType, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use eddy_sink_api::{RetryPolicy, Timeouts};
+use serde::Deserialize;
 
 use super::{DeadLetterStore, Entry, Stored};
 use crate::aws::sdk_call::{attempt, retried};
-use crate::config::DeadLetterTable;
+
+/// `dead_letter: {type: dynamodb, table, endpoint?, region?}`: the table is created with
+/// on-demand billing if missing; `endpoint` and `region` default to the source's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterTable {
+    /// The table's name.
+    pub table: String,
+    /// A DynamoDB-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
 
 /// DynamoDB's item size limit, less room for the other attributes.
 const MAX_ENTRY_BYTES: usize = 400 * 1024 - 4 * 1024;

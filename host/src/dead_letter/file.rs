@@ -40,6 +40,14 @@ fn complete_length(file: &std::fs::File) -> std::io::Result<u64> {
     Ok(0)
 }
 
+/// `dead_letter: {type: file, path}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDestination {
+    /// The file (relative paths resolve against the pipeline file's folder).
+    pub path: PathBuf,
+}
+
 /// The dead-letter file.
 pub struct FileDeadLetter {
     path: PathBuf,

@@ -30,8 +30,76 @@ use eddy_record::ChangeRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Access;
-use crate::config::{Config, DeadLetterConfig};
+use crate::spec::{Inherited, Problem};
 use crate::stop::Stop;
+
+/// `dead_letter:`: where records that cannot be delivered are persisted (Lambda's on-failure
+/// destination), one variant per destination type.
+#[derive(Debug, Clone)]
+pub enum DeadLetterConfig {
+    /// `type: file`: JSONL, appended and flushed to disk before the shard checkpoints past them.
+    File(file::FileDestination),
+    /// `type: dynamodb`: one item per entry in a table shared by every worker.
+    Dynamodb(dynamodb::DeadLetterTable),
+    /// `type: s3`: one object of JSON lines per failed batch, in a bucket every worker shares.
+    S3(s3::DeadLetterBucket),
+    /// `type: sqs`: one message per entry in a queue every worker shares.
+    Sqs(sqs::DeadLetterQueue),
+}
+
+/// The destination types: each `type:` name and how its section is read. Adding one is a file
+/// of its own, a variant of [`DeadLetterConfig`] and a line here.
+pub const TYPES: &[(&str, crate::spec::Parse<DeadLetterConfig>)] = &[
+    ("file", |v| crate::spec::deserialize(v).map(DeadLetterConfig::File)),
+    ("dynamodb", |v| crate::spec::deserialize(v).map(DeadLetterConfig::Dynamodb)),
+    ("s3", |v| crate::spec::deserialize(v).map(DeadLetterConfig::S3)),
+    ("sqs", |v| crate::spec::deserialize(v).map(DeadLetterConfig::Sqs)),
+];
+
+impl Default for DeadLetterConfig {
+    /// `.eddy/dead-letter.jsonl` (resolved against the pipeline file's folder).
+    fn default() -> Self {
+        DeadLetterConfig::File(file::FileDestination { path: ".eddy/dead-letter.jsonl".into() })
+    }
+}
+
+impl DeadLetterConfig {
+    /// What the section's parser cannot see.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            DeadLetterConfig::Sqs(q) => q.problems(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Resolves a relative file path against `base`, and fills the endpoint and region a table,
+    /// bucket or queue inherits from the source.
+    pub fn complete(&mut self, base: &std::path::Path, inherited: &Inherited<'_>) {
+        match self {
+            DeadLetterConfig::File(f) => {
+                if f.path.is_relative() {
+                    f.path = base.join(&f.path);
+                }
+            }
+            DeadLetterConfig::Dynamodb(t) => inherited.fill(&mut t.endpoint, &mut t.region),
+            DeadLetterConfig::S3(b) => inherited.fill(&mut b.endpoint, &mut b.region),
+            DeadLetterConfig::Sqs(q) => inherited.fill(&mut q.endpoint, &mut q.region),
+        }
+    }
+
+    /// The file it writes, if it is a file (no sink may write the same one).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            DeadLetterConfig::File(f) => Some(&f.path),
+            _ => None,
+        }
+    }
+}
+
+/// Where the dead letter's overflow objects and the S3 destination put their keys by default.
+fn default_prefix() -> String {
+    "eddy-dead-letter/".to_owned()
+}
 
 /// Why [`DeadLetterStore::list`] is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,75 +288,69 @@ pub trait DeadLetterStore: Send + Sync {
 }
 
 /// Parses a `--from` destination: `file:PATH`, `dynamodb:TABLE`, `s3://BUCKET/PREFIX` or
-/// `sqs:QUEUE` (a name or URL). The endpoint and region are the source's; an SQS queue takes the
-/// overflow bucket and visibility timeout of the configured dead letter when that is SQS too.
+/// `sqs:QUEUE` (a name or URL), at the source's endpoint and region (`inherited`). An SQS queue
+/// takes the overflow bucket and visibility timeout of the `configured` dead letter when that is
+/// SQS too.
 ///
 /// # Errors
 /// When the text is none of these.
-pub fn parse_destination(text: &str, config: &Config) -> anyhow::Result<DeadLetterConfig> {
-    let (endpoint, region) =
-        config.source.endpoint_and_region().map(|(e, r)| (e.clone(), r.clone())).unwrap_or_default();
+pub fn parse_destination(
+    text: &str,
+    inherited: &Inherited<'_>,
+    configured: &DeadLetterConfig,
+) -> anyhow::Result<DeadLetterConfig> {
+    let (endpoint, region) = (inherited.endpoint.map(str::to_owned), inherited.region.map(str::to_owned));
     if let Some((bucket, prefix)) = text.strip_prefix("s3://").map(|rest| rest.split_once('/').unwrap_or((rest, ""))) {
         if !bucket.is_empty() {
             let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
-            return Ok(DeadLetterConfig::S3(crate::config::DeadLetterBucket { bucket, prefix, endpoint, region }));
+            return Ok(DeadLetterConfig::S3(s3::DeadLetterBucket { bucket, prefix, endpoint, region }));
         }
     }
     match text.split_once(':') {
-        Some(("file", path)) if !path.is_empty() => Ok(DeadLetterConfig::File { path: path.into() }),
+        Some(("file", path)) if !path.is_empty() => {
+            Ok(DeadLetterConfig::File(file::FileDestination { path: path.into() }))
+        }
         Some(("sqs", queue)) if !queue.is_empty() => {
-            let mut from = match &config.dead_letter {
+            let mut from = match configured {
                 DeadLetterConfig::Sqs(configured) => configured.clone(),
-                _ => crate::config::DeadLetterQueue::named(queue),
+                _ => sqs::DeadLetterQueue::named(queue),
             };
             (from.queue, from.endpoint, from.region) = (queue.to_owned(), endpoint, region);
             Ok(DeadLetterConfig::Sqs(from))
         }
         Some(("dynamodb", table)) if !table.is_empty() => {
-            Ok(DeadLetterConfig::Dynamodb(crate::config::DeadLetterTable { table: table.to_owned(), endpoint, region }))
+            Ok(DeadLetterConfig::Dynamodb(dynamodb::DeadLetterTable { table: table.to_owned(), endpoint, region }))
         }
         _ => anyhow::bail!("--from {text:?}: expected file:PATH, dynamodb:TABLE, s3://BUCKET/PREFIX or sqs:QUEUE"),
     }
 }
 
-/// Opens the destination `config` names (creating a file and its folder, or a table, when
-/// missing).
-///
-/// # Errors
-/// When it cannot be opened or created.
-pub async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<dyn DeadLetterStore>> {
-    open_destination(&config.dead_letter, config, Access::Work).await
-}
-
-/// Opens `destination` with `config`'s timeouts and retry policy. With [`Access::Work`] a missing
+/// Opens `destination` with these timeouts and retry policy. With [`Access::Work`] a missing
 /// file (and its folder) or table is created; with [`Access::Inspect`] it is an error that says
 /// it does not exist (buckets and queues are never created).
 ///
 /// # Errors
-/// As [`open`], and a missing file or table to inspect.
-pub async fn open_destination(
+/// When it cannot be opened or created, or it is missing and is to be inspected.
+pub async fn open(
     destination: &DeadLetterConfig,
-    config: &Config,
+    timeouts: &eddy_sink_api::Timeouts,
+    retry: eddy_sink_api::RetryPolicy,
     access: Access,
 ) -> anyhow::Result<std::sync::Arc<dyn DeadLetterStore>> {
     Ok(match destination {
-        DeadLetterConfig::File { path } => {
-            if access == Access::Inspect && !path.exists() {
+        DeadLetterConfig::File(f) => {
+            if access == Access::Inspect && !f.path.exists() {
                 anyhow::bail!(
                     "the dead letter {} does not exist (nothing was dead-lettered there yet, or the path is wrong)",
-                    path.display()
+                    f.path.display()
                 );
             }
-            std::sync::Arc::new(file::FileDeadLetter::open(path)?)
+            std::sync::Arc::new(file::FileDeadLetter::open(&f.path)?)
         }
         DeadLetterConfig::Dynamodb(table) => {
-            std::sync::Arc::new(dynamodb::DynamoDeadLetter::open(table, &config.timeouts, config.retry, access).await?)
+            std::sync::Arc::new(dynamodb::DynamoDeadLetter::open(table, timeouts, retry, access).await?)
         }
-        DeadLetterConfig::S3(bucket) => {
-            std::sync::Arc::new(s3::S3DeadLetter::open(bucket, &config.timeouts, config.retry).await?)
-        }
-        DeadLetterConfig::Sqs(queue) => {
-            std::sync::Arc::new(sqs::SqsDeadLetter::open(queue, &config.timeouts, config.retry).await?)
-        }
+        DeadLetterConfig::S3(bucket) => std::sync::Arc::new(s3::S3DeadLetter::open(bucket, timeouts, retry).await?),
+        DeadLetterConfig::Sqs(queue) => std::sync::Arc::new(sqs::SqsDeadLetter::open(queue, timeouts, retry).await?),
     })
 }

@@ -16,9 +16,29 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use eddy_sink_api::{RetryPolicy, Timeouts};
+use serde::Deserialize;
 
 use super::{DeadLetterStore, Entry, Stored};
 use crate::aws::sdk_call::{attempt_on, retried};
+
+/// `dead_letter: {type: s3, bucket, prefix?, endpoint?, region?}`: the bucket must exist;
+/// `endpoint` (an S3-compatible server such as moto or MinIO, addressed by path) and `region`
+/// default to the source's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterBucket {
+    /// The bucket's name.
+    pub bucket: String,
+    /// Where in the bucket the objects go. Default `eddy-dead-letter/`.
+    #[serde(default = "super::default_prefix")]
+    pub prefix: String,
+    /// An S3-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
 
 /// Classifies an S3 error; throttling (`SlowDown`) counts under `api="s3"`.
 fn attempt<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> crate::aws::sdk_call::Attempt
@@ -28,7 +48,6 @@ where
 {
     attempt_on("s3", e)
 }
-use crate::config::DeadLetterBucket;
 
 /// The dead-letter bucket.
 pub struct S3DeadLetter {

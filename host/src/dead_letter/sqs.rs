@@ -29,6 +29,7 @@
 //! in several runs of `replay`.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
@@ -44,8 +45,70 @@ use serde::{Deserialize, Serialize};
 use super::s3::{object_key, Bucket};
 use super::{DeadLetterStore, Entry, Intent, Stored};
 use crate::aws::sdk_call::{attempt_on, retried, Attempt};
-use crate::config::DeadLetterQueue;
 use crate::stop::Stop;
+
+/// `dead_letter: {type: sqs, queue, overflow_bucket?, overflow_prefix?, visibility_timeout?,
+/// endpoint?, region?}`: the queue must exist and be a standard queue; `endpoint` and `region`
+/// default to the source's, and also serve the overflow bucket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQueue {
+    /// The queue's name, or its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`). A standard
+    /// queue: a FIFO queue is refused (it hands a reader at most 10 messages of a group at a
+    /// time, so a replay could not read it whole).
+    pub queue: String,
+    /// An existing bucket for entries larger than the queue's `MaximumMessageSize` (256 KiB on
+    /// queues made before August 2025, 1 MiB since): the entry goes there and the message is a
+    /// pointer in the SQS Extended Client Library's format. Without it such an entry cannot be
+    /// written, and its shard stops advancing until it is set.
+    #[serde(default)]
+    pub overflow_bucket: Option<String>,
+    /// Where in `overflow_bucket` those entries go. Default `eddy-dead-letter/`.
+    #[serde(default = "super::default_prefix")]
+    pub overflow_prefix: String,
+    /// How long `eddy dead-letter replay` hides the messages it reads from other readers of the
+    /// queue (SQS's visibility timeout; messages not removed are made visible again when it
+    /// finishes, and a replay killed with SIGKILL leaves them hidden this long). `list` hides a
+    /// message for at most 20s. At most 12h. Default 15m.
+    #[serde(default = "default_visibility_timeout", deserialize_with = "crate::spec::units::duration")]
+    pub visibility_timeout: Duration,
+    /// An SQS-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+fn default_visibility_timeout() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl DeadLetterQueue {
+    /// Queue `queue` with every other key at its default (no overflow bucket; the source's
+    /// endpoint and region are filled in by the caller).
+    pub fn named(queue: &str) -> Self {
+        Self {
+            queue: queue.to_owned(),
+            overflow_bucket: None,
+            overflow_prefix: super::default_prefix(),
+            visibility_timeout: default_visibility_timeout(),
+            endpoint: None,
+            region: None,
+        }
+    }
+}
+
+impl DeadLetterQueue {
+    /// What a parser cannot see: a visibility timeout out of SQS's limits.
+    pub fn problems(&self) -> Vec<crate::spec::Problem> {
+        let hours12 = std::time::Duration::from_secs(12 * 3600);
+        if self.visibility_timeout < std::time::Duration::from_secs(1) || self.visibility_timeout > hours12 {
+            return vec![crate::spec::Problem::at("visibility_timeout", "must be between 1s and 12h (SQS's limits)")];
+        }
+        Vec::new()
+    }
+}
 
 /// The SQS Extended Client Library's pointer class name, the first element of a pointer message.
 const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";

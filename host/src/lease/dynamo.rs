@@ -23,14 +23,51 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, KeyType};
 use aws_sdk_dynamodb::Client;
 use eddy_sink_api::{RetryPolicy, Timeouts};
+use serde::Deserialize;
 
 use super::store::{Change, Lease, LeaseStore};
 use crate::aws::sdk_call::{attempt, Attempt};
 use crate::checkpoint::Checkpoint;
-use crate::config::LeaseTableConfig;
 use crate::source::ShardInfo;
 
 const SHARD_END: &str = "SHARD_END";
+
+/// `checkpoints: {type: dynamodb, table, lease_duration, endpoint?, region?}`: one row per shard
+/// with its owner, lease counter, checkpoint and parent, in a DynamoDB table (created with
+/// on-demand billing if missing). `endpoint` and `region` default to the source's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseTableConfig {
+    /// The lease table's name.
+    pub table: String,
+    /// How long a lease whose counter does not move stays its owner's, as seen by another worker.
+    /// Owners renew every third of it. Default 10s.
+    #[serde(default = "lease_duration", deserialize_with = "crate::spec::units::duration")]
+    pub lease_duration: std::time::Duration,
+    /// A DynamoDB-compatible endpoint; default: the source's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region; default: the source's.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// `checkpoints.lease_duration`'s default (README shows the same; a test compares them).
+pub const LEASE_DURATION: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The smallest `lease_duration` (owners renew every third of it).
+pub const MIN_LEASE_DURATION: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn lease_duration() -> std::time::Duration {
+    LEASE_DURATION
+}
+
+impl LeaseTableConfig {
+    /// What a parser cannot see: a lease duration below the minimum.
+    pub fn problems(&self) -> Vec<crate::spec::Problem> {
+        crate::spec::at_least("lease_duration", self.lease_duration, MIN_LEASE_DURATION).into_iter().collect()
+    }
+}
 
 /// The lease rows of one stream in a DynamoDB table.
 pub struct DynamoLeaseStore {

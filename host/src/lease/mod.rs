@@ -22,6 +22,52 @@ use async_trait::async_trait;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::source::ShardInfo;
+use crate::spec::Problem;
+
+/// `checkpoints:`: where each shard's progress is kept, one variant per type.
+#[derive(Debug, Clone)]
+pub enum CheckpointConfig {
+    /// `type: local`: crash-safe files under `path`, for one process.
+    Local(crate::checkpoint::local::LocalCheckpoints),
+    /// `type: dynamodb`: a lease table shared by every eddy process reading the stream.
+    Dynamodb(dynamo::LeaseTableConfig),
+}
+
+/// The checkpoint store types: each `type:` name and how its section is read.
+pub const TYPES: &[(&str, crate::spec::Parse<CheckpointConfig>)] = &[
+    ("local", |v| crate::spec::deserialize(v).map(CheckpointConfig::Local)),
+    ("dynamodb", |v| crate::spec::deserialize(v).map(CheckpointConfig::Dynamodb)),
+];
+
+impl Default for CheckpointConfig {
+    /// Local checkpoints in `.eddy/state` (resolved against the pipeline file's folder).
+    fn default() -> Self {
+        CheckpointConfig::Local(crate::checkpoint::local::LocalCheckpoints::default())
+    }
+}
+
+impl CheckpointConfig {
+    /// What the section's parser cannot see.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            CheckpointConfig::Local(_) => Vec::new(),
+            CheckpointConfig::Dynamodb(t) => t.problems(),
+        }
+    }
+
+    /// Resolves relative paths against `base`, and fills what the lease table inherits from
+    /// the source.
+    pub fn complete(&mut self, base: &std::path::Path, inherited: &crate::spec::Inherited<'_>) {
+        match self {
+            CheckpointConfig::Local(l) => {
+                if l.path.is_relative() {
+                    l.path = base.join(&l.path);
+                }
+            }
+            CheckpointConfig::Dynamodb(t) => inherited.fill(&mut t.endpoint, &mut t.region),
+        }
+    }
+}
 
 /// What the lease store says after a [`Leases::sync`].
 #[derive(Debug, Default)]

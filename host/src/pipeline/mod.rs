@@ -89,9 +89,8 @@ impl Pipeline {
     pub async fn build(config: &Config, processors: BTreeMap<String, Arc<wasm::Processor>>) -> anyhow::Result<Self> {
         let mut sinks = BTreeMap::new();
         for (name, s) in &config.sinks {
-            let sink =
-                crate::sinks::build(s, config.retry, &config.timeouts).await.with_context(|| format!("sink {name}"))?;
-            sinks.insert(name.clone(), SinkSlot { name: name.clone(), kind: crate::sinks::kind(s), sink });
+            let sink = s.build(config.retry, &config.timeouts).await.with_context(|| format!("sink {name}"))?;
+            sinks.insert(name.clone(), SinkSlot { name: name.clone(), kind: s.kind(), sink });
         }
         let routes = config
             .routes
@@ -110,7 +109,9 @@ impl Pipeline {
             .collect();
         Ok(Self::new(
             routes,
-            crate::dead_letter::open(config).await.context("dead_letter")?,
+            crate::dead_letter::open(&config.dead_letter, &config.timeouts, config.retry, crate::access::Access::Work)
+                .await
+                .context("dead_letter")?,
             Arc::new(Stats::new(config.sinks.keys(), config.routes.iter().map(|r| &r.name))),
         ))
     }

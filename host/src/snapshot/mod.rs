@@ -28,11 +28,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, PlanStore};
-use crate::config::StartPosition;
 use crate::coordinator::reader::ReaderSettings;
 use crate::coordinator::Coordinator;
 use crate::lease::Leases;
 use crate::pipeline::Pipeline;
+use crate::source::polling::StartPosition;
 use crate::source::{StreamDescription, StreamsApi};
 use crate::stop::{Stop, StopHandle};
 use scan::ScanSegments;

@@ -20,6 +20,29 @@ use eddy_record::ChangeRecord;
 
 use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError, Undecodable};
 
+/// `source: {type: file, path}`: change records from a JSONL file, one per line in Lambda's
+/// shape. At the end of the file eddy drains, checkpoints and exits 0.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// The JSONL file (relative paths resolve against the pipeline file's folder).
+    pub path: PathBuf,
+    /// How many lines make one batch, 1 to 1000. Default 1000.
+    #[serde(default = "super::polling::defaults::max_records_per_poll")]
+    pub max_records_per_poll: u32,
+}
+
+impl FileSource {
+    /// What a parser cannot see: the batch size's range.
+    pub fn problems(&self) -> Vec<crate::spec::Problem> {
+        let mut out = Vec::new();
+        if !(1..=1000).contains(&self.max_records_per_poll) {
+            out.push(crate::spec::Problem::at("max_records_per_poll", "must be between 1 and 1000"));
+        }
+        out
+    }
+}
+
 /// The shard id of a file source.
 pub const SHARD: &str = "file";
 

@@ -1,17 +1,19 @@
 //! The source: the streams API and the records it yields.
 //!
 //! [`StreamsApi`] is the seam between eddy and a sharded change stream (DescribeStream,
-//! GetShardIterator, GetRecords). [`aws::AwsStreams`] implements it on DynamoDB Streams (the AWS
-//! SDK for the control plane, eddy's signed client and the `wire` decoder for GetRecords),
-//! [`kinesis::KinesisStreams`] on a Kinesis data stream that DynamoDB writes its changes to,
-//! [`file::FileStreams`] over a JSONL file; tests can implement it with a scripted shard
-//! topology. This module depends on nothing else of eddy's but the config: the coordinator
-//! (`crate::coordinator`) drives it, the lease store and the pipeline use its types.
+//! GetShardIterator, GetRecords). Each source type is a folder of its own, with its section of
+//! the pipeline file beside it: [`dynamodb`] (DynamoDB Streams: the AWS SDK for the control
+//! plane, eddy's signed client and the `wire` decoder for GetRecords), [`kinesis`] (a Kinesis
+//! data stream that DynamoDB writes its changes to), [`file`] (a JSONL file); tests implement it
+//! with a scripted shard topology. [`TYPES`] is the registry of `type:` names. This module
+//! depends on nothing else of eddy's but `spec` and `aws`: the coordinator drives it, the lease
+//! store and the pipeline use its types.
 
-pub mod aws;
+pub mod dynamodb;
 mod fields;
 pub mod file;
 pub mod kinesis;
+pub mod polling;
 #[cfg(test)]
 mod sdk_reference;
 mod wire;
@@ -20,6 +22,68 @@ pub use wire::decode_page as decode_get_records;
 
 use async_trait::async_trait;
 use eddy_record::{ChangeRecord, StreamViewType};
+
+use crate::spec::Problem;
+use polling::StreamPolling;
+
+/// `source:`, the stream to read: one variant per source type.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// `type: dynamodb`
+    Dynamodb(dynamodb::config::DynamodbSource),
+    /// `type: kinesis`
+    Kinesis(kinesis::config::KinesisSource),
+    /// `type: file`
+    File(file::FileSource),
+}
+
+/// The source types: each `type:` name and how its section is read. Adding a source type is a
+/// folder of its own, a variant of [`SourceConfig`] and a line here.
+pub const TYPES: &[(&str, crate::spec::Parse<SourceConfig>)] = &[
+    ("dynamodb", |v| crate::spec::deserialize(v).map(SourceConfig::Dynamodb)),
+    ("kinesis", |v| crate::spec::deserialize(v).map(SourceConfig::Kinesis)),
+    ("file", |v| crate::spec::deserialize(v).map(SourceConfig::File)),
+];
+
+impl SourceConfig {
+    /// The polling keys of a stream source; `None` for the file source.
+    pub fn polling(&self) -> Option<StreamPolling> {
+        match self {
+            SourceConfig::Dynamodb(s) => Some(s.polling()),
+            SourceConfig::Kinesis(s) => Some(s.polling()),
+            SourceConfig::File(_) => None,
+        }
+    }
+
+    /// The source's `endpoint` and `region` (AWS sources only): what the lease table, the dead
+    /// letter and Alternator sinks inherit.
+    pub fn inherited(&self) -> crate::spec::Inherited<'_> {
+        let (endpoint, region) = match self {
+            SourceConfig::Dynamodb(s) => (s.endpoint.as_deref(), s.region.as_deref()),
+            SourceConfig::Kinesis(s) => (s.endpoint.as_deref(), s.region.as_deref()),
+            SourceConfig::File(_) => (None, None),
+        };
+        crate::spec::Inherited { endpoint, region }
+    }
+
+    /// What the section's parser cannot see.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            SourceConfig::Dynamodb(s) => s.problems(),
+            SourceConfig::Kinesis(s) => s.problems(),
+            SourceConfig::File(f) => f.problems(),
+        }
+    }
+
+    /// Resolves relative paths against `base` (the pipeline file's folder).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let SourceConfig::File(f) = self {
+            if f.path.is_relative() {
+                f.path = base.join(&f.path);
+            }
+        }
+    }
+}
 
 /// One shard as DescribeStream (or Kinesis' ListShards) reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

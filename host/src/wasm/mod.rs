@@ -16,6 +16,7 @@
 //! components built for `wasm32-wasip2` load, but every capability is denied.
 
 mod batch;
+pub mod config;
 mod convert;
 mod guest_output;
 mod host;
@@ -33,7 +34,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use eddy_record::ChangeRecord;
 
-use crate::config::{Limits, ProcessorConfig};
+use config::{Limits, ProcessorConfig};
 pub use convert::{to_record, GuestChange, Verdict};
 use images::{LentRecords, MAX_UNDROPPED_IMAGES};
 pub use reload::Processor;

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use super::config::ProcessorConfig;
 use super::{Component, Runtime};
-use crate::config::ProcessorConfig;
 use crate::stop::Stop;
 
 /// How often component files are checked for changes. A change is loaded once the file has

@@ -17,6 +17,7 @@
 //! Iterators handed to the reader carry their shard (`SHARD/ITERATOR`), so that each page is
 //! checked against its shard's memory.
 
+pub mod config;
 pub mod decode;
 mod one_pass;
 pub mod recency;
@@ -35,7 +36,7 @@ use eddy_record::StreamViewType;
 use eddy_sink_api::{RetryPolicy, Timeouts};
 
 use super::{IteratorPosition, RecordsPage, Resume, ShardInfo, StreamDescription, StreamsApi, StreamsError};
-use crate::config::KinesisSource;
+use config::KinesisSource;
 use recency::{Recency, Verdict};
 
 /// Kinesis allows 5 GetRecords calls per second per shard (Kinesis quotas): readers wait this

@@ -1,11 +1,12 @@
 //! `source: {type: kinesis, ...}`: DynamoDB changes read from a Kinesis data stream (see
-//! [`crate::source::kinesis`]).
+//! [`crate::source::kinesis`]), with each default declared once.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{defaults, units, OnTrimmed, StartPosition};
+use crate::source::polling::{defaults, OnTrimmed, StartPosition, StreamPolling};
+use crate::spec::{at_least, units, Problem};
 
 /// `source: {type: kinesis, stream_name | stream_arn, ...}`: a Kinesis data stream carrying the
 /// JSON change records DynamoDB writes to a Kinesis destination (as cratedb-toolkit's
@@ -61,11 +62,11 @@ pub struct KinesisSource {
     /// (stage `record_age`) instead of the routes, and count in
     /// `eddy_records_dead_lettered_total{stage="record_age"}`: Lambda's
     /// MaximumRecordAgeInSeconds. At least 1s. Default: no limit.
-    #[serde(default, deserialize_with = "super::opt_duration")]
+    #[serde(default, deserialize_with = "units::opt_duration")]
     pub maximum_record_age: Option<Duration>,
     /// How many lanes write one shard's page at once (Lambda's ParallelizationFactor), 1 to 10:
     /// records are split by a hash of their key, so each item's changes stay in order, and the
-    /// shard checkpoints once every lane acknowledged (see [`crate::pipeline::lanes`]). Default 1.
+    /// shard checkpoints once every lane acknowledged (see `pipeline::lanes`). Default 1.
     #[serde(default = "defaults::parallelization_factor")]
     pub parallelization_factor: u32,
     /// A shard that has records to read but whose checkpoint has not moved for this long is
@@ -87,4 +88,51 @@ fn kinesis_poll_interval() -> Duration {
 
 fn recent_keys_per_shard() -> usize {
     10_000
+}
+
+impl KinesisSource {
+    /// The polling keys, as the reader takes them.
+    pub fn polling(&self) -> StreamPolling {
+        StreamPolling {
+            poll_interval: self.poll_interval,
+            max_records_per_poll: self.max_records_per_poll,
+            max_consecutive_errors: self.max_consecutive_errors,
+            on_trimmed: self.on_trimmed,
+            max_records_per_second: self.max_records_per_second,
+            maximum_record_age: self.maximum_record_age,
+            parallelization_factor: self.parallelization_factor,
+            shard_discovery_interval: self.shard_discovery_interval,
+            stall_after: self.stall_after,
+        }
+    }
+
+    /// What a parser cannot see: `stream_name` or `stream_arn` (one), the ranges and minimums,
+    /// and an `at_timestamp` in the future (nothing would be read until then).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = self.polling().problems();
+        match (&self.stream_name, &self.stream_arn) {
+            (None, None) => out.push(Problem::at("", "set `stream_name` or `stream_arn`")),
+            (Some(_), Some(_)) => out.push(Problem::at("", "set only one of `stream_name` and `stream_arn`")),
+            _ => {}
+        }
+        if !(1..=10_000).contains(&self.max_records_per_poll) {
+            out.push(Problem::at("max_records_per_poll", "must be between 1 and 10000 (the Kinesis GetRecords limit)"));
+        }
+        if self.recent_keys_per_shard == 0 {
+            out.push(Problem::at("recent_keys_per_shard", "must be at least 1"));
+        }
+        out.extend(at_least("poll_interval", self.poll_interval, MIN_POLL_INTERVAL));
+        if let StartPosition::AtTimestamp(millis) = self.start {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            if millis > now {
+                out.push(Problem::at(
+                    "start.at_timestamp",
+                    "is in the future: no record is there yet, so eddy would read nothing until then; use `latest` \
+                     to read from now on",
+                ));
+            }
+        }
+        out
+    }
 }

@@ -2,6 +2,8 @@
 //! through the AWS SDK for Rust (`aws-sdk-dynamodbstreams`), GetRecords through eddy's signed
 //! JSON client ([`eddy_aws_json`]) and decoded from its bytes ([`super::wire`]).
 
+pub mod config;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
@@ -10,7 +12,7 @@ use aws_sdk_dynamodbstreams::Client;
 use eddy_aws_json::{AwsJsonClient, AwsJsonError, DYNAMODB_STREAMS};
 
 use super::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
-use crate::config::DynamodbSource;
+use config::DynamodbSource;
 use eddy_sink_api::{RetryPolicy, Timeouts};
 
 /// The streams API of one stream, through the AWS SDK.
