@@ -420,3 +420,48 @@ fn two_writers_of_one_file_and_an_empty_endpoints_list_are_refused() {
     let err = error_of(&text);
     assert!(err.contains("sinks.a.endpoints: is empty: list at least one node, or remove the key"), "{err}");
 }
+
+/// Each default is declared once, in its component; the README's annotated pipeline shows the
+/// same values (`key: value` on a line of its YAML block, commented out or not).
+#[test]
+fn the_readmes_pipeline_shows_the_defaults_the_code_declares() {
+    use crate::source::dynamodb::config::snapshot_defaults;
+    use crate::source::polling::defaults;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let start = readme.find("## A pipeline, key by key").expect("the section");
+    let block = &readme[start..start + readme[start..].find("\n```\n").expect("its YAML block")];
+    let d = |d: Duration| humantime::format_duration(d).to_string();
+    let retry = eddy_sink_api::RetryPolicy::default();
+    let timeouts = eddy_sink_api::Timeouts::default();
+    let limits = crate::wasm::config::Limits::default();
+    let expected = [
+        ("poll_interval", d(defaults::POLL_INTERVAL)),
+        ("max_records_per_poll", defaults::MAX_RECORDS_PER_POLL.to_string()),
+        ("shard_discovery_interval", d(defaults::SHARD_DISCOVERY_INTERVAL)),
+        ("max_consecutive_errors", defaults::MAX_CONSECUTIVE_ERRORS.to_string()),
+        ("parallelization_factor", defaults::PARALLELIZATION_FACTOR.to_string()),
+        ("stall_after", d(defaults::STALL_AFTER)),
+        ("segments", snapshot_defaults::SEGMENTS.to_string()),
+        ("safety_margin", d(snapshot_defaults::SAFETY_MARGIN)),
+        ("lease_duration", d(crate::lease::dynamo::LEASE_DURATION)),
+        ("concurrency", eddy_sink_alternator::DEFAULT_CONCURRENCY.to_string()),
+        ("batch_size", eddy_sink_cratedb::DEFAULT_BATCH_SIZE.to_string()),
+        ("timeout", d(eddy_sink_cratedb::DEFAULT_TIMEOUT)),
+        ("attempts", retry.attempts.to_string()),
+        ("base_delay", d(retry.backoff.base_delay)),
+        ("max_delay", d(retry.backoff.max_delay)),
+        ("connect", d(timeouts.connect)),
+        ("request", d(timeouts.request)),
+        ("memory", format!("{}MiB", limits.memory_bytes >> 20)),
+        ("timeout", d(limits.timeout)),
+    ];
+    for (key, value) in expected {
+        let shown = [
+            format!("{key}: {value} "),
+            format!("{key}: {value}\n"),
+            format!("{key}: {value},"),
+            format!("{key}: {value}}}"),
+        ];
+        assert!(shown.iter().any(|s| block.contains(s.as_str())), "README's pipeline does not show {key}: {value}");
+    }
+}

@@ -43,8 +43,11 @@ pub struct AlternatorConfig {
     pub concurrency: usize,
 }
 
+/// `concurrency`'s default: `BatchWriteItem` requests one write may have in flight.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
 fn default_concurrency() -> usize {
-    8
+    DEFAULT_CONCURRENCY
 }
 
 impl AlternatorConfig {

@@ -34,10 +34,16 @@ pub struct CrateDbConfig {
     pub timeout: Duration,
 }
 
+/// `batch_size`'s default: rows per bulk request.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// `timeout`'s default: how long one request may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn default_batch_size() -> usize {
-    1000
+    DEFAULT_BATCH_SIZE
 }
 
 fn default_timeout() -> Duration {
-    Duration::from_secs(30)
+    DEFAULT_TIMEOUT
 }
