@@ -217,7 +217,7 @@ pub fn pipeline(cases: &[Case], batch_sizes: &[usize], seconds: f64, decode: boo
     use std::sync::Arc;
 
     use eddy::dead_letter::file::FileDeadLetter;
-    use eddy::pipeline::stats::Stats;
+    use eddy::events::stats::Stats;
     use eddy::pipeline::{Pipeline, RouteSpec};
     use eddy::wasm::config::{Limits, ProcessorConfig};
 

@@ -358,16 +358,16 @@ pub async fn dead_letter_list(
 ) -> anyhow::Result<String> {
     let filter = dead_letter_filter(filter)?;
     let store = dead_letter_source(config, from).await?;
-    crate::dead_letter::replay::list(store.as_ref(), filter.as_ref(), stop).await
+    crate::replay::list(store.as_ref(), filter.as_ref(), stop).await
 }
 
 /// `eddy dead-letter replay`: sends the records of the dead letter (or `from`) through the
 /// pipeline again and removes the entries done; returns a summary. Entries whose change is no
-/// longer its key's newest are skipped and listed, unless `force` ([`crate::dead_letter::newest`]).
+/// longer its key's newest are skipped and listed, unless `force` ([`crate::replay::newest`]).
 ///
 /// # Errors
 /// When the pipeline cannot be built or the destination cannot be read or changed; a
-/// [`crate::dead_letter::replay::ReplayStopped`] when a batch fails (its entries and later ones
+/// [`crate::replay::ReplayStopped`] when a batch fails (its entries and later ones
 /// stay).
 pub async fn dead_letter_replay(
     config: &Config,
@@ -381,8 +381,8 @@ pub async fn dead_letter_replay(
     let store = dead_letter_source(config, from).await?;
     let check = newest_check(config).await?;
     let pipeline = build_pipeline(config, &stop).await?;
-    let guard = crate::dead_letter::replay::Guard { check: check.as_ref(), force };
-    let done = crate::dead_letter::replay::replay(&pipeline, store.as_ref(), filter.as_ref(), &guard, &stop).await?;
+    let guard = crate::replay::Guard { check: check.as_ref(), force };
+    let done = crate::replay::replay(&pipeline, store.as_ref(), filter.as_ref(), &guard, &stop).await?;
     let mut out = String::new();
     for line in &done.skipped {
         out.push_str(&format!("skipped {line}\n"));
@@ -402,8 +402,8 @@ pub async fn dead_letter_replay(
 
 /// How a replay tells whether an entry is still its key's newest change: the source table for a
 /// DynamoDB stream source, else by the sinks' kinds alone.
-async fn newest_check(config: &Config) -> anyhow::Result<Box<dyn crate::dead_letter::newest::NewestCheck>> {
-    use crate::dead_letter::newest::{SourceTable, Unreadable};
+async fn newest_check(config: &Config) -> anyhow::Result<Box<dyn crate::replay::newest::NewestCheck>> {
+    use crate::replay::newest::{SourceTable, Unreadable};
     let SourceConfig::Dynamodb(s) = &config.source else { return Ok(Box::new(Unreadable)) };
     let info = describe_source_table(config, s)
         .await
@@ -495,10 +495,14 @@ async fn prepare_snapshot(
 /// the parts are built) and the metrics endpoint serving.
 async fn build_pipeline(config: &Config, stop: &Stop) -> anyhow::Result<Arc<Pipeline>> {
     let recorder = config.metrics.as_ref().map(|_| crate::metrics::install()).transpose()?;
+    if recorder.is_some() {
+        crate::events::describe();
+    }
     let processors = crate::pipeline::load_processors(config)?;
     let pipeline = Arc::new(Pipeline::build(config, processors).await?);
     if let (Some(m), Some(handle)) = (&config.metrics, recorder) {
-        crate::metrics::serve(m.listen, handle, stop.clone()).await?;
+        let stop = stop.clone();
+        crate::metrics::serve(m.listen, handle, async move { stop.wait().await }).await?;
     }
     Ok(pipeline)
 }

@@ -14,7 +14,7 @@ use eddy_sink_api::{Sink, SinkError, WriteOutcome};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::dead_letter::{DeadLetterStore, Entry, Stored};
-use crate::pipeline::stats::Stats;
+use crate::events::stats::Stats;
 use crate::pipeline::{Pipeline, RouteSpec, SinkSlot};
 use crate::source::{IteratorPosition, RecordsPage, ShardInfo, StreamDescription, StreamsApi, StreamsError};
 

@@ -180,22 +180,7 @@ pub fn is_throttling(code: Option<&str>) -> bool {
     code.is_some_and(|c| eddy_sink_alternator::THROTTLING_CODES.contains(&c))
 }
 
-/// Counts one throttled request of `api` (`dynamodbstreams`, `dynamodb`, a sink type) in
-/// `eddy_throttled_total`.
-pub fn count_throttled(api: &'static str, n: u64) {
-    if n > 0 {
-        metrics::counter!(crate::metrics::THROTTLED, "api" => api).increment(n);
-    }
-}
-
-/// Counts one failed call of source API `api` (`dynamodbstreams`, `kinesis`) in
-/// `eddy_source_errors_total{api, code}`: `code` is the AWS error code, else `HTTP <status>` (eddy's
-/// own client) or `no code` (the SDK's), or `timeout` or `connection` when there was no answer.
-pub fn count_source_error(api: &'static str, code: &str) {
-    metrics::counter!(crate::metrics::SOURCE_ERRORS, "api" => api, "code" => code.to_owned()).increment(1);
-}
-
-/// The `code` label of a failed SDK call (see [`count_source_error`]).
+/// The `code` label of a failed SDK call (`eddy_source_errors_total`).
 pub fn sdk_error_code<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
@@ -213,7 +198,7 @@ where
     .to_owned()
 }
 
-/// The `code` label of a failed call of eddy's JSON client (see [`count_source_error`]).
+/// The `code` label of a failed call of eddy's JSON client (`eddy_source_errors_total`).
 pub fn json_error_code(e: &eddy_aws_json::AwsJsonError) -> String {
     use eddy_aws_json::AwsJsonError;
     match e {

@@ -34,7 +34,7 @@ where
 {
     let fatal = super::is_refused(e.code());
     if matches!(e.code(), Some("SlowDown")) {
-        super::count_throttled(api, 1);
+        crate::events::Throttled { api, n: 1 }.emit();
     }
     let error = failed_on(api, e);
     if fatal {
@@ -60,7 +60,7 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     if super::is_throttling(e.code()) {
-        super::count_throttled(api, 1);
+        crate::events::Throttled { api, n: 1 }.emit();
     }
     anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
 }

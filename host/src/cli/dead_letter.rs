@@ -78,7 +78,7 @@ pub fn execute(command: DeadLetterCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         // A replay that stopped half-way (a sink still down): exit 1, as documented.
-        Err(e) if e.downcast_ref::<eddy::dead_letter::replay::ReplayStopped>().is_some() => {
+        Err(e) if e.downcast_ref::<eddy::replay::ReplayStopped>().is_some() => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -616,10 +616,7 @@ fn skip_older(shard: &str, records: &mut Vec<eddy_record::ChangeRecord>, cutoff:
     let before = records.len();
     records.retain(|r| r.dynamodb.approximate_creation_date_time.is_none_or(|t| t >= cutoff));
     let skipped = before - records.len();
-    if skipped > 0 {
-        metrics::counter!(crate::metrics::SNAPSHOT_SKIPPED).increment(skipped as u64);
-        tracing::debug!(shard, skipped, "skipped stream records older than the snapshot");
-    }
+    crate::events::SnapshotSkipped { shard, n: skipped as u64 }.emit();
 }
 
 /// Takes the records older than `max_age` (by `ApproximateCreationDateTime`, whole seconds) out
@@ -686,8 +683,7 @@ fn trimmed(
                  those changes are lost. Set `source.on_trimmed: skip` to continue from the oldest record still there. ({detail})"
             ),
             OnTrimmed::Skip => {
-                metrics::counter!(crate::metrics::TRIMMED_SKIPS, "shard" => shard.to_owned()).increment(1);
-                tracing::error!(shard, "{gap} were trimmed before eddy read them; continuing from the trim horizon (on_trimmed: skip)");
+                crate::events::TrimmedSkipped { shard, gap: &gap }.emit();
                 Ok(IteratorPosition::TrimHorizon)
             }
         }

@@ -91,13 +91,13 @@ impl DynamoDeadLetter {
                 if !pending.is_empty() {
                     rounds += 1;
                     if rounds >= self.retry.attempts {
-                        crate::aws::count_throttled("dynamodb", 1);
+                        crate::events::Throttled { api: "dynamodb", n: 1 }.emit();
                         anyhow::bail!(
                             "{what}: {} requests still unprocessed after {rounds} tries (the table is throttled)",
                             pending.len()
                         );
                     }
-                    crate::aws::count_throttled("dynamodb", 1);
+                    crate::events::Throttled { api: "dynamodb", n: 1 }.emit();
                     tokio::time::sleep(self.retry.backoff.wait(rounds - 1)).await;
                 }
             }

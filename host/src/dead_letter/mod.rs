@@ -14,12 +14,10 @@
 //!   message size in S3 behind a pointer (the SQS Extended Client Library's format).
 //!
 //! `eddy dead-letter list` shows the entries and `eddy dead-letter replay` sends their records
-//! through the pipeline again, removing those delivered ([`replay`]).
+//! through the pipeline again, removing those delivered (the `replay` module).
 
 pub mod dynamodb;
 pub mod file;
-pub mod newest;
-pub mod replay;
 pub mod s3;
 pub mod sqs;
 

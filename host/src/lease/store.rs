@@ -1,8 +1,8 @@
 //! The lease store: reads and conditional writes of lease rows, nothing else (KCL's
 //! `LeaseRefresher`). Every write is conditioned, so two processes can never both believe they
 //! hold a shard: a take on the counter the taker saw, an owner's write on its id and the counter it
-//! last wrote. [`super::dynamo::DynamoLeaseStore`] keeps the rows in DynamoDB; the logic that
-//! decides what to take, renew and hand over is [`super::manager::LeaseManager`].
+//! last wrote. `dynamo::DynamoLeaseStore` keeps the rows in DynamoDB; the logic that
+//! decides what to take, renew and hand over is `manager::LeaseManager`.
 
 use async_trait::async_trait;
 

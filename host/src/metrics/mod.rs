@@ -8,9 +8,7 @@ mod server;
 
 use std::time::Duration;
 
-use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
-};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use server::serve;
@@ -53,6 +51,9 @@ pub const WASM_CALL_DURATION: &str = "eddy_wasm_call_duration_seconds";
 /// Times records were trimmed from a shard before eddy read them and `on_trimmed: skip` went on.
 pub const TRIMMED_SKIPS: &str = "eddy_trimmed_skips_total";
 
+/// Kinesis changes dropped by newest-wins, by `reason` (`stale`, `duplicate`).
+pub const KINESIS_SUPERSEDED: &str = "eddy_kinesis_superseded_total";
+
 /// Snapshot items read by the Scan and handed to the routes.
 pub const SNAPSHOT_ITEMS: &str = "eddy_snapshot_items_total";
 /// Snapshot segments not yet read to their end (by any process).
@@ -92,7 +93,8 @@ pub fn stalled() -> usize {
 /// Histogram buckets, in seconds: 100 µs to 30 s.
 const BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Installs the Prometheus recorder for this process and describes every metric.
+/// Installs the Prometheus recorder for this process (`crate::events::describe` then describes
+/// every metric).
 ///
 /// # Errors
 /// When a recorder is already installed.
@@ -100,34 +102,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?
         .install_recorder()?;
-    describe_counter!(RECORDS_IN, "Records read from the stream.");
-    describe_counter!(RECORDS_OUT, "Records a sink acknowledged, by route and sink.");
-    describe_counter!(RECORDS_FILTERED, "Records a route's filter left out, by route.");
-    describe_counter!(RECORDS_DROPPED, "Records a processor dropped, by route.");
-    describe_counter!(RECORDS_DEAD_LETTERED, "Records sent to the dead letter, by stage.");
-    describe_gauge!(ITERATOR_AGE, Unit::Seconds, "Age of the last record read, by shard (0: caught up).");
-    describe_gauge!(LEASES_HELD, "Shards this process holds a lease on.");
-    describe_histogram!(POLL_DURATION, Unit::Seconds, "GetRecords latency.");
-    describe_histogram!(SINK_WRITE_DURATION, Unit::Seconds, "One sink write attempt, by sink.");
-    describe_counter!(eddy_sink_alternator::nodes::REQUESTS, "Requests sent to an Alternator node, by node.");
-    describe_counter!(
-        eddy_sink_alternator::nodes::NODE_FAILURES,
-        "Requests an Alternator node did not answer or answered 5xx, by node."
-    );
-    describe_gauge!(eddy_sink_alternator::nodes::NODES_LIVE, "Alternator nodes in the rotation.");
-    describe_counter!(SINK_ERRORS, "Sink writes that failed after the sink's retries, by route and sink.");
-    describe_counter!(THROTTLED, "Throttling errors from an AWS API, by api.");
-    describe_counter!(SOURCE_ERRORS, "Failed calls to the source's API, by api and code.");
-    describe_gauge!(SHARDS_STALLED, "Shards with records to read whose checkpoint has not moved for stall_after.");
-    describe_histogram!(WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
-    describe_counter!(TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");
-    describe_counter!(SNAPSHOT_ITEMS, "Snapshot items read by the Scan and handed to the routes.");
-    describe_gauge!(SNAPSHOT_SEGMENTS_REMAINING, "Snapshot segments not yet read to their end.");
-    describe_counter!(SNAPSHOT_SKIPPED, "Stream records skipped after a snapshot as older than its start.");
-    describe_counter!(
-        crate::source::kinesis::SUPERSEDED,
-        "Kinesis changes dropped because a newer change of the key was passed on, by reason (stale, duplicate)."
-    );
     Ok(handle)
 }
 

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::FutureExt;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
-
-use crate::stop::Stop;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
@@ -34,21 +33,27 @@ const ACCEPT_BACKOFF: eddy_sink_api::Backoff =
 /// A repeated accept error is logged at most this often.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Serves `/metrics`, `/health` and `/ready` on `listen` until `stop` is set.
+/// Serves `/metrics`, `/health` and `/ready` on `listen` until `stopped` resolves (the process's
+/// shutdown signal).
 ///
 /// # Errors
 /// When `listen` cannot be bound (the message names it).
-pub async fn serve(listen: SocketAddr, handle: PrometheusHandle, stop: Stop) -> anyhow::Result<()> {
+pub async fn serve(
+    listen: SocketAddr,
+    handle: PrometheusHandle,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("metrics: cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr().unwrap_or(listen), "serving /metrics, /health and /ready");
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
+        let stopped = stopped.shared();
         let mut errors = Repeated::default();
         loop {
             let slot = tokio::select! {
                 slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
-                _ = stop.wait() => return,
+                _ = stopped.clone() => return,
             };
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -60,13 +65,13 @@ pub async fn serve(listen: SocketAddr, handle: PrometheusHandle, stop: Stop) -> 
                         // EMFILE and friends: wait for descriptors to free up instead of spinning.
                         let wait = errors.record(&e);
                         drop(slot);
-                        if stop.sleep(wait).await {
+                        if tokio::time::timeout(wait, stopped.clone()).await.is_ok() {
                             return;
                         }
                         continue;
                     }
                 },
-                _ = stop.wait() => return,
+                _ = stopped.clone() => return,
             };
             let handle = handle.clone();
             tokio::spawn(async move {

@@ -9,16 +9,28 @@
 //! size, and only the refused changes go to the dead letter.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use eddy_record::{ChangeRecord, Item};
+use eddy_sink_api::Sink;
 use eddy_sink_api::{Rejected, SinkError};
 
 use eddy_sink_api::RetryPolicy;
 
-use super::route::SinkSlot;
 use super::PipelineError;
 use crate::config::{AfterSinkFailure, OnSinkFailure};
 use crate::stop::Stop;
+
+/// A sink as a route holds it.
+#[derive(Clone)]
+pub struct SinkSlot {
+    /// Its name in the pipeline file.
+    pub name: String,
+    /// Its type (`alternator`, ...): the `api` label of its throttling count.
+    pub kind: &'static str,
+    /// The sink.
+    pub sink: Arc<dyn Sink>,
+}
 
 /// A route's metric handles for one of its sinks.
 #[derive(Clone, Copy)]
@@ -207,14 +219,14 @@ async fn write_once(
     m.write_duration.record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(outcome) => {
-            crate::aws::count_throttled(slot.kind, u64::from(outcome.throttled));
+            crate::events::Throttled { api: slot.kind, n: u64::from(outcome.throttled) }.emit();
             Ok(outcome.rejected)
         }
         Err(e) => {
             m.errors.increment(1);
             let fatal = matches!(e, SinkError::Fatal(_));
             if matches!(e, SinkError::Throttled(_)) {
-                crate::aws::count_throttled(slot.kind, 1);
+                crate::events::Throttled { api: slot.kind, n: 1 }.emit();
             }
             Err(PipelineError::SinkFailed {
                 sink: name.to_owned(),

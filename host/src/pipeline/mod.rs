@@ -12,7 +12,6 @@ pub(crate) mod deliver;
 pub(crate) mod isolate;
 pub mod lanes;
 mod route;
-pub mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,11 +21,12 @@ use eddy_record::ChangeRecord;
 
 use crate::config::Config;
 use crate::dead_letter::{DeadLetterStore, Entry, Stage};
+use crate::events::stats::Stats;
 use crate::source::Undecodable;
 use crate::stop::Stop;
 use crate::wasm;
-pub use route::{RouteSpec, SinkSlot};
-use stats::Stats;
+pub use deliver::SinkSlot;
+pub use route::RouteSpec;
 
 /// How long a sink write still in flight when stopping is asked may take before it is abandoned
 /// (its batch is not checkpointed and is read again on the next start).
@@ -310,8 +310,7 @@ impl Worker {
         }
         let p = &self.pipeline;
         let n = batch.len() as u64;
-        p.stats.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        self.records_in.increment(n);
+        crate::events::RecordsRead { n, counter: &self.records_in }.emit(&p.stats);
         let mut dead: Vec<Entry> = batch
             .undecodable
             .iter()
@@ -336,20 +335,6 @@ impl Worker {
             route.process(shard_id, batch.records, page, batch.flush, &p.stats, stop, &mut dead).await?;
         }
         if !dead.is_empty() {
-            for e in &dead {
-                let route = e.route.clone().unwrap_or_default();
-                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "route" => route, "stage" => e.stage.as_str())
-                    .increment(1);
-                tracing::warn!(
-                    shard = shard_id,
-                    route = e.route.as_deref(),
-                    stage = e.stage.as_str(),
-                    name = e.name.as_deref(),
-                    sequence = e.sequence_number.as_deref(),
-                    "dead letter: {}",
-                    e.error
-                );
-            }
             // A dead letter that does not answer must not hold up a stop: abandoned after the grace,
             // the batch is read again next time.
             let Some(written) = stop.within_grace(p.dead_letter.write(&dead)).await else {
@@ -358,7 +343,7 @@ impl Worker {
             written.map_err(|e| {
                 PipelineError::DeadLetter(e.context(format!("dead letter ({})", p.dead_letter.describe())))
             })?;
-            p.stats.dead_lettered.fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            crate::events::DeadLettered { shard: shard_id, entries: &dead }.emit(&p.stats);
         }
         let oldest_held = self.routes.iter().filter_map(route::RouteWorker::held_from).min();
         Ok(Processed { dead_letter_ids: dead.iter().map(Entry::id).collect(), page, oldest_held })

@@ -4,13 +4,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use eddy_record::ChangeRecord;
-use eddy_sink_api::Sink;
 use futures::future::join_all;
 
-use super::stats::Stats;
+use super::deliver::{self, SinkSlot};
+use super::isolate;
 use super::PipelineError;
-use super::{deliver, isolate};
 use crate::dead_letter::{Entry, Stage};
+use crate::events::stats::Stats;
 use crate::metrics::RouteMetrics;
 use crate::stop::Stop;
 use crate::wasm::{self, Component, Instance, Processor, Verdict};
@@ -32,17 +32,6 @@ pub struct RouteSpec {
     /// `batch_size` / `batching_window`: gather records across pages before the processors and
     /// sinks; `None`: each page as it comes.
     pub batching: Option<crate::config::Batching>,
-}
-
-/// A sink as a route holds it.
-#[derive(Clone)]
-pub struct SinkSlot {
-    /// Its name in the pipeline file.
-    pub name: String,
-    /// Its type (`alternator`, ...): the `api` label of its throttling count.
-    pub kind: &'static str,
-    /// The sink.
-    pub sink: Arc<dyn Sink>,
 }
 
 /// A route with one worker's instances (created on first use, and again when their processor is
@@ -119,8 +108,7 @@ impl RouteWorker {
         let taken: Vec<&ChangeRecord> =
             batch.iter().filter(|r| self.spec.filter.as_ref().is_none_or(|f| f.matches_record(r))).collect();
         let filtered = (batch.len() - taken.len()) as u64;
-        stats.add_filtered(&self.spec.name, filtered);
-        self.metrics.filtered.increment(filtered);
+        crate::events::Filtered { route: &self.spec.name, n: filtered, counter: &self.metrics.filtered }.emit(stats);
         let Some(batching) = self.spec.batching else {
             return self.deliver(shard_id, taken, stats, stop, dead).await;
         };
@@ -182,8 +170,8 @@ impl RouteWorker {
         let attempts = spec.on_sink_failure.retries + 1;
         for (s, (result, slot)) in join_all(writes).await.into_iter().zip(&spec.sinks).enumerate() {
             let delivered = result?;
-            stats.add_written(&slot.name, delivered.written as u64);
-            self.metrics.out[s].increment(delivered.written as u64);
+            let counter = &self.metrics.out[s];
+            crate::events::Delivered { sink: &slot.name, n: delivered.written as u64, counter }.emit(stats);
             let refused = delivered.refused.into_iter().map(|(r, reason)| (r, reason, 1));
             let failed = delivered.failed.into_iter().map(|(r, error)| (r, format!("write failed: {error}"), attempts));
             for (record, reason, attempts) in refused.chain(failed) {
@@ -239,8 +227,7 @@ impl RouteWorker {
                 match outcome {
                     Ok(Verdict::Pass) => next.push(item),
                     Ok(Verdict::Drop) => {
-                        stats.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        self.metrics.dropped.increment(1);
+                        crate::events::Dropped { counter: &self.metrics.dropped }.emit(stats);
                     }
                     Ok(Verdict::Replace(change)) => match wasm::to_record(change, &item.record) {
                         Ok(r) => next.push(InFlight { record: Cow::Owned(r), origin: item.origin, sinks: item.sinks }),

@@ -204,7 +204,7 @@ fn is_key(text: &str) -> bool {
 fn classify(e: AwsJsonError) -> StreamsError {
     let code = e.code();
     if crate::aws::is_throttling(code) {
-        crate::aws::count_throttled("dynamodb", 1);
+        crate::events::Throttled { api: "dynamodb", n: 1 }.emit();
     }
     let text = format!("Scan: {e}");
     if crate::aws::is_refused(code) {

@@ -64,7 +64,7 @@ pub struct DynamodbSource {
     pub parallelization_factor: u32,
     /// A shard that has records to read but whose checkpoint has not moved for this long is
     /// stalled: logged once with the reason, counted in `eddy_shards_stalled`, and `GET /ready`
-    /// answers 503 while any shard is (see [`crate::health`]). At least 1s. Default 5m.
+    /// answers 503 while any shard is (see the `health` module). At least 1s. Default 5m.
     #[serde(default = "defaults::stall_after", deserialize_with = "crate::spec::units::duration")]
     pub stall_after: Duration,
     /// `snapshot:`: scan the table's existing items before reading the stream (a migration), and
@@ -75,7 +75,7 @@ pub struct DynamodbSource {
 
 /// `source.snapshot`: a parallel Scan of the table, written through the same routes as the
 /// stream, then the stream from the trim horizon of the shards open when the scan began (see
-/// [`crate::snapshot`]). `eddy snapshot` uses these settings whatever `mode` says.
+/// the `snapshot` module). `eddy snapshot` uses these settings whatever `mode` says.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {

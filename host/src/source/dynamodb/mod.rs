@@ -69,7 +69,7 @@ where
 /// says the iterator expired (which is how iterators age, not a failure).
 fn count(code: Option<&str>, label: &str) {
     if code != Some("ExpiredIteratorException") {
-        crate::aws::count_source_error("dynamodbstreams", label);
+        crate::events::SourceFailed { api: "dynamodbstreams", code: label }.emit();
     }
 }
 
@@ -83,7 +83,7 @@ fn classify_records(e: AwsJsonError) -> StreamsError {
 /// without a code, which are transient).
 fn by_code(code: Option<&str>, text: String) -> StreamsError {
     if crate::aws::is_throttling(code) {
-        crate::aws::count_throttled("dynamodbstreams", 1);
+        crate::events::Throttled { api: "dynamodbstreams", n: 1 }.emit();
     }
     match code {
         Some("ExpiredIteratorException") => StreamsError::ExpiredIterator,

@@ -25,6 +25,8 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
+
+pub use super::change::{recency_key, Decoded};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -76,28 +78,6 @@ pub struct ChildShard {
 /// without `SequenceNumber` or `Data`); the message says where it broke. The reader retries.
 pub fn page(body: &[u8]) -> Result<Page<'_>, String> {
     serde_json::from_slice(body).map_err(|e| format!("Kinesis GetRecords answered with malformed JSON: {e}"))
-}
-
-/// A decoded change and what newest-wins needs to know about it.
-pub struct Decoded {
-    /// The change, in Lambda's DynamoDB shape.
-    pub record: ChangeRecord,
-    /// `ApproximateCreationDateTime` in epoch microseconds, at the precision DynamoDB gave.
-    pub created_micros: Option<i64>,
-    /// The item's table and key as canonical text ([`recency_key`]): what newest-wins compares
-    /// records by.
-    pub key: String,
-}
-
-/// The text newest-wins tells an item by: its table's name (`tableName`; empty when the record
-/// has none), a unit separator, and its key as canonical JSON (attributes sorted by name). One
-/// stream may carry the changes of several tables, whose keys can be equal.
-///
-/// # Errors
-/// When the key cannot be written as JSON.
-pub fn recency_key(table: Option<&str>, keys: &eddy_record::Item) -> Result<String, String> {
-    let keys = serde_json::to_string(keys).map_err(|e| format!("Keys: {e}"))?;
-    Ok(format!("{}\u{1f}{keys}", table.unwrap_or_default()))
 }
 
 /// The first bytes of a record aggregated by the Kinesis Producer Library.

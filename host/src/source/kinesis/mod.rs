@@ -17,6 +17,7 @@
 //! Iterators handed to the reader carry their shard (`SHARD/ITERATOR`), so that each page is
 //! checked against its shard's memory.
 
+mod change;
 pub mod config;
 pub mod decode;
 mod one_pass;
@@ -42,9 +43,6 @@ use recency::{Recency, Verdict};
 /// Kinesis allows 5 GetRecords calls per second per shard (Kinesis quotas): readers wait this
 /// long between two calls on one shard.
 pub const MIN_POLL_SPACING: Duration = Duration::from_millis(200);
-
-/// Records dropped by newest-wins, by `reason` (`stale`, `duplicate`).
-pub const SUPERSEDED: &str = "eddy_kinesis_superseded_total";
 
 /// The streams API of one Kinesis data stream.
 pub struct KinesisStreams {
@@ -107,13 +105,8 @@ impl KinesisStreams {
                 Verdict::Keep => kept.push(d.record),
                 verdict => {
                     dropped += 1;
-                    metrics::counter!(SUPERSEDED, "reason" => verdict.label()).increment(1);
-                    tracing::debug!(
-                        shard,
-                        sequence = r.dynamodb.sequence_number,
-                        reason = verdict.label(),
-                        "dropped a change superseded for its key"
-                    );
+                    let sequence = &r.dynamodb.sequence_number;
+                    crate::events::Superseded { shard, sequence, reason: verdict.label() }.emit();
                 }
             }
         }
@@ -172,7 +165,7 @@ where
 /// iterator expired.
 fn count(code: Option<&str>, label: &str) {
     if code != Some("ExpiredIteratorException") {
-        crate::aws::count_source_error("kinesis", label);
+        crate::events::SourceFailed { api: "kinesis", code: label }.emit();
     }
 }
 
@@ -184,7 +177,7 @@ fn by_code(code: Option<&str>, text: String) -> StreamsError {
         Some("ProvisionedThroughputExceededException" | "LimitExceededException" | "KMSThrottlingException")
     );
     if throttled || crate::aws::is_throttling(code) {
-        crate::aws::count_throttled("kinesis", 1);
+        crate::events::Throttled { api: "kinesis", n: 1 }.emit();
     }
     match code {
         Some("ExpiredIteratorException") => StreamsError::ExpiredIterator,

@@ -1,4 +1,4 @@
-//! The fast path of [`super::decode::record`]: the change JSON DynamoDB writes to Kinesis read in
+//! The fast path of `decode::record`: the change JSON DynamoDB writes to Kinesis read in
 //! one strict pass ([`eddy_record::scan::Scanner`]), each image checked as DynamoDB JSON and
 //! kept as its text, the keys decoded as read. It accepts only what the serde reader
 //! (`decode::change`) reads to the same change, and answers `None` for anything else (a change
@@ -8,7 +8,7 @@
 use eddy_record::scan::Scanner;
 use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType, UserIdentity};
 
-use super::decode::Decoded;
+use super::change::Decoded;
 use crate::source::fields::{event_name_of, float, integer, is_field, keys, once, optional, string};
 
 /// The change in `text` (one Kinesis record's data), or `None` when the serde reader decides.
@@ -67,7 +67,7 @@ pub(super) fn change(text: &str, sequence: &str, table: Option<&str>, stream_arn
         event_source_arn: stream_arn.to_owned(),
         user_identity: user_identity.flatten(),
     };
-    let key = super::decode::recency_key(table_name.flatten().as_deref(), &record.dynamodb.keys).ok()?;
+    let key = super::change::recency_key(table_name.flatten().as_deref(), &record.dynamodb.keys).ok()?;
     Some(Decoded { record, created_micros: body.created_micros, key })
 }
 

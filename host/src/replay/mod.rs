@@ -10,7 +10,7 @@
 //! a record (undecodable input) cannot be replayed and stay.
 //!
 //! A replay never takes an item back to an older version: an entry whose change is no longer its
-//! key's newest (see [`super::newest`]) is skipped, reported and left in the dead letter, unless
+//! key's newest (see [`newest`]) is skipped, reported and left in the dead letter, unless
 //! the replay is forced.
 
 use std::collections::BTreeMap;
@@ -18,11 +18,13 @@ use std::sync::Arc;
 
 use eddy_record::{ChangeRecord, StreamRecord};
 
-use super::newest::{Freshness, NewestCheck};
-use super::{DeadLetterStore, Intent, Stored};
+pub mod newest;
+
+use crate::dead_letter::{DeadLetterStore, Intent, Stored};
 use crate::pattern::Filter;
 use crate::pipeline::{Batch, Pipeline};
 use crate::stop::Stop;
+use newest::{Freshness, NewestCheck};
 
 /// Records per pipeline batch during a replay (GetRecords' page size).
 const BATCH: usize = 1000;
