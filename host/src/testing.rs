@@ -3,7 +3,7 @@
 //! reader, the coordinator and the pipeline are tested without a network, a server or the
 //! binary, under tokio's clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +47,8 @@ pub struct ScriptedShard {
     pub info: ShardInfo,
     /// Its records, in sequence order.
     pub records: Vec<ChangeRecord>,
+    /// How many of its first records are trimmed (gone: older than the stream's retention).
+    pub trimmed: usize,
 }
 
 impl ScriptedShard {
@@ -61,19 +63,29 @@ impl ScriptedShard {
                 ..ShardInfo::default()
             },
             records,
+            trimmed: 0,
         }
+    }
+
+    /// An open shard `id` holding `records` (more may be added).
+    pub fn open(id: &str, records: Vec<ChangeRecord>) -> Self {
+        Self { info: ShardInfo { shard_id: id.to_owned(), ..ShardInfo::default() }, records, trimmed: 0 }
     }
 }
 
 /// A [`StreamsApi`] over scripted shards. Iterators are `SHARD/INDEX`. It counts the GetRecords
-/// calls in flight (and the most at once), and answers with the errors queued in `failures`
-/// first.
+/// calls in flight (and the most at once), records when each call came and where each iterator
+/// was asked for, and answers the calls `failures` names with their errors.
 #[derive(Default)]
 pub struct ScriptedStreams {
     /// The shards.
     pub shards: Mutex<Vec<ScriptedShard>>,
-    /// Errors the next GetRecords calls answer with, in order.
-    pub failures: Mutex<VecDeque<StreamsError>>,
+    /// Errors by GetRecords call number (1-based): that call answers with the error.
+    pub failures: Mutex<std::collections::BTreeMap<usize, StreamsError>>,
+    /// When each GetRecords call came (tokio's clock).
+    pub call_times: Mutex<Vec<tokio::time::Instant>>,
+    /// Every GetShardIterator call: the shard and the position asked for.
+    pub positions: Mutex<Vec<(String, IteratorPosition)>>,
     /// How long each GetRecords takes.
     pub latency: Duration,
     /// GetRecords calls in flight now.
@@ -112,6 +124,7 @@ impl StreamsApi for ScriptedStreams {
     }
 
     async fn get_shard_iterator(&self, shard_id: &str, position: &IteratorPosition) -> Result<String, StreamsError> {
+        self.positions.lock().unwrap().push((shard_id.to_owned(), position.clone()));
         let shards = self.shards.lock().unwrap();
         let shard = shards
             .iter()
@@ -132,11 +145,14 @@ impl StreamsApi for ScriptedStreams {
                 .unwrap_or(shard.records.len())
         };
         let index = match position {
-            IteratorPosition::TrimHorizon | IteratorPosition::AtTimestamp(_) => 0,
+            IteratorPosition::TrimHorizon | IteratorPosition::AtTimestamp(_) => shard.trimmed,
             IteratorPosition::Latest => shard.records.len(),
             IteratorPosition::AfterSequence(seq) => after(seq, true),
             IteratorPosition::AtSequence(seq) => after(seq, false),
         };
+        if index < shard.trimmed {
+            return Err(StreamsError::Trimmed(format!("{position:?} is before the trim horizon of {shard_id}")));
+        }
         Ok(format!("{shard_id}/{index}"))
     }
 
@@ -144,11 +160,12 @@ impl StreamsApi for ScriptedStreams {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let _guard = InFlight(self);
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.call_times.lock().unwrap().push(tokio::time::Instant::now());
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        if let Some(e) = self.failures.lock().unwrap().pop_front() {
+        if let Some(e) = self.failures.lock().unwrap().remove(&call) {
             return Err(e);
         }
         let (shard_id, index) = iterator.rsplit_once('/').expect("a scripted iterator");
@@ -172,6 +189,9 @@ pub struct MemoryCheckpoints {
     pub saved: Mutex<HashMap<String, Checkpoint>>,
     /// Every save, in order.
     pub history: Mutex<Vec<(String, Checkpoint)>>,
+    /// After this many saves, the lease is lost: every later save is refused as
+    /// [`CheckpointError::LeaseLost`].
+    pub lose_lease_after: Option<usize>,
 }
 
 #[async_trait]
@@ -181,6 +201,9 @@ impl CheckpointStore for MemoryCheckpoints {
     }
 
     async fn save(&self, shard_id: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        if self.lose_lease_after.is_some_and(|n| self.history.lock().unwrap().len() >= n) {
+            return Err(CheckpointError::LeaseLost { shard: shard_id.to_owned() });
+        }
         self.saved.lock().unwrap().insert(shard_id.to_owned(), checkpoint.clone());
         self.history.lock().unwrap().push((shard_id.to_owned(), checkpoint.clone()));
         Ok(())
@@ -192,14 +215,22 @@ impl CheckpointStore for MemoryCheckpoints {
 pub struct RecordingSink {
     /// The sequence numbers acknowledged, in order.
     pub written: Mutex<Vec<String>>,
-    /// Errors the next writes answer with, in order (nothing is written then).
-    pub failures: Mutex<VecDeque<SinkError>>,
+    /// Errors by write number (1-based): that write answers with the error (nothing written).
+    pub failures: Mutex<std::collections::BTreeMap<usize, SinkError>>,
+    /// Writes made.
+    pub writes: AtomicUsize,
+    /// While set, writes never answer (a sink that hangs).
+    pub hang: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
 impl Sink for RecordingSink {
     async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
-        if let Some(e) = self.failures.lock().unwrap().pop_front() {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let write = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(e) = self.failures.lock().unwrap().remove(&write) {
             return Err(e);
         }
         self.written.lock().unwrap().extend(batch.iter().map(|r| r.dynamodb.sequence_number.clone()));

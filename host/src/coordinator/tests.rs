@@ -65,3 +65,43 @@ async fn no_more_readers_run_at_once_than_the_bound_and_every_shard_is_read_to_i
     assert_eq!(saved.len(), 40);
     assert!(saved.values().all(|c| *c == Checkpoint::ShardEnd));
 }
+
+/// A child shard is read only after its parent is read to its end, so a key's changes stay in
+/// order across a split; a child whose parent is no longer in the stream starts at once.
+#[tokio::test(start_paused = true)]
+async fn a_child_shard_is_read_after_its_parent_and_an_orphan_at_once() {
+    // One key changed in the parent (1..=15) and then in the child (16..=30).
+    let key = |from: u64, to: u64| (from..=to).map(|i| testing::record(i, "k", 1_700_000_000)).collect::<Vec<_>>();
+    let parent = ScriptedShard::closed("parent", None, key(1, 15));
+    let child = ScriptedShard::closed("child", Some("parent"), key(16, 30));
+    let orphan = ScriptedShard::closed("orphan", Some("gone"), key(31, 35));
+    // The child is listed first: order in DescribeStream must not matter.
+    let api = Arc::new(ScriptedStreams {
+        latency: Duration::from_millis(5),
+        ..ScriptedStreams::new(vec![child, orphan, parent])
+    });
+    let checkpoints = Arc::new(MemoryCheckpoints::default());
+    let sink = Arc::new(RecordingSink::default());
+    let (stop_handle, stop) = crate::stop::channel();
+    let coordinator = Coordinator {
+        api: Arc::clone(&api) as Arc<dyn StreamsApi>,
+        leases: Arc::new(LocalLeases::new(Arc::clone(&checkpoints) as Arc<dyn crate::checkpoint::CheckpointStore>)),
+        pipeline: testing::pipeline(Arc::clone(&sink), Arc::new(MemoryDeadLetter::default())),
+        start: StartPosition::TrimHorizon,
+        discovery_interval: Duration::from_secs(1),
+        settings: settings(),
+        max_readers: None,
+        stop,
+        stop_handle,
+    };
+    coordinator.run().await.unwrap();
+    let written: Vec<u64> = sink.written.lock().unwrap().iter().map(|s| s.parse().unwrap()).collect();
+    let of_key: Vec<u64> = written.iter().copied().filter(|i| *i <= 30).collect();
+    assert_eq!(of_key, (1..=30).collect::<Vec<_>>(), "the parent's changes, then the child's");
+    let orphan_first = written.iter().position(|i| *i == 31).unwrap();
+    let child_first = written.iter().position(|i| *i == 16).unwrap();
+    assert!(orphan_first < child_first, "the orphan did not wait: {written:?}");
+    let positions = api.positions.lock().unwrap().clone();
+    let started = |shard: &str| positions.iter().position(|(s, _)| s == shard).unwrap();
+    assert!(started("parent") < started("child"));
+}

@@ -349,3 +349,43 @@ impl Worker {
         Ok(Processed { dead_letter_ids: dead.iter().map(Entry::id).collect(), page, oldest_held })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testing::{self, MemoryDeadLetter, RecordingSink};
+
+    /// Every record of a batch ends in a sink or the dead letter: undecodable records and records
+    /// over the maximum age go to the dead letter with their reason, the others to the sink.
+    #[tokio::test]
+    async fn every_record_of_a_batch_reaches_a_sink_or_the_dead_letter() {
+        let (sink, dead) = (Arc::new(RecordingSink::default()), Arc::new(MemoryDeadLetter::default()));
+        let pipeline = testing::pipeline(Arc::clone(&sink), Arc::clone(&dead));
+        let records: Vec<ChangeRecord> = (1..=8).map(|i| testing::record(i, &format!("k{i}"), 1_700_000_000)).collect();
+        let expired = vec![testing::record(9, "old", 1_600_000_000)];
+        let undecodable =
+            vec![Undecodable { sequence_number: Some("10".into()), reason: "not JSON".into(), raw: "{".into() }];
+        let batch = Batch {
+            records: &records,
+            undecodable: &undecodable,
+            expired: &expired,
+            maximum_record_age: Some(std::time::Duration::from_secs(3600)),
+            flush: false,
+        };
+        let (_handle, stop) = crate::stop::channel();
+        let processed = pipeline.worker().process("shard", batch, &stop).await.unwrap();
+        let written = sink.written.lock().unwrap().len();
+        let entries = dead.entries.lock().unwrap().clone();
+        assert_eq!(written + entries.len(), 10, "in = out + dead letter");
+        assert_eq!(written, 8);
+        let stages: Vec<&str> = entries.iter().map(|e| e.stage.as_str()).collect();
+        assert_eq!(stages, ["decode", "record_age"]);
+        assert!(entries[1].error.contains("over source.maximum_record_age (1h)"), "{}", entries[1].error);
+        assert_eq!(processed.dead_letter_ids.len(), 2);
+        let stats = pipeline.stats();
+        assert_eq!(stats.read.load(std::sync::atomic::Ordering::Relaxed), 10);
+        assert_eq!(stats.dead_lettered.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+}
