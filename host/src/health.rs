@@ -89,11 +89,6 @@ impl Watch {
         s.behind = true;
         s.trouble = Some(trouble);
     }
-
-    /// The shard's id.
-    pub fn shard(&self) -> &str {
-        &self.shard
-    }
 }
 
 /// The watches of this process's readers.

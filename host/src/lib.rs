@@ -5,20 +5,25 @@
 //! (ScyllaDB Alternator, files, ...), at least once and in shard order. See README.md for the
 //! configuration and docs/architecture.md for the record's way through and the rules it follows.
 //!
-//! Layout: [`config`] (the YAML contract), [`source`] (the stream consumer), [`pipeline`]
-//! (routes, dead letter), [`wasm`] (the processor host), [`checkpoint`] (progress), [`app`]
-//! (assembly).
+//! Layout (docs/architecture.md walks through it): [`config`] (the file's shell) and [`spec`]
+//! (what component sections share); [`source`] (the streams API and its types), `coordinator`
+//! (discovery, lineage, one reader per shard), [`pipeline`] (routes, processors, sinks),
+//! [`sinks`] (the sink registry), [`dead_letter`] and [`replay`], `checkpoint` and `lease`
+//! (progress and ownership), `snapshot`, [`wasm`] (the processor host), [`events`] and
+//! [`metrics`], [`app`] (assembly). The modules only this crate uses are `pub(crate)`.
+
+#![deny(missing_docs)]
 
 pub mod access;
 pub mod app;
-pub mod aws;
-pub mod checkpoint;
+pub(crate) mod aws;
+pub(crate) mod checkpoint;
 pub mod config;
-pub mod coordinator;
+pub(crate) mod coordinator;
 pub mod dead_letter;
 pub mod events;
-pub mod health;
-pub mod lease;
+pub(crate) mod health;
+pub(crate) mod lease;
 pub mod metrics;
 pub mod pattern;
 pub mod pipeline;
@@ -26,7 +31,7 @@ pub mod plugin_new;
 pub mod plugin_test;
 pub mod replay;
 pub mod sinks;
-pub mod snapshot;
+pub(crate) mod snapshot;
 pub mod source;
 pub mod spec;
 pub mod stop;

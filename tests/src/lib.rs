@@ -5,6 +5,8 @@
 //! Needs `moto_server` on PATH (`pip install 'moto[server]'`) and, for processor tests, the
 //! example components built for `wasm32-wasip2` (`.ci/run` does both).
 
+#![deny(missing_docs)]
+
 pub mod fakes;
 pub mod json_api;
 pub mod kinesis;

@@ -44,16 +44,7 @@ where
     }
 }
 
-/// An SDK error as an `anyhow` error, counting throttling in `eddy_throttled_total{api="dynamodb"}`.
-pub fn failed<E, R>(e: SdkError<E, R>) -> anyhow::Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    failed_on("dynamodb", e)
-}
-
-/// [`failed`] for the SDK of `api`.
+/// An SDK error of `api` as an `anyhow` error, counting throttling in `eddy_throttled_total{api}`.
 fn failed_on<E, R>(api: &'static str, e: SdkError<E, R>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

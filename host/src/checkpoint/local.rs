@@ -110,6 +110,7 @@ impl LocalStore {
     }
 
     /// The folder holding this stream's checkpoint files.
+    #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.dir
     }

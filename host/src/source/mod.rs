@@ -4,7 +4,7 @@
 //! GetShardIterator, GetRecords). Each source type is a folder of its own, with its section of
 //! the pipeline file beside it: [`dynamodb`] (DynamoDB Streams: the AWS SDK for the control
 //! plane, eddy's signed client and the `wire` decoder for GetRecords), [`kinesis`] (a Kinesis
-//! data stream that DynamoDB writes its changes to), [`file`] (a JSONL file); tests implement it
+//! data stream that DynamoDB writes its changes to), [`file`](mod@file) (a JSONL file); tests implement it
 //! with a scripted shard topology. [`TYPES`] is the registry of `type:` names. This module
 //! depends on nothing else of eddy's but `spec` and `aws`: the coordinator drives it, the lease
 //! store and the pipeline use its types.

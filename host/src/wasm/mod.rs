@@ -2,13 +2,13 @@
 //!
 //! - [`Runtime`]: one [`wasmtime::Engine`] for the process, with epoch interruption; a
 //!   background thread advances the epoch every [`EPOCH_TICK`], which bounds each call's time.
-//! - [`Component`]: a processor compiled once (a [`ProcessorPre`], imports resolved) and shared
+//! - [`Component`]: a processor compiled once (a `ProcessorPre`, imports resolved) and shared
 //!   by all workers.
 //! - [`Instance`]: a warm instance of one component for one worker, with its own store and
 //!   memory limit; it is replaced after a trap, a timeout, a memory refusal, or
 //!   [`RECYCLE_AFTER_CALLS`] calls.
 //!
-//! A call lends the batch's records to the guest for its duration ([`images::LentRecords`]):
+//! A call lends the batch's records to the guest for its duration (`images::LentRecords`):
 //! for contract 0.4.0 as one `batch` borrow read by index (`batch.rs`), for 0.3.0 and 0.2.0 as
 //! an `image` handle per image (`images.rs`), their other fields lowered with the call.
 //!
@@ -469,13 +469,30 @@ pub struct Instance {
 pub enum CallError {
     /// The call ran past `limits.timeout`.
     #[error("processor {processor}: timed out after {timeout:?}")]
-    Timeout { processor: String, timeout: Duration },
+    Timeout {
+        /// The processor's name.
+        processor: String,
+        /// `limits.timeout`.
+        timeout: Duration,
+    },
     /// The guest trapped (a panic, an out-of-bounds access, a memory limit refusal, ...).
     #[error("processor {processor}: trapped: {message}")]
-    Trap { processor: String, message: String },
+    Trap {
+        /// The processor's name.
+        processor: String,
+        /// What wasmtime said.
+        message: String,
+    },
     /// The guest returned a verdict list of the wrong length.
     #[error("processor {processor}: returned {got} verdicts for {expected} records")]
-    WrongLength { processor: String, got: usize, expected: usize },
+    WrongLength {
+        /// The processor's name.
+        processor: String,
+        /// How many verdicts it returned.
+        got: usize,
+        /// How many records it was given.
+        expected: usize,
+    },
 }
 
 impl Instance {

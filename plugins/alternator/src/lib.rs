@@ -9,6 +9,8 @@
 //! client ([`eddy_aws_json::AwsJsonClient`]: SigV4 from the AWS chain, the pipeline's
 //! timeouts, no retries of its own).
 
+#![deny(missing_docs)]
+
 pub mod nodes;
 mod sink;
 

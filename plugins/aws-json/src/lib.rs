@@ -10,6 +10,8 @@
 //! (`com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException` →
 //! `ProvisionedThroughputExceededException`), as the AWS JSON 1.0 protocol defines it.
 
+#![deny(missing_docs)]
+
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 

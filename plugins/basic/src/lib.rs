@@ -5,6 +5,8 @@
 //! - [`StdoutSink`] (`type: stdout`): the same lines on standard output;
 //! - [`NullSink`] (`type: "null"`): counts and discards.
 
+#![deny(missing_docs)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

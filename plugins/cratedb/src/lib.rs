@@ -3,6 +3,8 @@
 //! existing tables keep working. See [`translate`] for the layout and where eddy differs from the
 //! reference.
 
+#![deny(missing_docs)]
+
 mod sink;
 pub mod translate;
 

@@ -1,7 +1,7 @@
 //! One shard's reader: poll, hand each batch to the pipeline, checkpoint after the sinks
 //! acknowledge, and repeat until the shard ends or stopping is asked.
 //!
-//! - A poll that returned a full page, or records older than [`TIP_AGE`], is followed by another
+//! - A poll that returned a full page, or records older than `pacing::TIP_AGE`, is followed by another
 //!   at once; one that read to the shard's tip ([`at_tip`]) by another after [`CAUGHT_UP_WAIT`];
 //!   an empty one waits [`idle_wait`]: [`CAUGHT_UP_WAIT`] when the poll before it returned
 //!   records, `poll_interval` when the shard stays empty.
@@ -110,7 +110,7 @@ use std::time::Duration;
 
 use eddy_sink_api::RetryPolicy;
 
-pub use pacing::{at_tip, idle_wait, RecordBudget, CAUGHT_UP_WAIT, TIP_AGE};
+pub use pacing::{at_tip, idle_wait, RecordBudget, CAUGHT_UP_WAIT};
 
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::health::{Trouble, Watch};

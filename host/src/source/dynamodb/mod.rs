@@ -1,6 +1,6 @@
 //! [`StreamsApi`] on DynamoDB Streams: the control plane (DescribeStream, GetShardIterator)
 //! through the AWS SDK for Rust (`aws-sdk-dynamodbstreams`), GetRecords through eddy's signed
-//! JSON client ([`eddy_aws_json`]) and decoded from its bytes ([`super::wire`]).
+//! JSON client ([`eddy_aws_json`]) and decoded from its bytes (the `wire` module).
 
 pub mod config;
 
