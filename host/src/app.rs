@@ -247,7 +247,7 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
                     pipeline.stats().summary()
                 ));
             }
-            let desc = source.api.describe_stream().await.map_err(|e| anyhow::anyhow!("DescribeStream failed: {e}"))?;
+            let desc = crate::source::describe_with_retry(source.api.as_ref(), &config.retry).await?;
             let saved = leases.checkpoints().load().await.context("cannot load checkpoints")?;
             crate::snapshot::check_retention_now(&plan, &desc, &saved)?;
             let cutoff = plan.stream_cutoff(s.snapshot.safety_margin);
@@ -449,7 +449,7 @@ async fn prepare_snapshot(
     use crate::snapshot::scan::{ScanSegments, ScanSettings};
     let info = describe_source_table(config, s).await?;
     let (leases, plans) = leases_for(config, &snapshot_key(&info), Some(s.snapshot.concurrency)).await?;
-    let plan = crate::snapshot::plan(plans.as_ref(), s.snapshot.segments, stream).await?;
+    let plan = crate::snapshot::plan(plans.as_ref(), s.snapshot.segments, stream, &config.retry).await?;
     if plan.segments != s.snapshot.segments {
         tracing::warn!(
             recorded = plan.segments,

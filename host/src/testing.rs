@@ -84,6 +84,8 @@ pub struct ScriptedStreams {
     pub failures: Mutex<std::collections::BTreeMap<usize, StreamsError>>,
     /// When each GetRecords call came (tokio's clock).
     pub call_times: Mutex<Vec<tokio::time::Instant>>,
+    /// How many of the next DescribeStream calls fail (throttled).
+    pub describe_failures: AtomicUsize,
     /// Every GetShardIterator call: the shard and the position asked for.
     pub positions: Mutex<Vec<(String, IteratorPosition)>>,
     /// How long each GetRecords takes.
@@ -114,6 +116,10 @@ impl Drop for InFlight<'_> {
 #[async_trait]
 impl StreamsApi for ScriptedStreams {
     async fn describe_stream(&self) -> Result<StreamDescription, StreamsError> {
+        let failing = self.describe_failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(StreamsError::Transient("LimitExceededException: Rate exceeded".into()));
+        }
         let shards = self.shards.lock().unwrap();
         Ok(StreamDescription {
             stream_arn: "arn:scripted".into(),

@@ -84,11 +84,12 @@ fn now_ms() -> i64 {
 ///
 /// # Errors
 /// When the store cannot be read or written, the recorded plan is not readable, or the stream
-/// cannot be described.
+/// cannot be described (DescribeStream is tried under `retry`).
 pub async fn plan(
     plans: &dyn PlanStore,
     segments: u32,
     stream: Option<(&str, &dyn StreamsApi)>,
+    retry: &eddy_sink_api::RetryPolicy,
 ) -> anyhow::Result<Plan> {
     let parse = |text: String| -> anyhow::Result<Plan> {
         serde_json::from_str(&text).with_context(|| format!("the recorded snapshot plan is not readable: {text}"))
@@ -100,7 +101,7 @@ pub async fn plan(
     let stream = match stream {
         None => None,
         Some((arn, api)) => {
-            let desc = api.describe_stream().await.map_err(|e| anyhow::anyhow!("DescribeStream failed: {e}"))?;
+            let desc = crate::source::describe_with_retry(api, retry).await?;
             Some(StreamAtStart {
                 arn: arn.to_owned(),
                 open_shards: desc
@@ -338,10 +339,24 @@ mod tests {
     async fn the_first_recorded_plan_wins() {
         let root = tempfile::tempdir().unwrap();
         let store = crate::checkpoint::local::LocalStore::open(root.path(), None, "arn:t#snapshot").unwrap();
-        let first = super::plan(&store, 8, None).await.unwrap();
+        let first = super::plan(&store, 8, None, &eddy_sink_api::RetryPolicy::default()).await.unwrap();
         assert_eq!(first.segments, 8);
         assert!(first.stream.is_none());
-        let again = super::plan(&store, 16, None).await.unwrap();
+        let again = super::plan(&store, 16, None, &eddy_sink_api::RetryPolicy::default()).await.unwrap();
         assert_eq!(again, first);
+    }
+
+    /// A throttled DescribeStream when the plan is recorded is tried again, not the end of the run
+    /// (the chaos soak found a restart exiting 1 on one injected fault there).
+    #[tokio::test(start_paused = true)]
+    async fn the_plan_survives_a_throttled_describe_stream() {
+        use crate::testing::{ScriptedShard, ScriptedStreams};
+        let root = tempfile::tempdir().unwrap();
+        let store = crate::checkpoint::local::LocalStore::open(root.path(), None, "arn:t#snapshot").unwrap();
+        let api = ScriptedStreams::new(vec![ScriptedShard::open("shard-1", Vec::new())]);
+        api.describe_failures.store(2, std::sync::atomic::Ordering::SeqCst);
+        let retry = eddy_sink_api::RetryPolicy::default();
+        let plan = super::plan(&store, 4, Some(("arn:stream", &api)), &retry).await.unwrap();
+        assert_eq!(plan.stream.unwrap().open_shards, ["shard-1"]);
     }
 }

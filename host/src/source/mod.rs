@@ -202,6 +202,21 @@ pub enum StreamsError {
     Fatal(String),
 }
 
+/// DescribeStream under `retry`: a transient failure (throttling, 5xx, no answer) is tried again
+/// with the policy's waits; a fatal one (a missing stream, refused credentials) at once.
+///
+/// # Errors
+/// The last failure, saying how often it was tried.
+pub async fn describe_with_retry(
+    api: &dyn StreamsApi,
+    retry: &eddy_sink_api::RetryPolicy,
+) -> anyhow::Result<StreamDescription> {
+    retry
+        .retry(|| api.describe_stream(), |e| matches!(e, StreamsError::Transient(_)))
+        .await
+        .map_err(|(e, tries)| anyhow::anyhow!("DescribeStream failed (tried {tries} times): {e}"))
+}
+
 /// The DynamoDB Streams API, as eddy uses it.
 #[async_trait]
 pub trait StreamsApi: Send + Sync {
