@@ -182,7 +182,11 @@ impl Nodes {
             match node.client.call(operation, body.clone()).await {
                 Err(e) if node_fault(&e) => {
                     node.failures.increment(1);
-                    node.set_live(false);
+                    // A rotation of one has nobody to fail over to: the error goes to the retry
+                    // policy, and the node stays.
+                    if nodes.len() > 1 {
+                        node.set_live(false);
+                    }
                     last = Some(e);
                 }
                 answer => {
