@@ -21,14 +21,25 @@ with HTTP 500, always: a sink that refuses one key (a poison record) until someo
 POST /_faults/heal stops that. OP may also be PutObject: an S3 PUT whose body contains TEXT
 fails with S3's 500 InternalError (S3 requests are forwarded whatever their method).
 
+With --refuse-containing TEXT, every write (--refuse-target, default BatchWriteItem, PutItem and
+UpdateItem) whose body contains TEXT is refused for good: HTTP 400 ValidationException, as
+DynamoDB or Alternator refuse an item they cannot store (too large, a key or index type
+mismatch). Nothing is forwarded; /_faults/heal does not end it.
+
+POST /_faults/outage with {"seconds": S, "targets": ["BatchWriteItem", ...]} (or "targets": "*",
+every operation) starts an outage: for S seconds every such request fails with HTTP 500, whatever
+--rate says. With "hang": true the requests are not answered at all until the outage ends (a
+server that accepts and never answers), then fail with HTTP 500. {"seconds": 0} ends it early.
+
 With --delay-ms N, every request waits N ms before it is forwarded: a slow sink.
 
 With --local-nodes A,B,C, GET /localnodes answers ["A","B","C"] (what a ScyllaDB Alternator node
 answers: the live nodes of its datacenter); with --host H it listens on H instead of 127.0.0.1, so
 that several proxies on 127.0.0.1, 127.0.0.2, ... share one port, as Alternator nodes do.
 
-GET /_faults returns the counters, the violations, and `writes`: the item count of every
-BatchWriteItem forwarded, in order.
+GET /_faults returns the counters (`refused` and `outage` count the requests those answered), the
+violations, `writes`: the item count of every BatchWriteItem forwarded, in order, and
+`outage_seconds_left`.
 """
 import argparse
 import http.client
@@ -47,12 +58,31 @@ KINDS = ["throttle", "5xx", "latency", "drop"]
 class State:
     def __init__(self):
         self.lock = threading.Lock()
-        self.counts = {"forwarded": 0, "throttle": 0, "5xx": 0, "latency": 0, "drop": 0, "checkpoints_checked": 0}
+        self.counts = {
+            "forwarded": 0,
+            "throttle": 0,
+            "5xx": 0,
+            "latency": 0,
+            "drop": 0,
+            "checkpoints_checked": 0,
+            "refused": 0,
+            "outage": 0,
+        }
         self.violations = []
         self.injected = 0
         self.outage = 0
         self.healed = False
         self.writes = []
+        # POST /_faults/outage: until when (time.monotonic()), and which operations ("*": all).
+        self.outage_until = 0.0
+        self.outage_targets = []
+        self.outage_hangs = False
+
+    def in_outage(self, target):
+        with self.lock:
+            if time.monotonic() >= self.outage_until:
+                return False
+            return "*" in self.outage_targets or any(target.endswith("." + t) for t in self.outage_targets)
 
     def count(self, what):
         with self.lock:
@@ -95,7 +125,16 @@ def make_handler(opts, state, scripted):
         def do_GET(self):
             if self.path == "/_faults":
                 with state.lock:
-                    return self.reply(200, {"counts": dict(state.counts), "violations": list(state.violations), "writes": list(state.writes)})
+                    left = max(0.0, state.outage_until - time.monotonic())
+                    return self.reply(
+                        200,
+                        {
+                            "counts": dict(state.counts),
+                            "violations": list(state.violations),
+                            "writes": list(state.writes),
+                            "outage_seconds_left": left,
+                        },
+                    )
             if opts.local_nodes and self.path.split("?")[0] == "/localnodes":
                 return self.reply(200, opts.local_nodes.split(","))
             self.forward(b"")
@@ -107,6 +146,19 @@ def make_handler(opts, state, scripted):
                 with state.lock:
                     state.healed = True
                 return self.reply(200, {"healed": True})
+            if self.path == "/_faults/outage":
+                request = json.loads(body or b"{}")
+                targets = request.get("targets", "*")
+                with state.lock:
+                    state.outage_targets = ["*"] if targets == "*" else list(targets)
+                    state.outage_until = time.monotonic() + float(request.get("seconds", 0))
+                    state.outage_hangs = bool(request.get("hang", False))
+                return self.reply(200, {"outage_seconds": float(request.get("seconds", 0)), "targets": targets})
+            if state.in_outage(target):
+                state.count("outage")
+                while state.outage_hangs and state.in_outage(target):
+                    time.sleep(0.05)
+                return self.reply(500, {"__type": PREFIX + "InternalServerError", "message": "outage (injected)"})
             poisoned = opts.fail_containing and opts.fail_containing.encode() in body and not state.healed
             if poisoned and opts.fail_target and target.endswith("." + opts.fail_target):
                 state.count("5xx")
@@ -118,6 +170,11 @@ def make_handler(opts, state, scripted):
                 if down:
                     state.count("5xx")
                     return self.reply(500, {"__type": PREFIX + "InternalServerError", "message": "outage (injected)"})
+            refusing = opts.refuse_containing and opts.refuse_containing.encode() in body
+            if refusing and any(target.endswith("." + t) for t in opts.refuse_target.split(",")):
+                state.count("refused")
+                message = "One or more parameter values were invalid: the item cannot be stored (injected refusal)"
+                return self.reply(400, {"__type": PREFIX + "ValidationException", "message": message})
             if random.random() < opts.rate:
                 with state.lock:
                     state.injected += 1
@@ -199,6 +256,8 @@ def main():
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--fail-target")
     parser.add_argument("--fail-containing")
+    parser.add_argument("--refuse-containing")
+    parser.add_argument("--refuse-target", default="BatchWriteItem,PutItem,UpdateItem")
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--local-nodes")
     parser.add_argument("--host", default="127.0.0.1")

@@ -125,6 +125,17 @@ impl FaultProxy {
         client.post(format!("{}/_faults/heal", self.endpoint)).send().await.unwrap().error_for_status().unwrap();
     }
 
+    /// Starts an outage of `seconds` (0 ends one): every request for an operation of `targets`
+    /// (`["GetRecords"]`; empty: every operation) fails with HTTP 500, or with `hang` is not
+    /// answered until the outage ends.
+    pub async fn outage(&self, seconds: u64, targets: &[&str], hang: bool) {
+        let targets = if targets.is_empty() { serde_json::json!("*") } else { serde_json::json!(targets) };
+        let body = serde_json::json!({"seconds": seconds, "targets": targets, "hang": hang});
+        let client = reqwest::Client::new();
+        let url = format!("{}/_faults/outage", self.endpoint);
+        client.post(url).body(body.to_string()).send().await.unwrap().error_for_status().unwrap();
+    }
+
     /// `{"counts": {...}, "violations": [...]}`
     pub async fn faults(&self) -> Value {
         reqwest::get(format!("{}/_faults", self.endpoint)).await.unwrap().json().await.unwrap()

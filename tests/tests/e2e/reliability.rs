@@ -392,3 +392,121 @@ dead_letter: {{type: sqs, queue: dead}}
     assert!(out.contains("10 entries of") && out.contains("are in flight") && out.contains("at the latest"), "{out}");
     assert_eq!(queued(&moto, &url).await, (290, 10), "the list hid nothing once done");
 }
+
+/// The value of the first series of `metric` whose labels contain `labels` in the Prometheus text
+/// `text`.
+fn metric(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']) && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GetRecords answering 500 with changes waiting: the errors are counted, the iterator age keeps
+/// growing, the shard is reported stalled after `stall_after` (log, gauge, `/ready` 503), and all
+/// of it clears once the source answers again. Before, `/ready` said 200 and the age stayed 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_outage_shows_in_errors_iterator_age_readiness_and_a_stall() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let proxy = FaultProxy::start(&moto.endpoint, &["--rate", "0"]).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{proxy}\", region: us-east-1, poll_interval: 50ms,
+          stall_after: 2s, max_consecutive_errors: 100000}}
+sinks:
+  out: {{type: file, path: out.jsonl}}
+routes:
+  - {{name: main, sinks: [out]}}
+metrics: {{listen: \"127.0.0.1:{port}\"}}
+retry: {{attempts: 2, base_delay: 10ms, max_delay: 200ms}}
+",
+            proxy = proxy.endpoint
+        ),
+    );
+    let out = dir.path().join("out.jsonl");
+    let mut run = Eddy::start(&config);
+    let get = |path: &'static str| async move {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.ok()?;
+        Some((response.status().as_u16(), response.text().await.ok()?))
+    };
+    for i in 0..3u32 {
+        put(&moto, &format!("a{i}"), i).await;
+    }
+    wait_for("the first changes", Duration::from_secs(60), || async { versions_in(&out).len() == 3 }).await;
+    wait_for("/ready 200", Duration::from_secs(30), || async { get("/ready").await.is_some_and(|(s, _)| s == 200) })
+        .await;
+
+    proxy.outage(600, &["GetRecords"], false).await;
+    for i in 0..3u32 {
+        put(&moto, &format!("b{i}"), i).await;
+    }
+    wait_for("the stall", Duration::from_secs(30), || async {
+        get("/ready").await.is_some_and(|(s, body)| s == 503 && body.contains("stalled"))
+    })
+    .await;
+    let (_, text) = get("/metrics").await.unwrap();
+    assert_eq!(metric(&text, "eddy_shards_stalled", ""), Some(1.0), "{text}");
+    let errors = metric(&text, "eddy_source_errors_total", "api=\"dynamodbstreams\"").unwrap_or(0.0);
+    assert!(errors > 3.0, "{text}");
+    assert!(text.contains("code=\"InternalServerError\""), "{text}");
+    let age = metric(&text, "eddy_iterator_age_seconds", "shard=").unwrap();
+    assert!(age >= 2.0, "the iterator age grows while polls fail: {age}");
+    let log = run.log();
+    assert!(log.contains("shard stalled") && log.contains("the source's API keeps failing"), "{log}");
+
+    proxy.outage(0, &[], false).await;
+    wait_for("the changes after the outage", Duration::from_secs(60), || async { versions_in(&out).len() == 6 }).await;
+    wait_for("/ready 200 again", Duration::from_secs(30), || async {
+        get("/ready").await.is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    let (_, text) = get("/metrics").await.unwrap();
+    assert_eq!(metric(&text, "eddy_shards_stalled", ""), Some(0.0), "{text}");
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert!(run.log().contains("shard no longer stalled"), "{}", run.log());
+}
+
+/// A lease table that accepts connections and never answers: SIGTERM still ends the process with
+/// exit 0 within a few seconds (the checkpoint and the lease releases are abandoned after the
+/// 2 s grace; the batch is read again next time). Before, it exited 1 after 15 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_with_a_lease_table_that_never_answers_ends_cleanly_in_seconds() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let leases = FaultProxy::start(&moto.endpoint, &["--rate", "0"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "name: silent
+source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+checkpoints: {{type: dynamodb, table: Leases, endpoint: \"{leases}\", lease_duration: 3s}}
+sinks:
+  out: {{type: file, path: out.jsonl}}
+routes:
+  - {{name: main, sinks: [out]}}
+",
+            moto = moto.endpoint,
+            leases = leases.endpoint
+        ),
+    );
+    let out = dir.path().join("out.jsonl");
+    let mut run = Eddy::start(&config);
+    put(&moto, "a", 1).await;
+    wait_for("a change delivered", Duration::from_secs(60), || async { versions_in(&out).len() == 1 }).await;
+    leases.outage(600, &[], true).await;
+    put(&moto, "b", 1).await;
+    wait_for("the next change delivered", Duration::from_secs(30), || async { versions_in(&out).len() == 2 }).await;
+    let (status, took) = run.interrupt();
+    assert!(status.success(), "exit {status}; log:\n{}", run.log());
+    assert!(took < Duration::from_secs(8), "took {took:?} to stop; log:\n{}", run.log());
+}
