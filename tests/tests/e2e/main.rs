@@ -22,6 +22,7 @@ mod reload;
 mod replication;
 mod sandbox;
 mod snapshot;
+mod soak;
 mod topology;
 mod trimmed;
 mod verdicts;
