@@ -457,8 +457,13 @@ retry: {{attempts: 2, base_delay: 10ms, max_delay: 200ms}}
     let errors = metric(&text, "eddy_source_errors_total", "api=\"dynamodbstreams\"").unwrap_or(0.0);
     assert!(errors > 3.0, "{text}");
     assert!(text.contains("code=\"InternalServerError\""), "{text}");
-    let age = metric(&text, "eddy_iterator_age_seconds", "shard=").unwrap();
-    assert!(age >= 2.0, "the iterator age grows while polls fail: {age}");
+    assert!(metric(&text, "eddy_iterator_age_seconds", "shard=").is_some(), "{text}");
+    // The age is set at each failed poll (between backoffs), so it may lag the stall by a poll.
+    wait_for("the iterator age to grow past the stall while polls fail", Duration::from_secs(10), || async {
+        let (_, text) = get("/metrics").await.unwrap_or_default();
+        metric(&text, "eddy_iterator_age_seconds", "shard=").is_some_and(|age| age >= 2.5)
+    })
+    .await;
     let log = run.log();
     assert!(log.contains("shard stalled") && log.contains("the source's API keeps failing"), "{log}");
 
@@ -503,9 +508,12 @@ routes:
     let mut run = Eddy::start(&config);
     put(&moto, "a", 1).await;
     wait_for("a change delivered", Duration::from_secs(60), || async { versions_in(&out).len() == 1 }).await;
+    // The checkpoint of `a` may still be on its way when the outage starts, and a reader waits for
+    // its checkpoint before its next poll: whether `b` is delivered is not what this test is about.
+    // Stopping while a checkpoint (and the lease renewals) hang on the silent lease table is.
     leases.outage(600, &[], true).await;
     put(&moto, "b", 1).await;
-    wait_for("the next change delivered", Duration::from_secs(30), || async { versions_in(&out).len() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, took) = run.interrupt();
     assert!(status.success(), "exit {status}; log:\n{}", run.log());
     assert!(took < Duration::from_secs(8), "took {took:?} to stop; log:\n{}", run.log());
