@@ -12,6 +12,10 @@
 //! BatchWriteItem only after `write_latency` (a slow sink), once per parallelization factor, and
 //! compares records/s (wall time: the sink's latency, not CPU, is the limit there).
 //!
+//! The `snapshot` and `snapshot-alternator` cases run `eddy snapshot` on the table behind the
+//! stream (DescribeTable, then a parallel Scan of one segment per shard, the same PetTracker
+//! items) into the null sink or Alternator: what a snapshot item costs beside a stream record.
+//!
 //! The `kinesis` case reads the same records from the endpoint's Kinesis stream into the null
 //! sink. A Kinesis stream never ends, so the benchmark stops `eddy run` with SIGINT once every
 //! record was served and GetRecords calls have stopped (every shard read to its end).
@@ -34,7 +38,8 @@ pub struct Options {
     pub kinesis_records: u64,
     /// Shard counts of the throughput cases.
     pub shards: Vec<usize>,
-    /// Which cases: `null`, `alternator`, `cratedb`, `only-dogs`, `kinesis`, `lag`, `memory`.
+    /// Which cases: `null`, `alternator`, `cratedb`, `only-dogs`, `kinesis`, `snapshot`,
+    /// `snapshot-alternator`, `lag`, `memory`, `parallel`.
     pub cases: Vec<String>,
     /// Where `only_dogs.wasm` is.
     pub plugins: PathBuf,
@@ -87,7 +92,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     let dogs = options.plugins.join("only_dogs.wasm");
     let dogs = std::path::absolute(&dogs).unwrap_or(dogs);
-    for sink in ["null", "alternator", "cratedb", "only-dogs", "kinesis"] {
+    for sink in ["null", "alternator", "cratedb", "only-dogs", "kinesis", "snapshot", "snapshot-alternator"] {
         if !wants(sink) {
             continue;
         }
@@ -114,6 +119,8 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
             let name = match sink {
                 "only-dogs" => "only-dogs → null",
                 "kinesis" => "Kinesis → null",
+                "snapshot" => "snapshot → null",
+                "snapshot-alternator" => "snapshot → alternator",
                 other => other,
             };
             out.push_str(&format!(
@@ -202,7 +209,7 @@ fn check(sink: &str, records: u64, stats: &Stats) -> anyhow::Result<()> {
         bail!("{sink}: the endpoint served {} records, not {records}", stats.records_served);
     }
     let received = match sink {
-        "alternator" => stats.items_written,
+        "alternator" | "snapshot-alternator" => stats.items_written,
         "cratedb" => stats.rows_written,
         _ => return Ok(()),
     };
@@ -237,8 +244,9 @@ impl Case<'_> {
         std::fs::write(&config, self.pipeline(&endpoint.url))?;
         let log = std::fs::File::create(work.join("eddy.log"))?;
         let started = Instant::now();
+        let job = if self.sink.starts_with("snapshot") { "snapshot" } else { "run" };
         let child = Command::new(self.exe)
-            .args(["run", "--config"])
+            .args([job, "--config"])
             .arg(&config)
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
@@ -277,7 +285,7 @@ impl Case<'_> {
 
     fn pipeline(&self, url: &str) -> String {
         let (processors, sink) = match self.sink {
-            "alternator" => (
+            "alternator" | "snapshot-alternator" => (
                 String::new(),
                 format!("out: {{type: alternator, endpoint: \"{url}\", region: us-east-1, table: PetReplica}}"),
             ),
@@ -293,6 +301,9 @@ impl Case<'_> {
         };
         let source = if self.sink == "kinesis" {
             format!("type: kinesis\n  stream_arn: \"{KINESIS_ARN}\"")
+        } else if self.sink.starts_with("snapshot") {
+            // One Scan segment per shard of the endpoint's table.
+            format!("type: dynamodb\n  table: PetTracker\n  snapshot: {{mode: first_run, segments: {}}}", self.shards)
         } else {
             format!("type: dynamodb\n  stream_arn: \"{STREAM_ARN}\"")
         };

@@ -1,6 +1,7 @@
 //! The canned endpoint of `eddy-bench e2e`: a loopback HTTP server that speaks just enough of the
 //! DynamoDB Streams API (DescribeStream, GetShardIterator, GetRecords), the Kinesis API
-//! (ListShards, GetShardIterator, GetRecords), the DynamoDB API (BatchWriteItem) and CrateDB's
+//! (ListShards, GetShardIterator, GetRecords), the DynamoDB API (BatchWriteItem, and
+//! DescribeTable and Scan of the table behind the stream: `endpoint/table.rs`) and CrateDB's
 //! `POST /_sql` for `eddy run` to read a stream and write to either sink, and that answers at once
 //! so that it is never the bottleneck.
 //!
@@ -19,6 +20,8 @@
 //! `t0 + k × shards / rate`, where `t0` is the first GetShardIterator call, and GetRecords returns
 //! only records already written. BatchWriteItem then measures each item's replication lag (arrival
 //! time − `written_at`); `GET /stats` reports the counts and the lag percentiles as JSON.
+
+mod table;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,9 +66,9 @@ pub struct Spec {
 /// The answer of `GET /stats`.
 #[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 pub struct Stats {
-    /// Records returned by GetRecords.
+    /// Records returned by GetRecords, and items returned by Scan.
     pub records_served: u64,
-    /// GetRecords calls.
+    /// GetRecords and Scan calls.
     pub get_records_calls: u64,
     /// Items (puts and deletes) received by BatchWriteItem.
     pub items_written: u64,
@@ -192,6 +195,8 @@ struct State {
     spec: Spec,
     templates: Vec<Template>,
     kinesis_templates: Vec<Template>,
+    /// The table's items (`table::scan`).
+    items: Vec<table::ItemTemplate>,
     /// When the first iterator was asked for: `t0` of the write schedule.
     started: OnceLock<(Instant, u64)>,
     records_served: AtomicU64,
@@ -207,6 +212,7 @@ impl State {
             spec,
             templates: (0..DISTINCT_KEYS as usize).map(Template::new).collect(),
             kinesis_templates: (0..DISTINCT_KEYS as usize).map(Template::kinesis).collect(),
+            items: (0..DISTINCT_KEYS as usize).map(table::ItemTemplate::new).collect(),
             started: OnceLock::new(),
             records_served: AtomicU64::new(0),
             get_records_calls: AtomicU64::new(0),
@@ -332,6 +338,11 @@ async fn respond(state: &State, request: Request<hyper::body::Incoming>) -> Resp
     }
     match (target.as_deref(), path.as_str()) {
         (Some("DescribeStream"), _) => json(describe_stream(state).into_bytes()),
+        (Some("DescribeTable"), _) => json(table::describe_table(state).into_bytes()),
+        (Some("Scan"), _) => match table::scan(state, &body) {
+            Ok(bytes) => json(bytes),
+            Err(e) => validation(&e),
+        },
         (Some("GetShardIterator"), _) => match get_shard_iterator(state, &body) {
             Ok(text) => json(text.into_bytes()),
             Err(e) => validation(&e),

@@ -78,12 +78,14 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1,16")]
         shards: Vec<usize>,
         /// Cases to run: null, alternator, cratedb, only-dogs, kinesis (Kinesis source → null),
-        /// lag, memory, parallel (one shard into an Alternator endpoint answering each
-        /// BatchWriteItem after --write-latency-ms, at each --factors parallelization factor).
+        /// snapshot and snapshot-alternator (`eddy snapshot` of the table behind the stream, one
+        /// Scan segment per shard, into null or Alternator), lag, memory, parallel (one shard into
+        /// an Alternator endpoint answering each BatchWriteItem after --write-latency-ms, at each
+        /// --factors parallelization factor).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "null,alternator,cratedb,only-dogs,kinesis,lag,memory,parallel"
+            default_value = "null,alternator,cratedb,only-dogs,kinesis,snapshot,snapshot-alternator,lag,memory,parallel"
         )]
         cases: Vec<String>,
         /// The parallel case: the parallelization factors to compare.

@@ -20,9 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 #[cfg(test)]
 use eddy_aws_json::DYNAMODB;
 use eddy_aws_json::{AwsJsonClient, AwsJsonError};
+use eddy_record::scan::Scanner;
 use eddy_record::{ChangeRecord, EventName, Image, Item, StreamRecord, StreamViewType};
 #[cfg(test)]
 use eddy_sink_api::Timeouts;
@@ -119,8 +121,81 @@ impl ScanSegments {
             })
     }
 
-    /// Turns one Scan answer into a page of `segment`.
-    fn page(&self, segment: u32, answer: &[u8]) -> Result<RecordsPage, StreamsError> {
+    /// Turns one Scan answer into a page of `segment`: in one strict pass ([`Self::one_pass`]),
+    /// or, when that pass cannot tell, by `serde_json` item by item ([`Self::slow_page`]), which
+    /// says what is wrong with an item and sets it aside for the dead letter.
+    fn page(&self, segment: u32, answer: &Bytes) -> Result<RecordsPage, StreamsError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let page = match self.one_pass(segment, answer, now as i64) {
+            Some(page) => page,
+            None => self.slow_page(segment, answer, now as i64)?,
+        };
+        let read = (page.records.len() + page.undecodable.len()) as u64;
+        self.items.fetch_add(read, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::SNAPSHOT_ITEMS).increment(read);
+        Ok(page)
+    }
+
+    /// A Scan answer (`{"Items": [...], "Count", "ScannedCount", "LastEvaluatedKey",
+    /// "ConsumedCapacity"}`) read as GetRecords pages are (`source/wire/one_pass.rs`): one forward
+    /// pass of [`Scanner`], each item checked as DynamoDB JSON and kept as a slice of the answer
+    /// ([`Image::scan_keyed_in`]), its key attributes decoded as they are read. `None` on anything
+    /// the slow path must decide: an item that is not DynamoDB JSON, a key attribute missing or
+    /// not a scalar, a field given twice or written with escapes.
+    fn one_pass(&self, segment: u32, answer: &Bytes, now: i64) -> Option<RecordsPage> {
+        const FIELDS: &[&str] = &["Items", "LastEvaluatedKey"];
+        let text = simdutf8::basic::from_utf8(answer).ok()?;
+        let mut s = Scanner::new(text);
+        // The items' parts; records (and their sequence numbers) only once the whole page is read.
+        let mut items: Option<Vec<(Item, Image, u64)>> = None;
+        let mut last_key: Option<Option<&str>> = None;
+        let whole = s.members(|s, field| match field.raw() {
+            "Items" if items.is_none() && !field.is_escaped() => {
+                let mut list = Vec::with_capacity(text.len() / 1024 + 1);
+                let ok = s.elements(|s| self.scan_item(s, answer).map(|r| list.push(r)).is_some());
+                items = Some(list);
+                ok
+            }
+            "LastEvaluatedKey" if last_key.is_none() && !field.is_escaped() => {
+                s.skip_whitespace();
+                if s.literal("null") {
+                    last_key = Some(None);
+                    return true;
+                }
+                let start = s.position();
+                let ok = s.peek() == Some(b'{') && s.skip_value();
+                last_key = Some(Some(s.text_between(start, s.position())));
+                ok
+            }
+            _ => !crate::source::fields::is_field(field, FIELDS) && s.skip_value(),
+        });
+        if !(whole && s.at_end()) {
+            return None;
+        }
+        let last_key = last_key.flatten();
+        let records = items.unwrap_or_default().into_iter();
+        Some(RecordsPage {
+            records: records.map(|(keys, image, size)| self.insert(segment, keys, image, size, now)).collect(),
+            next_iterator: last_key.map(|k| iterator(segment, Some(k))),
+            resume: Resume::AfterKey(last_key.map(str::to_owned)),
+            ..RecordsPage::default()
+        })
+    }
+
+    /// One item of a Scan answer at the scanner's position, as [`Self::one_pass`] reads it: its
+    /// keys, its image and its size in bytes of DynamoDB JSON.
+    fn scan_item(&self, s: &mut Scanner<'_>, answer: &Bytes) -> Option<(Item, Image, u64)> {
+        let mut keys = Item::new();
+        let image = Image::scan_keyed_in(s, answer, &self.table.key, &mut keys)?;
+        if keys.len() != self.table.key.len() {
+            return None;
+        }
+        let size = image.text().map_or(0, str::len) as u64;
+        Some((keys, image, size))
+    }
+
+    /// The slow path of [`Self::page`]: `serde_json` with `RawValue`, item by item.
+    fn slow_page(&self, segment: u32, answer: &[u8], now: i64) -> Result<RecordsPage, StreamsError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Answer<'a> {
@@ -132,7 +207,6 @@ impl ScanSegments {
         let answer: Answer = serde_json::from_slice(answer).map_err(|e| {
             StreamsError::Transient(format!("Scan answered with something that is not a Scan answer: {e}"))
         })?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let mut page = RecordsPage {
             next_iterator: answer.last_evaluated_key.map(|k| iterator(segment, Some(k.get()))),
             resume: Resume::AfterKey(answer.last_evaluated_key.map(|k| k.get().to_owned())),
@@ -140,7 +214,7 @@ impl ScanSegments {
         };
         page.records.reserve(answer.items.len());
         for raw in answer.items {
-            match self.record(segment, raw, now as i64) {
+            match self.record(segment, raw, now) {
                 Ok(record) => page.records.push(record),
                 Err(reason) => page.undecodable.push(Undecodable {
                     sequence_number: None,
@@ -149,13 +223,10 @@ impl ScanSegments {
                 }),
             }
         }
-        self.items.fetch_add((page.records.len() + page.undecodable.len()) as u64, Ordering::Relaxed);
-        metrics::counter!(crate::metrics::SNAPSHOT_ITEMS)
-            .increment((page.records.len() + page.undecodable.len()) as u64);
         Ok(page)
     }
 
-    /// One item as an INSERT change record.
+    /// One item, read by the slow path, as an INSERT change record.
     fn record(&self, segment: u32, raw: &RawValue, now: i64) -> Result<ChangeRecord, String> {
         let image = Image::from_raw(raw)?;
         let mut keys = Item::new();
@@ -163,8 +234,13 @@ impl ScanSegments {
             let value = image.attribute(name).ok_or_else(|| format!("the item has no key attribute {name:?}"))?;
             keys.insert(name.clone(), value.into_owned());
         }
+        Ok(self.insert(segment, keys, image, raw.get().len() as u64, now))
+    }
+
+    /// The INSERT change record of one item of `segment`, `size` bytes of DynamoDB JSON.
+    fn insert(&self, segment: u32, keys: Item, image: Image, size: u64, now: i64) -> ChangeRecord {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        Ok(ChangeRecord {
+        ChangeRecord {
             event_id: format!("snapshot-{segment}-{sequence}"),
             event_name: EventName::Insert,
             event_version: "1.1".to_owned(),
@@ -176,12 +252,12 @@ impl ScanSegments {
                 new_image: Some(image),
                 old_image: None,
                 sequence_number: sequence.to_string(),
-                size_bytes: raw.get().len() as u64,
+                size_bytes: size,
                 stream_view_type: StreamViewType::NewImage,
             },
             event_source_arn: self.table.arn.clone(),
             user_identity: None,
-        })
+        }
     }
 }
 
@@ -299,7 +375,7 @@ mod tests {
             {"pk":{"S":"a"},"sk":{"N":"1"},"name":{"S":"Rex"}},
             {"pk":{"S":"b"},"name":{"S":"no sort key"}}
         ],"Count":2,"ScannedCount":2,"LastEvaluatedKey":{"pk":{"S":"b"},"sk":{"N":"2"}}}"#;
-        let page = scan.page(3, answer).unwrap();
+        let page = scan.page(3, &Bytes::from_static(answer)).unwrap();
         assert_eq!(page.records.len(), 1);
         let r = &page.records[0];
         assert_eq!(r.event_name, EventName::Insert);
@@ -316,9 +392,58 @@ mod tests {
         assert_eq!(page.next_iterator.as_deref(), Some(format!("3\n{key}").as_str()));
         assert_eq!(page.resume, Resume::AfterKey(Some(key.to_owned())));
         // The last page of a segment: no key, so SHARD_END follows.
-        let last = scan.page(3, br#"{"Items":[],"Count":0,"ScannedCount":0}"#).unwrap();
+        let last = scan.page(3, &Bytes::from_static(br#"{"Items":[],"Count":0,"ScannedCount":0}"#)).unwrap();
         assert_eq!(last.next_iterator, None);
         assert_eq!(last.resume, Resume::AfterKey(None));
+    }
+
+    /// The one-pass reader gives the records the slow path gives (keys, images, sizes, resume),
+    /// keeps each image as a slice of the answer, and leaves to the slow path what it cannot
+    /// tell: a missing key, a key that is not a scalar, an item that is not DynamoDB JSON, a
+    /// field given twice.
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_slow_path_and_leaves_it_the_doubtful_pages() {
+        let scan = segments(2);
+        let answer = Bytes::from_static(
+            br#"{"Count":2,"Items":[
+            {"pk":{"S":"a\n\u00e9"},"sk":{"N":"1"},"blob":{"B":"AAE="},"m":{"M":{"pk":{"S":"inner"}}}},
+            {"sk":{"N":"2"},"pk":{"B":"AAE="},"l":{"L":[{"NULL":true},{"SS":["x"]}]}}
+        ],"ScannedCount":9,"LastEvaluatedKey":{"pk":{"B":"AAE="},"sk":{"N":"2"}},
+        "ConsumedCapacity":{"TableName":"Pets","CapacityUnits":1.5}}"#,
+        );
+        let fast = scan.one_pass(1, &answer, 7).expect("the one pass reads a plain page");
+        let slow = scan.slow_page(1, &answer, 7).unwrap();
+        assert_eq!(fast.records.len(), 2);
+        assert!(fast.undecodable.is_empty());
+        for (f, s) in fast.records.iter().zip(&slow.records) {
+            assert!(!f.dynamodb.new_image.as_ref().unwrap().is_decoded());
+            assert_eq!(f.dynamodb.keys, s.dynamodb.keys);
+            assert_eq!(f.dynamodb.new_image.as_ref().unwrap().item(), s.dynamodb.new_image.as_ref().unwrap().item());
+            assert_eq!(f.dynamodb.size_bytes, s.dynamodb.size_bytes);
+            assert_eq!(f.dynamodb.approximate_creation_date_time, Some(7));
+        }
+        assert_eq!(fast.records[0].dynamodb.keys["pk"].as_s(), Some("a\né"));
+        assert_eq!(fast.records[1].dynamodb.keys["pk"], eddy_record::AttributeValue::B(vec![0, 1]));
+        assert_eq!(fast.next_iterator, slow.next_iterator);
+        assert_eq!(fast.resume, slow.resume);
+        let text = fast.records[0].dynamodb.new_image.as_ref().unwrap().text().unwrap();
+        let at = text.as_ptr() as usize - answer.as_ptr() as usize;
+        assert!(at < answer.len(), "the image is a slice of the answer, not a copy");
+
+        for doubtful in [
+            r#"{"Items":[{"pk":{"S":"a"}}]}"#,
+            r#"{"Items":[{"pk":{"L":[]},"sk":{"N":"1"}}]}"#,
+            r#"{"Items":[{"pk":{"S":"a"},"sk":{"N":"1"},"x":{"Q":"1"}}]}"#,
+            r#"{"Items":[],"Items":[]}"#,
+            r#"{"Items":[],"LastEvaluatedKey":{"pk":{"S":"a"}},"LastEvaluatedKey":null}"#,
+            r#"{"Items":[{"pk":{"S":"a"},"sk":{"N":"1"}}]} trailing"#,
+        ] {
+            assert!(scan.one_pass(0, &Bytes::from_static(doubtful.as_bytes()), 0).is_none(), "{doubtful}");
+        }
+        // The slow path decides: the item without its sort key goes to the dead letter.
+        let page = scan.page(0, &Bytes::from_static(br#"{"Items":[{"pk":{"S":"a"}}]}"#)).unwrap();
+        assert!(page.records.is_empty());
+        assert_eq!(page.undecodable.len(), 1);
     }
 
     /// Segments are closed shards named `segment-I-of-N`; a checkpoint resumes after its key, and

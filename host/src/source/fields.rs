@@ -86,7 +86,7 @@ fn scalar_keys(s: &mut Scanner<'_>) -> Option<Item> {
 
 /// Whether `key` names one of `fields`: a duplicate, or a field written with escapes
 /// (`"event\u0049D"` is `eventID`), both left to the slow path.
-pub(super) fn is_field(key: JsonStr<'_>, fields: &[&str]) -> bool {
+pub(crate) fn is_field(key: JsonStr<'_>, fields: &[&str]) -> bool {
     if key.is_escaped() {
         fields.contains(&key.to_owned_string().as_str())
     } else {

@@ -10,7 +10,7 @@
 //! store and the pipeline use its types.
 
 pub mod dynamodb;
-mod fields;
+pub(crate) mod fields;
 pub mod file;
 pub mod kinesis;
 pub mod polling;

@@ -102,6 +102,24 @@ impl Image {
         Self::scan_text(s, |text| Text::shared(page, text))
     }
 
+    /// As [`Image::scan_in`] for a whole item read from a Scan page (a snapshot), with the
+    /// top-level attributes named in `key_names` (the table's key schema) decoded into `keys` in
+    /// the same pass, so that the record's `Keys` cost no second look at the item.
+    ///
+    /// `None` as [`Image::scan`] does, and also when a key attribute is not a scalar (`S`, `N`,
+    /// `B`) or is written with escapes; `keys` may then hold some of the keys.
+    ///
+    /// # Panics
+    /// When the scanner does not read `page`'s own bytes (a caller's bug).
+    pub fn scan_keyed_in(s: &mut Scanner<'_>, page: &Bytes, key_names: &[String], keys: &mut Item) -> Option<Self> {
+        s.skip_whitespace();
+        let start = s.position();
+        scan::item_with_keys(s, key_names, keys).then(|| Self {
+            text: Some(Text::shared(page, s.text_between(start, s.position()))),
+            item: OnceLock::new(),
+        })
+    }
+
     /// [`Image::scan`] with the image's text kept by `keep`.
     fn scan_text(s: &mut Scanner<'_>, keep: impl FnOnce(&str) -> Text) -> Option<Self> {
         s.skip_whitespace();

@@ -9,6 +9,7 @@
 use base64::Engine as _;
 
 use crate::scan::Scanner;
+use crate::value::{AttributeValue, Item};
 
 /// Whether `text` is an item in DynamoDB JSON (and nothing after it).
 pub(super) fn is_item(text: &str) -> bool {
@@ -19,6 +20,33 @@ pub(super) fn is_item(text: &str) -> bool {
 /// `{ "name": value, ... }`
 pub(super) fn item(s: &mut Scanner<'_>) -> bool {
     s.members(|s, _| value(s))
+}
+
+/// As [`item`], and the top-level attributes named in `names` decoded into `keys` as they are
+/// read (a key schema's attributes: `S`, `N` or `B`). `false` as [`item`] does, and also when a
+/// named attribute is of another type or written with escapes: the caller's slower path decides
+/// and gives the reason.
+pub(super) fn item_with_keys(s: &mut Scanner<'_>, names: &[String], keys: &mut Item) -> bool {
+    s.members(|s, name| {
+        if name.is_escaped() || !names.iter().any(|n| n == name.raw()) {
+            return value(s);
+        }
+        let mut key = None;
+        let one = s.single_member(|s, tag| {
+            key = match tag {
+                "S" => s.string().map(|v| AttributeValue::S(v.to_owned_string())),
+                "N" => s.string().map(|v| AttributeValue::N(v.to_owned_string())),
+                "B" => s
+                    .string()
+                    .filter(|v| !v.is_escaped())
+                    .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.raw()).ok())
+                    .map(AttributeValue::B),
+                _ => None,
+            };
+            key.is_some()
+        });
+        one && key.map(|v| keys.insert(name.raw().to_owned(), v)).is_some()
+    })
 }
 
 /// `{ "TYPE": ... }` with exactly one known type key.
