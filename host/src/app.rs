@@ -59,7 +59,10 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 api: Arc::new(api),
                 start: s.start.clone(),
                 discovery_interval: s.shard_discovery_interval,
-                settings: settings(crate::source::kinesis::MIN_POLL_SPACING),
+                settings: ReaderSettings {
+                    page_bytes_hint: crate::source::kinesis::MAX_PAGE_BYTES,
+                    ..settings(crate::source::kinesis::MIN_POLL_SPACING)
+                },
             }
         }
         SourceConfig::File(f) => {
@@ -74,6 +77,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 parallelization_factor: 1,
                 shard_discovery_interval: Duration::from_millis(100),
                 stall_after: crate::source::polling::defaults::STALL_AFTER,
+                max_inflight_bytes: crate::source::polling::defaults::MAX_INFLIGHT_BYTES,
             };
             Source {
                 stream_arn: api.stream_arn().to_owned(),
@@ -483,6 +487,7 @@ async fn prepare_snapshot(
                 parallelization_factor: 1,
                 shard_discovery_interval: Duration::from_secs(10),
                 stall_after: crate::source::polling::defaults::STALL_AFTER,
+                max_inflight_bytes: s.max_inflight_bytes,
             },
             config.retry,
         ),

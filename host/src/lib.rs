@@ -24,6 +24,7 @@ pub mod dead_letter;
 pub mod events;
 pub(crate) mod health;
 pub(crate) mod lease;
+pub mod memory;
 pub mod metrics;
 pub mod pattern;
 pub mod pipeline;

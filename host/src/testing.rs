@@ -181,12 +181,16 @@ impl StreamsApi for ScriptedStreams {
         let end = (index + limit as usize).min(shard.records.len());
         let closed = shard.info.ending_sequence_number.is_some();
         Ok(RecordsPage {
+            bytes: (end - index) as u64 * SCRIPTED_RECORD_BYTES,
             records: shard.records[index..end].to_vec(),
             next_iterator: (!closed || end < shard.records.len()).then(|| format!("{shard_id}/{end}")),
             ..RecordsPage::default()
         })
     }
 }
+
+/// The answer bytes a scripted page says each of its records took.
+pub const SCRIPTED_RECORD_BYTES: u64 = 1000;
 
 /// Checkpoints in memory, with every save in order.
 #[derive(Default)]

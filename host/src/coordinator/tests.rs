@@ -21,6 +21,7 @@ fn settings() -> ReaderSettings {
             parallelization_factor: 1,
             shard_discovery_interval: Duration::from_secs(1),
             stall_after: crate::source::polling::defaults::STALL_AFTER,
+            max_inflight_bytes: crate::source::polling::defaults::MAX_INFLIGHT_BYTES,
         },
         eddy_sink_api::RetryPolicy::default(),
     )
@@ -104,4 +105,42 @@ async fn a_child_shard_is_read_after_its_parent_and_an_orphan_at_once() {
     let positions = api.positions.lock().unwrap().clone();
     let started = |shard: &str| positions.iter().position(|(s, _)| s == shard).unwrap();
     assert!(started("parent") < started("child"));
+}
+
+/// `source.max_inflight_bytes` across 200 shards in backlog, with one lane and with three: the
+/// pages held at once never exceed the budget, the budget is used, every record is delivered,
+/// and every byte is given back.
+#[tokio::test(start_paused = true)]
+async fn the_pages_held_across_200_shards_never_exceed_the_memory_budget() {
+    for lanes in [1, 3] {
+        let api =
+            Arc::new(ScriptedStreams { latency: Duration::from_millis(20), ..ScriptedStreams::new(segments(200, 30)) });
+        let checkpoints = Arc::new(MemoryCheckpoints::default());
+        let sink = Arc::new(RecordingSink::default());
+        let (stop_handle, stop) = crate::stop::channel();
+        // A page: 10 records of 1,000 bytes and their overhead; room for about 16 at once.
+        let page = 10 * (testing::SCRIPTED_RECORD_BYTES + crate::memory::RECORD_OVERHEAD);
+        let budget = crate::memory::MemoryBudget::new(16 * page);
+        let coordinator = Coordinator {
+            api: Arc::clone(&api) as Arc<dyn StreamsApi>,
+            leases: Arc::new(LocalLeases::new(Arc::clone(&checkpoints) as Arc<dyn crate::checkpoint::CheckpointStore>)),
+            pipeline: testing::pipeline(Arc::clone(&sink), Arc::new(MemoryDeadLetter::default())),
+            start: StartPosition::TrimHorizon,
+            discovery_interval: Duration::from_secs(1),
+            settings: ReaderSettings {
+                memory: Some(Arc::clone(&budget)),
+                page_bytes_hint: page,
+                parallelization_factor: lanes,
+                ..settings()
+            },
+            max_readers: None,
+            stop,
+            stop_handle,
+        };
+        coordinator.run().await.unwrap();
+        assert!(budget.peak() <= budget.limit(), "{lanes} lanes: {} held of {}", budget.peak(), budget.limit());
+        assert!(budget.peak() >= budget.limit() / 2, "{lanes} lanes: the budget is used: {}", budget.peak());
+        assert_eq!(budget.held(), 0, "every page's room given back");
+        assert_eq!(sink.written.lock().unwrap().len(), 200 * 30, "{lanes} lanes: every record delivered");
+    }
 }

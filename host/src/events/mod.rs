@@ -38,6 +38,12 @@ pub fn describe() {
     describe_counter!(m::THROTTLED, "Throttling errors from an AWS API, by api.");
     describe_counter!(m::SOURCE_ERRORS, "Failed calls to the source's API, by api and code.");
     describe_gauge!(m::SHARDS_STALLED, "Shards with records to read whose checkpoint has not moved for stall_after.");
+    describe_gauge!(
+        m::INFLIGHT_BYTES,
+        Unit::Bytes,
+        "Bytes of pages the process holds now (fetched, ahead, in the pipeline)."
+    );
+    describe_gauge!(m::INFLIGHT_BYTES_LIMIT, Unit::Bytes, "source.max_inflight_bytes.");
     describe_histogram!(m::WASM_CALL_DURATION, Unit::Seconds, "One process call into a Wasm processor, by processor.");
     describe_counter!(m::TRIMMED_SKIPS, "Trimmed-data gaps skipped under on_trimmed: skip, by shard.");
     describe_counter!(m::SNAPSHOT_ITEMS, "Snapshot items read by the Scan and handed to the routes.");

@@ -44,6 +44,11 @@ pub const SOURCE_ERRORS: &str = "eddy_source_errors_total";
 /// Shards of this process that have records to read but whose checkpoint has not moved for
 /// `source.stall_after`.
 pub const SHARDS_STALLED: &str = "eddy_shards_stalled";
+/// Bytes of pages the process holds now (fetched, fetched ahead, in the pipeline), against
+/// `source.max_inflight_bytes`.
+pub const INFLIGHT_BYTES: &str = "eddy_inflight_bytes";
+/// `source.max_inflight_bytes`, in bytes.
+pub const INFLIGHT_BYTES_LIMIT: &str = "eddy_inflight_bytes_limit";
 /// Throttling errors from an AWS API, by `api`.
 pub const THROTTLED: &str = "eddy_throttled_total";
 /// One `process` call into a Wasm processor, by `processor`.

@@ -47,6 +47,9 @@ pub struct PageWork {
     pub maximum_record_age: Option<Duration>,
     /// The sequence number to checkpoint once this page and every page before it are finished.
     pub last: Option<String>,
+    /// The page's room in the memory budget (`source.max_inflight_bytes`), given back once the
+    /// page is finished.
+    pub memory: Option<crate::memory::MemoryPermit>,
 }
 
 /// The lanes of one shard reader.
@@ -79,6 +82,8 @@ struct Pending {
     unprocessed: usize,
     /// Lanes still writing or holding records of this page.
     remaining: usize,
+    /// The page's room in the memory budget, held until the page is finished.
+    _memory: Option<crate::memory::MemoryPermit>,
 }
 
 struct Job {
@@ -152,7 +157,7 @@ impl Lanes {
         let n = self.lanes.len();
         let number = self.next_page;
         self.next_page += 1;
-        let PageWork { records, undecodable, expired, maximum_record_age, last } = page;
+        let PageWork { records, undecodable, expired, maximum_record_age, last, memory } = page;
         let mut parts: Vec<PageWork> = (0..n).map(|_| PageWork { maximum_record_age, ..PageWork::default() }).collect();
         for r in records {
             parts[lane_of(&r.dynamodb.keys, n)].records.push(r);
@@ -169,7 +174,7 @@ impl Lanes {
             // A lane's task only ends when its sender is dropped (in `reset`).
             let _ = lane.jobs.send(Job { generation, page: Some(number), work, flush: false });
         }
-        self.pending.push_back(Pending { page: number, last, unprocessed: remaining, remaining });
+        self.pending.push_back(Pending { page: number, last, unprocessed: remaining, remaining, _memory: memory });
         let mut checkpoint = self.advance();
         // Only pages still to be processed count: pages whose records a batching route holds
         // are bounded by its `batch_size`, and wait for its window.
@@ -242,6 +247,12 @@ impl Lanes {
         while self.done_rx.try_recv().is_ok() {}
         self.pending.clear();
         self.failed = None;
+    }
+
+    /// Waits for the next completion a lane reports (forever when no page is out); the pages
+    /// it finishes are popped, and their memory given back, by the next [`Lanes::settled`].
+    pub async fn finished_one(&mut self) {
+        self.wait_one().await;
     }
 
     /// Takes every completion already reported.

@@ -339,7 +339,9 @@ impl StreamsApi for ScanSegments {
         }
         body.push('}');
         let answer = self.client.call("Scan", body.into_bytes()).await.map_err(classify)?;
-        self.page(segment, &answer)
+        let mut page = self.page(segment, &answer)?;
+        page.bytes = answer.len() as u64;
+        Ok(page)
     }
 }
 

@@ -155,6 +155,9 @@ pub struct RecordsPage {
     /// How far the page is behind the shard's newest record, when the API says so (Kinesis'
     /// `MillisBehindLatest`); otherwise the age of the page's newest record is used.
     pub millis_behind_latest: Option<u64>,
+    /// The size in bytes of the answer the page was read from (its records keep slices of it in
+    /// memory), for `source.max_inflight_bytes`; 0 when the source does not say.
+    pub bytes: u64,
 }
 
 /// Where a reader resumes after an acknowledged page: the checkpoint it saves.

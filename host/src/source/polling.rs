@@ -25,6 +25,8 @@ pub mod defaults {
     pub const PARALLELIZATION_FACTOR: u32 = 1;
     /// `stall_after`.
     pub const STALL_AFTER: Duration = Duration::from_secs(300);
+    /// `max_inflight_bytes`: 256 MiB.
+    pub const MAX_INFLIGHT_BYTES: u64 = 256 << 20;
 
     pub(crate) fn poll_interval() -> Duration {
         POLL_INTERVAL
@@ -43,6 +45,9 @@ pub mod defaults {
     }
     pub(crate) fn stall_after() -> Duration {
         STALL_AFTER
+    }
+    pub(crate) fn max_inflight_bytes() -> u64 {
+        MAX_INFLIGHT_BYTES
     }
 }
 
@@ -77,6 +82,8 @@ pub struct StreamPolling {
     pub shard_discovery_interval: Duration,
     /// `stall_after`.
     pub stall_after: Duration,
+    /// `max_inflight_bytes`.
+    pub max_inflight_bytes: u64,
 }
 
 impl StreamPolling {
@@ -96,6 +103,9 @@ impl StreamPolling {
             out.extend(at_least("maximum_record_age", age, Duration::from_secs(1)));
         }
         out.extend(at_least("stall_after", self.stall_after, Duration::from_secs(1)));
+        if self.max_inflight_bytes < 1 << 20 {
+            out.push(Problem::at("max_inflight_bytes", "must be at least 1MiB"));
+        }
         if !(1..=10).contains(&self.parallelization_factor) {
             out.push(Problem::at(
                 "parallelization_factor",

@@ -53,7 +53,16 @@ pub struct ReaderSettings {
     pub maximum_record_age: Option<Duration>,
     /// Lanes writing one page at once (`source.parallelization_factor`), 1 to 10.
     pub parallelization_factor: u32,
+    /// The pages budget shared by every reader of the process (`source.max_inflight_bytes`).
+    pub memory: Option<Arc<MemoryBudget>>,
+    /// The most bytes one answer of the source holds ([`crate::memory::page_bytes`]), reserved
+    /// before each call: [`DYNAMODB_PAGE_BYTES`] unless the source says otherwise.
+    pub page_bytes_hint: u64,
 }
+
+/// What a DynamoDB Streams GetRecords (or a Scan) page holds at most: the APIs stop a page at
+/// 1 MB of data; its JSON, with a few hundred bytes a record of eddy's own, stays under 2 MiB.
+pub const DYNAMODB_PAGE_BYTES: u64 = 2 << 20;
 
 impl ReaderSettings {
     /// Settings with a source's polling keys; no snapshot cut-off, no poll spacing.
@@ -69,6 +78,8 @@ impl ReaderSettings {
             min_poll_spacing: Duration::ZERO,
             maximum_record_age: polling.maximum_record_age,
             parallelization_factor: polling.parallelization_factor,
+            memory: Some(MemoryBudget::new(polling.max_inflight_bytes)),
+            page_bytes_hint: DYNAMODB_PAGE_BYTES,
         }
     }
 }
@@ -114,6 +125,7 @@ pub use pacing::{at_tip, idle_wait, RecordBudget, CAUGHT_UP_WAIT};
 
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::health::{Trouble, Watch};
+use crate::memory::MemoryBudget;
 use crate::pipeline::lanes::{Lanes, PageWork};
 use crate::pipeline::{Batch, Held, PipelineError, Worker};
 use crate::source::polling::OnTrimmed;
@@ -152,6 +164,9 @@ struct Cursor {
     empty_polls: u32,
     pacer: Pacer,
     lag: Lag,
+    /// The bytes of the last page read, to reserve for the next one if more than the source's
+    /// hint.
+    last_page_bytes: u64,
 }
 
 /// What a settled outcome leads to, decided once for a page, a quiet tick and the drain.
@@ -197,6 +212,7 @@ impl ShardReader {
             empty_polls: 1,
             pacer: Pacer::new(self.settings.min_poll_spacing),
             lag: Lag::default(),
+            last_page_bytes: 0,
         };
         tracing::info!(shard = self.shard_id, start = ?cursor.resume, "reading shard");
         let _lease = LeaseGauge::held();
@@ -246,7 +262,32 @@ impl ShardReader {
             }
             State::Polling(iterator) => {
                 let limit = self.settings.max_records_per_poll;
-                match fetch(self.api.as_ref(), iterator, limit, &self.stop, &mut cursor.pacer).await {
+                // Room for the page first (the module `memory`). Only pages in lanes can be held
+                // meanwhile: each one the lanes finish is settled (its checkpoint saved, its room
+                // given back) while waiting, so readers never wait for each other.
+                let memory = match self.settings.memory.clone() {
+                    Some(budget) => {
+                        let expected = self.expected_bytes(cursor);
+                        let room = tokio::select! {
+                            permit = budget.reserve(expected) => Some(permit),
+                            () = writer.finished_one() => None,
+                            () = self.stop.wait() => return Ok(State::Done(ReaderExit::Stopped)),
+                        };
+                        if room.is_none() {
+                            let outcome = match &mut *writer {
+                                Writer::Lanes(lanes) => lanes.settled(),
+                                Writer::Direct { .. } => Ok(None),
+                            };
+                            if let Settled::Leave(next) = self.settle(outcome, cursor, writer, watch).await? {
+                                return Ok(next);
+                            }
+                            return Ok(State::Polling(iterator));
+                        }
+                        room
+                    }
+                    None => None,
+                };
+                match fetch(self.api.as_ref(), iterator, limit, &self.stop, &mut cursor.pacer, memory).await {
                     Some(fetched) => State::Processing(fetched),
                     None => State::Done(ReaderExit::Stopped),
                 }
@@ -289,9 +330,12 @@ impl ShardReader {
         watch: &Watch,
     ) -> anyhow::Result<State> {
         let shard = self.shard_id.clone();
-        let Fetched { iterator: it, page, took } = fetched;
+        // The page's room in the memory budget is held until it is acknowledged (with lanes, until
+        // the lanes finish it).
+        let Fetched { iterator: it, page, took, mut memory } = fetched;
         let mut age = Duration::MAX;
         if let Ok(page) = &page {
+            cursor.last_page_bytes = crate::memory::page_bytes(page);
             age = iterator_age(page);
             metrics.poll(took, age);
             cursor.lag.read(page);
@@ -364,6 +408,7 @@ impl ShardReader {
                             expired,
                             maximum_record_age: max_age,
                             last: last.clone(),
+                            memory: memory.take(),
                         };
                         lanes.submit(work).await
                     }
@@ -372,13 +417,21 @@ impl ShardReader {
             let (processed, next) = match next_iterator {
                 Some(next) => {
                     let limit = self.settings.max_records_per_poll;
+                    let expected = self.expected_bytes(cursor);
+                    let budget = self.settings.memory.as_ref();
                     let pacer = &mut cursor.pacer;
                     let ahead = async move {
                         // At the tip: let changes gather instead of polling again at once.
                         if at_tip && stop.sleep(CAUGHT_UP_WAIT).await {
                             return None;
                         }
-                        fetch(api, next, limit, stop, pacer).await
+                        // Ahead only with room free now: a reader holding a page never waits
+                        // for room (it fetches the next page once this one is acknowledged).
+                        let memory = match budget {
+                            Some(budget) => Some(budget.try_reserve(expected)?),
+                            None => None,
+                        };
+                        fetch(api, next, limit, stop, pacer, memory).await
                     };
                     tokio::join!(process, ahead)
                 }
@@ -416,6 +469,11 @@ impl ShardReader {
             Some(fetched) => State::Processing(fetched),
             None => State::Polling(next),
         })
+    }
+
+    /// The room to reserve for the next page: the source's most, or the last page if larger.
+    fn expected_bytes(&self, cursor: &Cursor) -> u64 {
+        self.settings.page_bytes_hint.max(cursor.last_page_bytes)
     }
 
     /// Settles what the pipeline made of a page, a flush or a tick: saves the checkpoint it

@@ -12,6 +12,8 @@ pub(super) struct Fetched {
     pub(super) iterator: String,
     pub(super) page: Result<crate::source::RecordsPage, StreamsError>,
     pub(super) took: Duration,
+    /// The page's room in the memory budget, set to its measured size.
+    pub(super) memory: Option<crate::memory::MemoryPermit>,
 }
 
 /// How long a shard that was just read to its tip waits before polling again, at most: a shard
@@ -71,22 +73,30 @@ impl Pacer {
     }
 }
 
-/// Calls GetRecords on `iterator` once `pacer` allows; `None` when stopping was asked first.
+/// Calls GetRecords on `iterator` once `pacer` allows, holding `memory` (room reserved for the
+/// page), which it sets to the page's size; `None` when stopping was asked first.
 pub(super) async fn fetch(
     api: &dyn StreamsApi,
     iterator: String,
     limit: u32,
     stop: &Stop,
     pacer: &mut Pacer,
+    mut memory: Option<crate::memory::MemoryPermit>,
 ) -> Option<Fetched> {
     if !pacer.ready(stop).await {
         return None;
     }
     let started = std::time::Instant::now();
-    tokio::select! {
-        page = api.get_records(&iterator, limit) => Some(Fetched { iterator, page, took: started.elapsed() }),
-        () = stop.wait() => None,
+    let page = tokio::select! {
+        page = api.get_records(&iterator, limit) => page,
+        () = stop.wait() => return None,
+    };
+    match (&page, &mut memory) {
+        (Ok(page), Some(permit)) => permit.resize(crate::memory::page_bytes(page)),
+        (Err(_), Some(_)) => memory = None,
+        _ => {}
     }
+    Some(Fetched { iterator, page, took: started.elapsed(), memory })
 }
 
 /// `source.max_records_per_second`: a token bucket (governor) shared by all shard readers. A

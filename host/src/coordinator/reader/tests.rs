@@ -63,6 +63,7 @@ fn settings(on_trimmed: OnTrimmed) -> ReaderSettings {
             parallelization_factor: 1,
             shard_discovery_interval: Duration::from_secs(1),
             stall_after: crate::source::polling::defaults::STALL_AFTER,
+            max_inflight_bytes: crate::source::polling::defaults::MAX_INFLIGHT_BYTES,
         },
         RetryPolicy::default(),
     )

@@ -17,6 +17,17 @@ pub(super) enum Writer {
     Lanes(Lanes),
 }
 
+impl Writer {
+    /// Waits until the lanes finish a page (its room in the memory budget is then given back at
+    /// the next [`Lanes::settled`]); never, for one worker, which holds no page between calls.
+    pub(super) async fn finished_one(&mut self) {
+        match self {
+            Writer::Lanes(lanes) => lanes.finished_one().await,
+            Writer::Direct { .. } => std::future::pending().await,
+        }
+    }
+}
+
 /// Records page `page` (with its last sequence number) as processed, and returns the newest
 /// last sequence number of the pages now checkpointable: those before `oldest_held` (every page
 /// when nothing is held).

@@ -67,6 +67,11 @@ pub struct DynamodbSource {
     /// answers 503 while any shard is (see the `health` module). At least 1s. Default 5m.
     #[serde(default = "defaults::stall_after", deserialize_with = "crate::spec::units::duration")]
     pub stall_after: Duration,
+    /// The most bytes of pages this process holds at once over all its shards (fetched, fetched
+    /// ahead, in the pipeline): readers wait for room, first come first served, instead of
+    /// fetching. A byte size (`256MiB`). Default 256MiB.
+    #[serde(default = "defaults::max_inflight_bytes", deserialize_with = "crate::spec::units::size")]
+    pub max_inflight_bytes: u64,
     /// `snapshot:`: scan the table's existing items before reading the stream (a migration), and
     /// how. Default: off.
     #[serde(default)]
@@ -163,6 +168,7 @@ impl DynamodbSource {
             parallelization_factor: self.parallelization_factor,
             shard_discovery_interval: self.shard_discovery_interval,
             stall_after: self.stall_after,
+            max_inflight_bytes: self.max_inflight_bytes,
         }
     }
 

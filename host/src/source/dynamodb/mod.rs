@@ -169,10 +169,12 @@ impl StreamsApi for AwsStreams {
             serde_json::to_string(iterator).expect("a string serializes")
         );
         let answer = self.records.call("GetRecords", body.into_bytes()).await.map_err(classify_records)?;
-        super::wire::decode_page(&answer, &self.stream_arn).map_err(|e| {
+        let mut page = super::wire::decode_page(&answer, &self.stream_arn).map_err(|e| {
             count(None, "malformed");
             StreamsError::Transient(e)
-        })
+        })?;
+        page.bytes = answer.len() as u64;
+        Ok(page)
     }
 }
 

@@ -73,6 +73,11 @@ pub struct KinesisSource {
     /// stalled (see the DynamoDB source's `stall_after`). Default 5m.
     #[serde(default = "defaults::stall_after", deserialize_with = "units::duration")]
     pub stall_after: Duration,
+    /// The most bytes of pages this process holds at once over all its shards (fetched, fetched
+    /// ahead, in the pipeline): readers wait for room, first come first served, instead of
+    /// fetching. A byte size (`256MiB`). Default 256MiB.
+    #[serde(default = "defaults::max_inflight_bytes", deserialize_with = "crate::spec::units::size")]
+    pub max_inflight_bytes: u64,
     /// How many keys each shard remembers for newest-wins (a change older than one already
     /// passed on for its key is dropped). Default 10000 (about 1–2 MB a shard).
     #[serde(default = "recent_keys_per_shard")]
@@ -103,6 +108,7 @@ impl KinesisSource {
             parallelization_factor: self.parallelization_factor,
             shard_discovery_interval: self.shard_discovery_interval,
             stall_after: self.stall_after,
+            max_inflight_bytes: self.max_inflight_bytes,
         }
     }
 

@@ -44,6 +44,14 @@ use recency::{Recency, Verdict};
 /// long between two calls on one shard.
 pub const MIN_POLL_SPACING: Duration = Duration::from_millis(200);
 
+/// The room reserved in `source.max_inflight_bytes` before each GetRecords: 4 MiB. Kinesis
+/// answers up to 10 MiB, but a page of DynamoDB change records (1-2 KB each, `Limit` records)
+/// rarely comes near; reserving 10 MiB would let only 25 calls be in flight at the default
+/// budget. A larger page takes the excess if the budget has it free and otherwise goes on over
+/// the budget, counted in `eddy_inflight_bytes`; a shard's next reservation is then its last
+/// page's size.
+pub const MAX_PAGE_BYTES: u64 = 4 << 20;
+
 /// The streams API of one Kinesis data stream.
 pub struct KinesisStreams {
     client: Client,
@@ -306,6 +314,7 @@ impl StreamsApi for KinesisStreams {
                 _ => Resume::AfterLastSequence,
             },
             millis_behind_latest: page.millis_behind_latest,
+            bytes: answer.len() as u64,
         })
     }
 }
