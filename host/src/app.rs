@@ -33,6 +33,8 @@ struct Source {
     start: StartPosition,
     discovery_interval: Duration,
     settings: ReaderSettings,
+    /// A Kinesis stream's retention, when a snapshot comes first.
+    retention: Option<Duration>,
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Source> {
@@ -50,11 +52,28 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 start: s.start.clone(),
                 discovery_interval: s.shard_discovery_interval,
                 settings: settings(Duration::ZERO),
+                retention: None,
             }
         }
         SourceConfig::Kinesis(s) => {
             let api = KinesisStreams::connect(s, &config.timeouts, &config.retry).await?;
+            let mut retention = None;
+            if s.snapshot.mode == SnapshotMode::FirstRun {
+                // A scan that cannot end within the stream's retention is refused before anything
+                // is created.
+                let hold = api.retention(&config.retry).await?;
+                let table = TableSource::of(&config.source).expect("checked: a snapshot names its table");
+                let info = describe_source_table(config, &table).await?;
+                crate::snapshot::kinesis::check_planned(
+                    info.approximate_items,
+                    s.snapshot.max_items_per_second,
+                    hold,
+                    s.snapshot.safety_margin,
+                )?;
+                retention = Some(hold);
+            }
             Source {
+                retention,
                 stream_arn: api.stream_arn().to_owned(),
                 api: Arc::new(api),
                 start: s.start.clone(),
@@ -85,6 +104,7 @@ async fn connect(config: &Config) -> anyhow::Result<Source> {
                 start: StartPosition::TrimHorizon,
                 discovery_interval: Duration::from_millis(100),
                 settings: ReaderSettings::new(&polling, config.retry),
+                retention: None,
             }
         }
     })
@@ -167,8 +187,8 @@ pub async fn leases(config: &Config) -> anyhow::Result<String> {
         }
         Err(e) => Err(e),
     };
-    if let SourceConfig::Dynamodb(s) = &config.source {
-        let info = match describe_source_table(config, s).await {
+    if let Some(s) = TableSource::of(&config.source) {
+        let info = match describe_source_table(config, &s).await {
             Ok(info) => info,
             // No table to describe (a scripted streams endpoint): the stream's report stands alone.
             Err(_) => return stream.map(|()| report),
@@ -237,31 +257,43 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
     let (mut source, leases, pipeline) = started;
     tokio::spawn(crate::wasm::reload::watch(pipeline.processors(), stop.clone()));
     tokio::spawn(crate::health::monitor(stall_after(&config), stop.clone()));
-    if let SourceConfig::Dynamodb(s) = &config.source {
-        if s.snapshot.mode == SnapshotMode::FirstRun {
-            let stream = Some((source.stream_arn.as_str(), source.api.as_ref()));
-            let prepared = tokio::select! {
-                prepared = prepare_snapshot(&config, s, stream) => prepared?,
-                () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
-            };
-            let (snapshot, plan) = prepared;
-            if snapshot.run(&pipeline, &stop, &stop_handle).await? == crate::snapshot::Outcome::Stopped {
-                return Ok(format!(
-                    "stopped during the snapshot (it resumes on the next start); {}",
-                    pipeline.stats().summary()
-                ));
-            }
-            let desc = crate::source::describe_with_retry(source.api.as_ref(), &config.retry).await?;
-            let saved = leases.checkpoints().load().await.context("cannot load checkpoints")?;
-            crate::snapshot::check_retention_now(&plan, &desc, &saved)?;
-            let cutoff = plan.stream_cutoff(s.snapshot.safety_margin);
-            source.settings.skip_created_before = Some(cutoff);
-            tracing::info!(
-                started_at = plan.started_at(),
-                "snapshot complete; reading the stream from its trim horizon, skipping records created more than {} before the snapshot began",
-                humantime::format_duration(s.snapshot.safety_margin)
-            );
+    if let Some(s) = TableSource::of(&config.source).filter(|s| s.snapshot.mode == SnapshotMode::FirstRun) {
+        // A DynamoDB stream's open shards are part of the plan; a Kinesis stream is read by time.
+        let stream = match &config.source {
+            SourceConfig::Dynamodb(_) => Some((source.stream_arn.as_str(), source.api.as_ref())),
+            _ => None,
+        };
+        let prepared = tokio::select! {
+            prepared = prepare_snapshot(&config, &s, stream) => prepared?,
+            () = stop.wait() => return Ok("stopped during start-up; nothing was read".to_owned()),
+        };
+        let (snapshot, plan) = prepared;
+        if snapshot.run(&pipeline, &stop, &stop_handle).await? == crate::snapshot::Outcome::Stopped {
+            return Ok(format!(
+                "stopped during the snapshot (it resumes on the next start); {}",
+                pipeline.stats().summary()
+            ));
         }
+        let saved = leases.checkpoints().load().await.context("cannot load checkpoints")?;
+        let margin = s.snapshot.safety_margin;
+        if let Some(retention) = source.retention {
+            // Kinesis: shards without a checkpoint start at T0 minus the margin, which the
+            // stream must still hold.
+            if saved.is_empty() {
+                crate::snapshot::kinesis::check_gap(&plan, margin, retention, crate::snapshot::now_ms())?;
+            }
+            source.start = StartPosition::AtTimestamp(plan.started_at_ms - margin.as_millis() as i64);
+        } else {
+            let desc = crate::source::describe_with_retry(source.api.as_ref(), &config.retry).await?;
+            crate::snapshot::check_retention_now(&plan, &desc, &saved)?;
+        }
+        source.settings.skip_created_before = Some(plan.stream_cutoff(margin));
+        tracing::info!(
+                started_at = plan.started_at(),
+                "snapshot complete; reading the stream from {}, skipping records created more than {} before the snapshot began",
+                if source.retention.is_some() { "the snapshot's start minus the margin" } else { "its trim horizon" },
+                humantime::format_duration(margin)
+            );
     }
     let coordinator = Coordinator {
         api: source.api,
@@ -287,22 +319,25 @@ pub async fn run(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow:
 /// # Errors
 /// Start-up failures, a segment failing for good, or a stop before every segment was done.
 pub async fn snapshot(config: Config, stop: Stop, stop_handle: StopHandle) -> anyhow::Result<String> {
-    let SourceConfig::Dynamodb(s) = &config.source else {
-        anyhow::bail!("`eddy snapshot` scans a DynamoDB table: the pipeline's source must be `type: dynamodb`");
+    let Some(view) = TableSource::of(&config.source) else {
+        anyhow::bail!(
+            "`eddy snapshot` scans a DynamoDB table: the pipeline's source must be `type: dynamodb`, or `type: kinesis` \
+             with `table`"
+        );
     };
     let prepared = async {
         let pipeline = build_pipeline(&config, &stop).await?;
-        let info = describe_source_table(&config, s).await?;
+        let info = describe_source_table(&config, &view).await?;
         // The stream, if the table has one, so that `run` with `first_run` can continue from it.
-        let stream = match info.live_stream_arn() {
-            Some(arn) => {
+        let stream = match (&config.source, info.live_stream_arn()) {
+            (SourceConfig::Dynamodb(s), Some(arn)) => {
                 let with_arn = DynamodbSource { stream_arn: Some(arn.to_owned()), table: None, ..s.clone() };
                 Some(AwsStreams::connect(&with_arn, &config.timeouts, &config.retry).await?)
             }
-            None => None,
+            _ => None,
         };
         let stream = stream.as_ref().map(|api| (api.stream_arn(), api as &dyn StreamsApi));
-        let (snapshot, _) = prepare_snapshot(&config, s, stream).await?;
+        let (snapshot, _) = prepare_snapshot(&config, &view, stream).await?;
         Ok::<_, anyhow::Error>((pipeline, snapshot))
     };
     let (pipeline, snapshot) = tokio::select! {
@@ -408,11 +443,11 @@ pub async fn dead_letter_replay(
 /// DynamoDB stream source, else by the sinks' kinds alone.
 async fn newest_check(config: &Config) -> anyhow::Result<Box<dyn crate::replay::newest::NewestCheck>> {
     use crate::replay::newest::{SourceTable, Unreadable};
-    let SourceConfig::Dynamodb(s) = &config.source else { return Ok(Box::new(Unreadable)) };
-    let info = describe_source_table(config, s)
+    let Some(s) = TableSource::of(&config.source) else { return Ok(Box::new(Unreadable)) };
+    let info = describe_source_table(config, &s)
         .await
         .context("the source table (to check that replayed changes are still the newest)")?;
-    let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
+    let target = crate::aws::Target { region: s.region, endpoint: s.endpoint };
     let client = crate::aws::json_client(eddy_aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;
     Ok(Box::new(SourceTable::new(client, info.name, config.retry)))
 }
@@ -427,10 +462,55 @@ fn snapshot_key(table: &crate::aws::TableInfo) -> String {
     format!("{}#snapshot", table.arn)
 }
 
+/// What the snapshot and the replay's newest check need of a source: its DynamoDB table, where
+/// it is, and the reading keys a Scan takes from the source's section.
+struct TableSource<'a> {
+    table: Option<&'a str>,
+    /// A DynamoDB stream ARN names its table.
+    stream_arn: Option<&'a str>,
+    region: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    snapshot: &'a crate::source::dynamodb::config::SnapshotConfig,
+    /// Scan's `Limit` (at most 1,000 items).
+    max_records_per_poll: u32,
+    max_consecutive_errors: u32,
+    max_inflight_bytes: u64,
+}
+
+impl<'a> TableSource<'a> {
+    /// The table of a DynamoDB stream source, or of a Kinesis source with `table`; `None` for a
+    /// Kinesis source without one, or a file.
+    fn of(source: &'a SourceConfig) -> Option<Self> {
+        match source {
+            SourceConfig::Dynamodb(s) => Some(Self {
+                table: s.table.as_deref(),
+                stream_arn: s.stream_arn.as_deref(),
+                region: s.region.as_deref(),
+                endpoint: s.endpoint.as_deref(),
+                snapshot: &s.snapshot,
+                max_records_per_poll: s.max_records_per_poll,
+                max_consecutive_errors: s.max_consecutive_errors,
+                max_inflight_bytes: s.max_inflight_bytes,
+            }),
+            SourceConfig::Kinesis(k) => Some(Self {
+                table: Some(k.table.as_deref()?),
+                stream_arn: None,
+                region: k.region.as_deref(),
+                endpoint: k.endpoint.as_deref(),
+                snapshot: &k.snapshot,
+                max_records_per_poll: k.max_records_per_poll.min(1000),
+                max_consecutive_errors: k.max_consecutive_errors,
+                max_inflight_bytes: k.max_inflight_bytes,
+            }),
+            SourceConfig::File(_) => None,
+        }
+    }
+}
+
 /// DescribeTable of the source's table (`table`, or the table named in `stream_arn`).
-async fn describe_source_table(config: &Config, s: &DynamodbSource) -> anyhow::Result<crate::aws::TableInfo> {
-    let table = match (&s.table, &s.stream_arn) {
-        (Some(t), _) => t.clone(),
+async fn describe_source_table(config: &Config, s: &TableSource<'_>) -> anyhow::Result<crate::aws::TableInfo> {
+    let table = match (s.table, s.stream_arn) {
+        (Some(t), _) => t.to_owned(),
         (None, Some(arn)) => arn
             .split_once(":table/")
             .and_then(|(_, rest)| rest.split('/').next())
@@ -438,7 +518,7 @@ async fn describe_source_table(config: &Config, s: &DynamodbSource) -> anyhow::R
             .ok_or_else(|| anyhow::anyhow!("cannot tell the table from stream ARN {arn}; set `source.table`"))?,
         (None, None) => anyhow::bail!("the source names neither `table` nor `stream_arn`"),
     };
-    let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
+    let target = crate::aws::Target { region: s.region, endpoint: s.endpoint };
     let client = crate::aws::dynamodb(&target, &config.timeouts).await;
     crate::aws::describe_table(&client, &table, &config.retry).await
 }
@@ -447,7 +527,7 @@ async fn describe_source_table(config: &Config, s: &DynamodbSource) -> anyhow::R
 /// shards).
 async fn prepare_snapshot(
     config: &Config,
-    s: &DynamodbSource,
+    s: &TableSource<'_>,
     stream: Option<(&str, &dyn StreamsApi)>,
 ) -> anyhow::Result<(crate::snapshot::Snapshot, crate::snapshot::Plan)> {
     use crate::snapshot::scan::{ScanSegments, ScanSettings};
@@ -461,7 +541,7 @@ async fn prepare_snapshot(
             "the snapshot in progress was planned with another number of segments; keeping the recorded one"
         );
     }
-    let target = crate::aws::Target { region: s.region.as_deref(), endpoint: s.endpoint.as_deref() };
+    let target = crate::aws::Target { region: s.region, endpoint: s.endpoint };
     let shared = crate::aws::sdk_config(&target, &config.timeouts).await;
     let region = shared.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
     let client = crate::aws::json_client(eddy_aws_json::DYNAMODB, "dynamodb", &target, &config.timeouts).await?;

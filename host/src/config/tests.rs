@@ -149,6 +149,17 @@ fn kinesis_sources_parse_and_check_kinesis_limits() {
     assert!(err.contains("source: set `stream_name` or `stream_arn`"), "{err}");
     let err = error_of(&yaml("  stream_name: s\n  start: {at_timestamp: yesterday}"));
     assert!(err.contains("at_timestamp \"yesterday\" is not an RFC 3339 time"), "{err}");
+
+    // A snapshot first: it scans `table`, and decides where the stream starts.
+    let snap = parse(&yaml("  stream_name: s\n  table: Pets\n  snapshot: {mode: first_run, segments: 16}")).unwrap();
+    let SourceConfig::Kinesis(s) = &snap.source else { panic!("a kinesis source") };
+    assert_eq!(s.snapshot.segments, 16);
+    let err = error_of(&yaml("  stream_name: s\n  snapshot: {mode: first_run}"));
+    assert!(err.contains(":4: source.snapshot.mode: a snapshot scans the DynamoDB table"), "{err}");
+    let err = error_of(&yaml("  stream_name: s\n  table: Pets\n  start: latest\n  snapshot: {mode: first_run}"));
+    assert!(err.contains("source.start: with `snapshot.mode: first_run`"), "{err}");
+    let err = error_of(&yaml("  stream_name: s\n  max_inflight_bytes: 10KiB"));
+    assert!(err.contains("source.max_inflight_bytes: must be at least 1MiB"), "{err}");
 }
 
 #[test]

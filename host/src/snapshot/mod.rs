@@ -17,6 +17,7 @@
 //!    latest version. [`check_retention`] stops with the gap named when changes made after T0 may
 //!    already be trimmed (the snapshot took longer than the stream's 24 hours).
 
+pub mod kinesis;
 pub mod progress;
 pub mod scan;
 
@@ -75,7 +76,7 @@ impl Plan {
 }
 
 /// Now, in epoch milliseconds.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

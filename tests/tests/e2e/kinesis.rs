@@ -333,3 +333,47 @@ async fn duplicates_and_reordering_leave_the_newest_version_and_bad_input_goes_t
     let (status, _) = p.interrupt();
     assert!(status.success(), "{}", p.log());
 }
+
+/// A snapshot before a Kinesis source (`table` + `snapshot: {mode: first_run}`): items that
+/// are only in the table (never in the stream) reach the replica through the scan, changes made
+/// while the throttled scan runs and after it through the stream read from the snapshot's start
+/// minus the margin, newest-wins per key; the replica ends equal to the table.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_then_the_kinesis_stream_leaves_the_replica_equal_to_the_table() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let moto = Moto::start_with_kinesis().await;
+    moto.create_table("Replica", false).await;
+    // The writer keeps table `Pets` as the source table: each change is applied to it and put in
+    // the stream, as DynamoDB's Kinesis destination would.
+    let mut writer = ChangeWriter::create(&moto, "pets-cdc", 2, "Pets", 11, 80).await;
+    for i in 0..120 {
+        moto.client
+            .put_item()
+            .table_name("Pets")
+            .item("pk", Av::S(format!("old-{i:04}")))
+            .item("sk", Av::N("0".into()))
+            .item("species", Av::S("cat".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    writer.run(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "  snapshot: {mode: first_run, segments: 4, max_items_per_second: 40}";
+    let path = config(dir.path(), "snap", &moto, "pets-cdc", extra, "{type: local, path: checkpoints}");
+    let mut run = Eddy::start(&path);
+    // Changes while the scan (about 6 s at 40 items/s) runs, and after it.
+    for _ in 0..10 {
+        writer.run(20).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let expected = snapshot(&moto.client, "Pets", |_| true).await;
+    assert!(expected.len() > 120, "{} items", expected.len());
+    let took = wait_until_equal(&moto.client, "Replica", &expected, Duration::from_secs(120)).await;
+    eprintln!("{} items, {} changes: replica converged {took:?} after the last write", expected.len(), writer.ops);
+    let log = run.log();
+    assert!(log.contains("snapshot complete") && log.contains("the snapshot's start minus the margin"), "{log}");
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert!(lines(&dir.path().join("snap-dead.jsonl")).is_empty());
+}

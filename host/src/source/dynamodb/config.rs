@@ -109,6 +109,20 @@ pub struct SnapshotConfig {
     pub safety_margin: Duration,
 }
 
+impl SnapshotConfig {
+    /// The ranges of `snapshot.concurrency` and `snapshot.segments`, at `snapshot.*`.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if !(1..=1000).contains(&self.concurrency) {
+            out.push(Problem::at("snapshot.concurrency", "must be between 1 and 1000"));
+        }
+        if !(1..=1_000_000).contains(&self.segments) {
+            out.push(Problem::at("snapshot.segments", "must be between 1 and 1000000 (Scan's TotalSegments)"));
+        }
+        out
+    }
+}
+
 impl Default for SnapshotConfig {
     fn default() -> Self {
         Self {
@@ -185,12 +199,7 @@ impl DynamodbSource {
             out.push(Problem::at("max_records_per_poll", "must be between 1 and 1000 (the GetRecords limit)"));
         }
         out.extend(at_least("poll_interval", self.poll_interval, minimums::POLL_INTERVAL));
-        if !(1..=1000).contains(&self.snapshot.concurrency) {
-            out.push(Problem::at("snapshot.concurrency", "must be between 1 and 1000"));
-        }
-        if !(1..=1_000_000).contains(&self.snapshot.segments) {
-            out.push(Problem::at("snapshot.segments", "must be between 1 and 1000000 (Scan's TotalSegments)"));
-        }
+        out.extend(self.snapshot.problems());
         if matches!(self.start, StartPosition::AtTimestamp(_)) {
             out.push(Problem::at(
                 "start",

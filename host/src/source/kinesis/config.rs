@@ -78,6 +78,11 @@ pub struct KinesisSource {
     /// fetching. A byte size (`256MiB`). Default 256MiB.
     #[serde(default = "defaults::max_inflight_bytes", deserialize_with = "crate::spec::units::size")]
     pub max_inflight_bytes: u64,
+    /// A snapshot of `table` first (`{mode: first_run, ...}`, the keys of the DynamoDB source's
+    /// `snapshot`): a parallel Scan through the routes, then the stream from `at_timestamp` T0
+    /// minus `safety_margin`, newest-wins per key. Needs `table`. Default: off.
+    #[serde(default)]
+    pub snapshot: crate::source::dynamodb::config::SnapshotConfig,
     /// How many keys each shard remembers for newest-wins (a change older than one already
     /// passed on for its key is dropped). Default 10000 (about 1–2 MB a shard).
     #[serde(default = "recent_keys_per_shard")]
@@ -128,6 +133,22 @@ impl KinesisSource {
             out.push(Problem::at("recent_keys_per_shard", "must be at least 1"));
         }
         out.extend(at_least("poll_interval", self.poll_interval, MIN_POLL_INTERVAL));
+        out.extend(self.snapshot.problems());
+        if self.snapshot.mode == crate::source::dynamodb::config::SnapshotMode::FirstRun {
+            if self.table.is_none() {
+                out.push(Problem::at(
+                    "snapshot.mode",
+                    "a snapshot scans the DynamoDB table the stream carries: set `table` (its name)",
+                ));
+            }
+            if self.start != StartPosition::TrimHorizon {
+                out.push(Problem::at(
+                    "start",
+                    "with `snapshot.mode: first_run` the stream is read from the snapshot's start minus \
+                     `snapshot.safety_margin` (so no change is missed); remove `start`",
+                ));
+            }
+        }
         if let StartPosition::AtTimestamp(millis) = self.start {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);

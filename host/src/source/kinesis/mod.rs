@@ -95,6 +95,37 @@ impl KinesisStreams {
         &self.stream_arn
     }
 
+    /// How long the stream keeps records (DescribeStreamSummary's `RetentionPeriodHours`: 24 to
+    /// 8,760 hours), tried under `retry`.
+    ///
+    /// # Errors
+    /// When DescribeStreamSummary fails for good or leaves the retention out.
+    pub async fn retention(&self, retry: &RetryPolicy) -> anyhow::Result<Duration> {
+        let mut attempt = 0;
+        loop {
+            match self.client.describe_stream_summary().stream_arn(&self.stream_arn).send().await {
+                Ok(out) => {
+                    let hours = out.stream_description_summary.map(|s| s.retention_period_hours).ok_or_else(|| {
+                        anyhow::anyhow!("DescribeStreamSummary of {} returned no stream", self.stream_arn)
+                    })?;
+                    return Ok(Duration::from_secs(u64::try_from(hours).unwrap_or(24) * 3600));
+                }
+                Err(e) => match classify(e) {
+                    StreamsError::Fatal(message) => anyhow::bail!("Kinesis stream {}: {message}", self.stream_arn),
+                    e if attempt + 1 >= retry.attempts => anyhow::bail!(
+                        "Kinesis stream {}: DescribeStreamSummary failed {} times: {e}",
+                        self.stream_arn,
+                        attempt + 1
+                    ),
+                    _ => {
+                        tokio::time::sleep(retry.backoff.wait(attempt)).await;
+                        attempt += 1;
+                    }
+                },
+            }
+        }
+    }
+
     /// Drops the page's stale and duplicate changes (newest wins per key in `shard`). At the
     /// shard's end its memory passes to its children.
     fn newest_wins(
