@@ -2,13 +2,14 @@
 //! processors load and the sinks are built first, then the source connects, and only then are the
 //! state folder or the lease table created.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::access::Access;
-use crate::checkpoint::{local::LocalStore, CheckpointStore, PlanStore};
+use crate::checkpoint::{local::LocalStore, Checkpoint, CheckpointStore, PlanStore};
 use crate::config::Config;
 use crate::coordinator::reader::ReaderSettings;
 use crate::coordinator::Coordinator;
@@ -153,6 +154,74 @@ async fn leases_for(
             let (manager, store) = lease_manager(config, table, stream, Access::Work, max_held).await?;
             (Arc::new(manager), store)
         }
+    })
+}
+
+/// The checkpoints, owners and plan of `key` (a stream ARN or a snapshot key), read without
+/// creating or locking anything.
+async fn positions(
+    config: &Config,
+    key: &str,
+) -> anyhow::Result<(HashMap<String, Checkpoint>, HashMap<String, String>, Option<String>)> {
+    use crate::checkpoint::PlanStore as _;
+    Ok(match &config.checkpoints {
+        CheckpointConfig::Local(local) => {
+            let (checkpoints, plan) = LocalStore::peek(&local.path, config.name.as_deref(), key)?;
+            (checkpoints, HashMap::new(), plan)
+        }
+        CheckpointConfig::Dynamodb(table) => {
+            let (manager, store) = lease_manager(config, table, key, Access::Inspect, None).await?;
+            let (mut checkpoints, mut owners) = (HashMap::new(), HashMap::new());
+            for lease in manager.list().await? {
+                if let Some(c) = lease.checkpoint {
+                    checkpoints.insert(lease.shard_id.clone(), c);
+                }
+                if let Some(o) = lease.owner {
+                    owners.insert(lease.shard_id, o);
+                }
+            }
+            (checkpoints, owners, store.plan().await?)
+        }
+    })
+}
+
+/// `eddy status`: every shard of `config`'s stream with its owner, checkpoint and how far behind
+/// it is, the snapshot's segments, and the verdict (see [`crate::status`]). Creates nothing.
+///
+/// # Errors
+/// When the stream, the table or the checkpoints cannot be read.
+pub async fn status(config: &Config) -> anyhow::Result<crate::status::Status> {
+    let source = connect(config).await?;
+    let desc = crate::source::describe_with_retry(source.api.as_ref(), &config.retry).await?;
+    let (checkpoints, owners, _) = positions(config, &source.stream_arn).await?;
+    let (shards, mut behind_because) =
+        crate::status::shards(source.api.as_ref(), &desc.shards, &checkpoints, &owners).await;
+    let mut snapshot = None;
+    if let Some(s) = TableSource::of(&config.source).filter(|s| s.snapshot.mode == SnapshotMode::FirstRun) {
+        let info = describe_source_table(config, &s).await?;
+        let (segments, _, plan) = positions(config, &snapshot_key(&info)).await?;
+        let recorded = plan.as_deref().and_then(|p| serde_json::from_str::<crate::snapshot::Plan>(p).ok());
+        let state = crate::status::SnapshotStatus {
+            segments_done: segments.values().filter(|c| **c == Checkpoint::ShardEnd).count(),
+            segments: recorded.as_ref().map_or(s.snapshot.segments, |p| p.segments),
+            started: recorded.is_some(),
+        };
+        if !state.started {
+            behind_because.insert(0, "the snapshot has not started".to_owned());
+        } else if !state.complete() {
+            behind_because.insert(
+                0,
+                format!("the snapshot is in progress ({} of {} segments done)", state.segments_done, state.segments),
+            );
+        }
+        snapshot = Some(state);
+    }
+    Ok(crate::status::Status {
+        pipeline: config.name.clone(),
+        stream: source.stream_arn,
+        shards,
+        snapshot,
+        behind_because,
     })
 }
 

@@ -35,6 +35,7 @@ pub mod sinks;
 pub(crate) mod snapshot;
 pub mod source;
 pub mod spec;
+pub mod status;
 pub mod stop;
 #[cfg(test)]
 pub(crate) mod testing;

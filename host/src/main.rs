@@ -54,6 +54,12 @@ enum Command {
     /// checkpoint is (records after it, up to 1,000, and the oldest one's age). Reads only: a
     /// lease table that does not exist is an error (exit 2).
     Leases(cli::leases::LeasesArgs),
+    /// Whether the pipeline is caught up, for an operator or a cut-over script: every shard of the
+    /// stream with its owner, checkpoint and how far behind it is (read from the stream after the
+    /// checkpoint), the snapshot's segments, and one verdict line. Exit 0 when caught up (every
+    /// shard read to its newest record, no snapshot in progress), 1 when behind (with why), 2 when
+    /// something cannot be read. Reads only: it runs beside the pipeline and creates nothing.
+    Status(cli::status::StatusArgs),
     /// Look at the dead letter (the failure destination: `dead_letter:` of the pipeline, or
     /// `--from`), or send its records through the pipeline again once the cause is fixed.
     #[command(name = "dead-letter", subcommand)]
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config, cli::run::Job::Run),
         Command::Snapshot { config } => run(&config, cli::run::Job::Snapshot),
         Command::Leases(args) => cli::leases::execute(args),
+        Command::Status(args) => cli::status::execute(args),
         Command::DeadLetter(command) => cli::dead_letter::execute(command),
         Command::Plugin(command) => cli::plugin::execute(command),
         Command::Sink(command) => cli::sink::execute(command),

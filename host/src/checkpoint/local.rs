@@ -109,6 +109,47 @@ impl LocalStore {
         Ok(Self { dir, _lock: lock })
     }
 
+    /// The checkpoints and plan of `stream_arn` (a stream ARN or a snapshot key) of pipeline
+    /// `pipeline` under `root`, read without the lock and without creating anything (for `eddy
+    /// status`, while the pipeline runs): empty when the folder does not exist. The positions of
+    /// an unnamed pipeline that a named one has not adopted yet are read for the named one.
+    ///
+    /// # Errors
+    /// When a file cannot be read or is not a checkpoint.
+    pub fn peek(
+        root: &Path,
+        pipeline: Option<&str>,
+        stream_arn: &str,
+    ) -> anyhow::Result<(HashMap<String, Checkpoint>, Option<String>)> {
+        let unnamed = root.join(folder_name(stream_arn));
+        let mut dir = match pipeline {
+            Some(name) => root.join(name).join(folder_name(stream_arn)),
+            None => unnamed.clone(),
+        };
+        if !dir.join(STREAM_FILE).exists() && unnamed.join(STREAM_FILE).exists() {
+            dir = unnamed;
+        }
+        let mut checkpoints = HashMap::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((checkpoints, None)),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if !name.ends_with(".json") || name.starts_with('.') {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let file: File =
+                serde_json::from_str(&text).with_context(|| format!("corrupt checkpoint file {}", path.display()))?;
+            checkpoints.insert(file.shard_id, file.checkpoint);
+        }
+        let plan = std::fs::read_to_string(dir.join(PLAN_FILE)).ok();
+        Ok((checkpoints, plan))
+    }
+
     /// The folder holding this stream's checkpoint files.
     #[cfg(test)]
     pub fn dir(&self) -> &Path {

@@ -7,6 +7,7 @@ pub mod pattern;
 pub mod plugin;
 pub mod run;
 pub mod sink;
+pub mod status;
 pub mod validate;
 
 use std::process::ExitCode;

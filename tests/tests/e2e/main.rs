@@ -23,6 +23,7 @@ mod replication;
 mod sandbox;
 mod snapshot;
 mod soak;
+mod status;
 mod topology;
 mod trimmed;
 mod verdicts;
