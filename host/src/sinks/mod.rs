@@ -6,6 +6,7 @@
 mod alternator;
 mod basic;
 mod cratedb;
+mod sqs;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -79,6 +80,7 @@ pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("file", parse::<basic::FileConfig>),
     ("stdout", parse::<basic::StdoutConfig>),
     ("null", parse::<basic::NullConfig>),
+    ("sqs", parse::<eddy_sink_sqs::SqsConfig>),
 ];
 
 /// Reads a section of sink type `T`.
@@ -95,6 +97,8 @@ fn parse<T: SinkSpec + DeserializeOwned>(value: serde_norway::Value) -> Result<B
 ///   delete's row holds `pk` only), or `{"op": "reject", "reason"}`;
 /// - alternator: `{"TableName", "PutRequest": {"Item"}}` or `{"TableName", "DeleteRequest":
 ///   {"Key"}}` in DynamoDB JSON, or `{"op": "reject", "reason"}`;
+/// - sqs: `{"QueueUrl", "MessageBody"}`, with `MessageGroupId` and `MessageDeduplicationId` for a
+///   FIFO queue;
 /// - file, stdout, null: the record as they would store it.
 pub fn preview(sink: &dyn SinkSpec, batch: &[&ChangeRecord]) -> Vec<Value> {
     sink.preview(batch)

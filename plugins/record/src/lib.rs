@@ -11,6 +11,7 @@
 
 pub mod compare;
 mod image;
+pub mod plain;
 mod record;
 pub mod scan;
 mod value;

@@ -11,6 +11,7 @@ mod dead_letter_destinations;
 mod deploy;
 mod failure_destinations;
 mod faults;
+mod forwarding;
 mod hardening;
 mod kinesis;
 mod lag;

@@ -1,0 +1,374 @@
+//! The `sqs` sink: forwards each change to an Amazon SQS queue, as a Lambda function that calls
+//! `sqs.sendMessage` would, but batched (`SendMessageBatch`, up to 10 entries and the queue's
+//! `MaximumMessageSize` a request) and in order per key.
+//!
+//! - **Body** ([`Format`]): `record` (default) is the change record as Lambda receives it
+//!   (DynamoDB JSON images); `item` is the new image as plain JSON (`eddy_record::plain`), or the
+//!   keys and `"deleted": true` for a REMOVE.
+//! - **Order per key**: a request never holds two changes of one key, and requests go one after
+//!   the other, each once it is wholly acknowledged: a key's changes are sent in sequence, never
+//!   concurrently. A FIFO queue (a name ending in `.fifo`) keeps them in order for consumers:
+//!   `MessageGroupId` is the item's key, `MessageDeduplicationId` the change's `eventID`, so a
+//!   batch read again after a restart is not delivered twice within SQS's five-minute
+//!   deduplication window.
+//! - **Failures**: an entry SQS fails with `SenderFault` (too large, invalid characters) is
+//!   refused for good and goes to the dead letter with SQS's code and message; other failed
+//!   entries are sent again, alone, under the pipeline's retry policy; a request that fails as a
+//!   whole is retried the same way (throttling counted). A message over the queue's
+//!   `MaximumMessageSize` is refused before it is sent.
+//! - **The queue** is found on the first write: `GetQueueUrl` for a name (a URL is used as
+//!   given), then `GetQueueAttributes` for `MaximumMessageSize` and `FifoQueue`. A queue that
+//!   does not exist or refuses the credentials stops the pipeline with the queue named.
+
+#![deny(missing_docs)]
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use eddy_record::{ChangeRecord, Item};
+use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
+use serde::Deserialize;
+
+/// `sinks.NAME` with `type: sqs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqsConfig {
+    /// The queue's name (`orders`, `orders.fifo`) or URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+    pub queue: String,
+    /// The region; default: the source's, else the AWS chain.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An SQS-compatible endpoint (moto_server, LocalStack, ElasticMQ); default: AWS's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The message body: `record` (default) or `item`.
+    #[serde(default)]
+    pub format: Format,
+}
+
+impl SqsConfig {
+    /// The options' problems a parser cannot see, as (key, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.queue.trim().is_empty() {
+            out.push(("queue", "must name a queue (its name or URL)".to_owned()));
+        }
+        out
+    }
+
+    /// Whether the queue is a FIFO queue by its name (`.fifo`), as SQS requires of FIFO queues.
+    pub fn fifo_by_name(&self) -> bool {
+        self.queue.ends_with(".fifo")
+    }
+}
+
+/// What a forwarding sink sends as a message body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The change record as Lambda receives it (`eventName`, `dynamodb.Keys`, `NewImage`,
+    /// `OldImage` in DynamoDB JSON, ...).
+    #[default]
+    Record,
+    /// The new image as plain JSON (see `eddy_record::plain`); for a REMOVE, the keys and
+    /// `"deleted": true`.
+    Item,
+}
+
+impl Format {
+    /// The body of `record` in this format.
+    pub fn body(self, record: &ChangeRecord) -> String {
+        match self {
+            Format::Record => serde_json::to_string(record).expect("records serialize"),
+            Format::Item => eddy_record::plain::change(record).to_string(),
+        }
+    }
+}
+
+/// A FIFO queue's `MessageGroupId` for `keys`: the key as DynamoDB JSON (attributes in name
+/// order), or its SHA-256 in hex when that is over SQS's 128 characters.
+pub fn group_id(keys: &Item) -> String {
+    let text = serde_json::to_string(keys).expect("keys serialize");
+    if text.len() <= 128 {
+        text
+    } else {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A FIFO queue's `MessageDeduplicationId`: the change's `eventID` (at most 128 characters).
+pub fn deduplication_id(record: &ChangeRecord) -> String {
+    record.event_id.chars().take(128).collect()
+}
+
+/// The most entries one `SendMessageBatch` holds.
+pub const MAX_ENTRIES: usize = 10;
+
+/// The queue, as found on the first write.
+#[derive(Debug, Clone)]
+struct Queue {
+    url: String,
+    fifo: bool,
+    /// `MaximumMessageSize`: the largest message, and the largest request.
+    max_bytes: usize,
+}
+
+/// The `sqs` sink.
+pub struct SqsSink {
+    client: Client,
+    config: SqsConfig,
+    retry: RetryPolicy,
+    queue: tokio::sync::OnceCell<Queue>,
+}
+
+/// The requests of one write: each a list of batch indexes, at most [`MAX_ENTRIES`] entries and
+/// `max_bytes` of bodies, no key twice, in batch order. `sizes[i]` is entry `i`'s body size;
+/// `None` entries (refused before sending) are left out.
+pub fn plan(batch: &[&ChangeRecord], sizes: &[Option<usize>], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut requests = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut keys: HashSet<&Item> = HashSet::new();
+    let mut bytes = 0;
+    for (i, record) in batch.iter().enumerate() {
+        let Some(size) = sizes[i] else { continue };
+        let key = &record.dynamodb.keys;
+        if current.len() == MAX_ENTRIES || bytes + size > max_bytes || keys.contains(key) {
+            requests.push(std::mem::take(&mut current));
+            keys.clear();
+            bytes = 0;
+        }
+        current.push(i);
+        keys.insert(key);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
+}
+
+/// Whether an SQS error code is throttling.
+fn throttling(code: Option<&str>) -> bool {
+    matches!(code, Some("RequestThrottled" | "ThrottlingException" | "Throttling" | "KmsThrottled"))
+}
+
+/// An SDK error as the retry policy sees it: refused requests (a missing queue, bad
+/// credentials, an invalid request) are fatal; throttling and the rest transient.
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(what: &str, e: aws_sdk_sqs::error::SdkError<E>) -> SinkError {
+    use aws_sdk_sqs::error::SdkError;
+    let code = e.code().map(str::to_owned);
+    let text = format!("{what}: {}", e.message().map_or_else(|| format!("{e:?}"), str::to_owned));
+    match (&e, code.as_deref()) {
+        (_, c) if throttling(c) => SinkError::Throttled(text),
+        (SdkError::ServiceError(s), _) if s.raw().status().is_server_error() => SinkError::Retryable(text),
+        (SdkError::ServiceError(_), c) => SinkError::Fatal(format!("{text} ({})", c.unwrap_or("no code"))),
+        _ => SinkError::Retryable(text),
+    }
+}
+
+impl SqsSink {
+    /// The sink of `config`, sending through `client` (built by the host with the pipeline's
+    /// timeouts and no retries of its own) under `retry`. Nothing connects yet.
+    pub fn new(client: Client, config: SqsConfig, retry: RetryPolicy) -> Self {
+        Self { client, config, retry, queue: tokio::sync::OnceCell::new() }
+    }
+
+    /// The queue's URL, kind and size limit, found once.
+    async fn queue(&self, throttled: &mut u32) -> Result<&Queue, SinkError> {
+        if let Some(q) = self.queue.get() {
+            return Ok(q);
+        }
+        let name = &self.config.queue;
+        let url = if name.starts_with("https://") || name.starts_with("http://") {
+            name.clone()
+        } else {
+            self.retry
+                .run(throttled, || async {
+                    let out = self.client.get_queue_url().queue_name(name).send().await;
+                    out.map_err(|e| classify(&format!("queue {name}: GetQueueUrl"), e))
+                })
+                .await?
+                .queue_url
+                .unwrap_or_default()
+        };
+        let attributes = self
+            .retry
+            .run(throttled, || async {
+                let out = self
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(QueueAttributeName::MaximumMessageSize)
+                    .attribute_names(QueueAttributeName::FifoQueue)
+                    .send()
+                    .await;
+                out.map_err(|e| classify(&format!("queue {name}: GetQueueAttributes"), e))
+            })
+            .await?
+            .attributes
+            .unwrap_or_default();
+        let max_bytes = attributes
+            .get(&QueueAttributeName::MaximumMessageSize)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_BYTES);
+        let fifo =
+            attributes.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true") || url.ends_with(".fifo");
+        let queue = Queue { url, fifo, max_bytes };
+        tracing::info!(queue = name, url = queue.url, fifo, max_bytes, "sqs sink: queue found");
+        Ok(self.queue.get_or_init(|| async { queue }).await)
+    }
+
+    /// Sends the entries `indexes` of `batch` (with `bodies`) in one request, and again for the
+    /// entries that failed transiently, under the retry policy. Returns the entries refused for
+    /// good.
+    async fn send(
+        &self,
+        queue: &Queue,
+        batch: &[&ChangeRecord],
+        bodies: &[String],
+        indexes: &[usize],
+        throttled: &mut u32,
+    ) -> Result<Vec<Rejected>, SinkError> {
+        let mut rejected = Vec::new();
+        let mut left: Vec<usize> = indexes.to_vec();
+        let mut attempt = 0;
+        loop {
+            let entries: Vec<SendMessageBatchRequestEntry> = left
+                .iter()
+                .map(|&i| {
+                    let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&bodies[i]);
+                    if queue.fifo {
+                        entry = entry
+                            .message_group_id(group_id(&batch[i].dynamodb.keys))
+                            .message_deduplication_id(deduplication_id(batch[i]));
+                    }
+                    entry.build().expect("id and body are set")
+                })
+                .collect();
+            let out = self
+                .retry
+                .run(throttled, || async {
+                    let sent = self
+                        .client
+                        .send_message_batch()
+                        .queue_url(&queue.url)
+                        .set_entries(Some(entries.clone()))
+                        .send()
+                        .await;
+                    sent.map_err(|e| classify(&format!("queue {}: SendMessageBatch", self.config.queue), e))
+                })
+                .await?;
+            let mut again = Vec::new();
+            let mut last = String::new();
+            for failed in out.failed() {
+                let Ok(i) = failed.id().parse::<usize>() else { continue };
+                let reason =
+                    format!("SQS refused the message: {} ({})", failed.message().unwrap_or_default(), failed.code());
+                if failed.sender_fault() {
+                    rejected.push(Rejected { index: i, reason });
+                } else {
+                    if throttling(Some(failed.code())) {
+                        *throttled += 1;
+                    }
+                    again.push(i);
+                    last = reason;
+                }
+            }
+            if again.is_empty() {
+                return Ok(rejected);
+            }
+            attempt += 1;
+            if attempt >= self.retry.attempts.max(1) {
+                return Err(SinkError::Retryable(format!(
+                    "queue {}: {} entries still failing after {attempt} tries: {last}",
+                    self.config.queue,
+                    again.len()
+                )));
+            }
+            tokio::time::sleep(self.retry.backoff.wait(attempt - 1)).await;
+            // Entries keep their batch order: the request never holds a key twice, so sending a
+            // subset again cannot reorder a key's changes.
+            again.sort_unstable();
+            left = again;
+        }
+    }
+}
+
+/// A queue's `MaximumMessageSize` when SQS does not say: 256 KiB.
+pub const DEFAULT_MAX_BYTES: usize = 262_144;
+
+#[async_trait]
+impl Sink for SqsSink {
+    async fn write(&self, batch: &[&ChangeRecord]) -> Result<WriteOutcome, SinkError> {
+        let mut outcome = WriteOutcome::default();
+        let queue = self.queue(&mut outcome.throttled).await?.clone();
+        let bodies: Vec<String> = batch.iter().map(|r| self.config.format.body(r)).collect();
+        let mut sizes = Vec::with_capacity(bodies.len());
+        for (i, body) in bodies.iter().enumerate() {
+            if body.len() > queue.max_bytes {
+                outcome.rejected.push(Rejected {
+                    index: i,
+                    reason: format!(
+                        "the message is {} bytes, over the queue's MaximumMessageSize of {}",
+                        body.len(),
+                        queue.max_bytes
+                    ),
+                });
+                sizes.push(None);
+            } else {
+                sizes.push(Some(body.len()));
+            }
+        }
+        for request in plan(batch, &sizes, queue.max_bytes) {
+            let refused = self.send(&queue, batch, &bodies, &request, &mut outcome.throttled).await?;
+            outcome.rejected.extend(refused);
+        }
+        outcome.rejected.sort_by_key(|r| r.index);
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, key: &str) -> ChangeRecord {
+        serde_json::from_value(serde_json::json!({
+            "eventID": format!("e{seq}"), "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "eventSourceARN": "arn",
+            "dynamodb": {"Keys": {"pk": {"S": key}}, "NewImage": {"pk": {"S": key}, "n": {"N": "1"}},
+                         "SequenceNumber": seq.to_string(), "SizeBytes": 1, "StreamViewType": "NEW_IMAGE"}
+        }))
+        .unwrap()
+    }
+
+    /// Requests hold at most 10 entries, never two changes of one key, and stay under the
+    /// size limit; refused entries are left out; batch order is kept.
+    #[test]
+    fn requests_never_hold_a_key_twice_nor_more_than_ten_entries_or_the_size_limit() {
+        let keys = ["a", "b", "a", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "b"];
+        let records: Vec<ChangeRecord> = keys.iter().enumerate().map(|(i, k)| record(i as u64, k)).collect();
+        let batch: Vec<&ChangeRecord> = records.iter().collect();
+        let mut sizes = vec![Some(10); batch.len()];
+        sizes[5] = None;
+        assert_eq!(plan(&batch, &sizes, 1000), vec![vec![0, 1], vec![2, 3, 4, 6, 7, 8, 9, 10, 11, 12], vec![13]]);
+        assert_eq!(plan(&batch[1..4], &[Some(10); 3], 25), vec![vec![0, 1], vec![2]], "25 bytes hold two of 10");
+        assert_eq!(plan(&batch[..2], &[Some(20), Some(20)], 30), vec![vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn bodies_group_ids_and_deduplication_ids() {
+        let r = record(7, "a");
+        let body: serde_json::Value = serde_json::from_str(&Format::Record.body(&r)).unwrap();
+        assert_eq!(body["dynamodb"]["NewImage"]["n"], serde_json::json!({"N": "1"}));
+        assert_eq!(Format::Item.body(&r), r#"{"n":1,"pk":"a"}"#);
+        assert_eq!(group_id(&r.dynamodb.keys), r#"{"pk":{"S":"a"}}"#);
+        let long = record(8, &"x".repeat(200));
+        assert_eq!(group_id(&long.dynamodb.keys).len(), 64, "hashed past 128 characters");
+        assert_eq!(deduplication_id(&r), "e7");
+    }
+}

@@ -1,0 +1,133 @@
+//! The forwarding sinks on moto: a change stream forwarded to SQS queues as a Lambda function
+//! would send it, every record counted (in the queue or in the dead letter), a key's changes in
+//! order in a FIFO queue, a message over the queue's size limit dead-lettered with the reason.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use eddy_e2e::json_api::sqs;
+use eddy_e2e::moto::Moto;
+use eddy_e2e::pets::{put, wait_for, write};
+use eddy_e2e::process::Eddy;
+use serde_json::{json, Value};
+
+/// Every message of queue `url`, received and deleted (bodies, in the order received).
+async fn drain(moto: &Moto, url: &str) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    loop {
+        let got = sqs(moto, "ReceiveMessage", json!({"QueueUrl": url, "MaxNumberOfMessages": 10})).await;
+        let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in &messages {
+            bodies.push(serde_json::from_str(m["Body"].as_str().unwrap()).unwrap());
+            sqs(moto, "DeleteMessage", json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]})).await;
+        }
+    }
+}
+
+async fn queue(moto: &Moto, name: &str, attributes: Value) -> String {
+    let created = sqs(moto, "CreateQueue", json!({"QueueName": name, "Attributes": attributes})).await;
+    created["QueueUrl"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_reach_sqs_queues_in_order_per_key_and_an_oversized_message_is_dead_lettered() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let plain = queue(&moto, "changes", json!({})).await;
+    let fifo = queue(&moto, "changes.fifo", json!({"FifoQueue": "true"})).await;
+    let small = queue(&moto, "small", json!({"MaximumMessageSize": "1024"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+sinks:
+  items: {{type: sqs, queue: changes, format: item}}
+  records: {{type: sqs, queue: changes.fifo}}
+  small: {{type: sqs, queue: small, format: item}}
+routes:
+  - {{name: main, sinks: [items, records, small]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+            moto = moto.endpoint
+        ),
+    );
+    let mut run = Eddy::start(&config);
+    // 5 keys, 6 versions each, then one delete and one item too large for `small`.
+    for v in 1..=6u32 {
+        for k in 0..5 {
+            put(&moto, &format!("k{k}"), v).await;
+        }
+    }
+    moto.client
+        .delete_item()
+        .table_name("Pets")
+        .key("pk", Av::S("k0".into()))
+        .key("sk", Av::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    moto.client
+        .put_item()
+        .table_name("Pets")
+        .item("pk", Av::S("big".into()))
+        .item("sk", Av::N("1".into()))
+        .item("blob", Av::S("x".repeat(2000)))
+        .send()
+        .await
+        .unwrap();
+    let changes = 32;
+    let dead = dir.path().join("dead.jsonl");
+    wait_for("the oversized message dead-lettered", Duration::from_secs(60), || async {
+        eddy_e2e::complete_lines(&dead).len() == 1
+    })
+    .await;
+    let (mut items, mut records, mut smalls) = (Vec::new(), Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    while items.len() < changes || records.len() < changes || smalls.len() < changes - 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} {} {}; {}",
+            items.len(),
+            records.len(),
+            smalls.len(),
+            run.log()
+        );
+        items.extend(drain(&moto, &plain).await);
+        records.extend(drain(&moto, &fifo).await);
+        smalls.extend(drain(&moto, &small).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Anything sent twice would show now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    items.extend(drain(&moto, &plain).await);
+    records.extend(drain(&moto, &fifo).await);
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    // Every record read is in each queue, or (for `small`) in the dead letter.
+    assert_eq!(items.len(), changes, "at least once, and here exactly once: {items:?}");
+    assert_eq!(records.len(), changes);
+    assert_eq!(smalls.len(), changes - 1);
+    let line: Value = serde_json::from_str(&eddy_e2e::complete_lines(&dead)[0]).unwrap();
+    let reason = line.to_string();
+    assert!(reason.contains("over the queue's MaximumMessageSize of 1024"), "{line}");
+
+    // `format: item`: plain JSON, numbers as numbers; a REMOVE as its keys and "deleted".
+    assert!(items.contains(&json!({"pk": "k3", "sk": 1, "v": 6})), "{items:?}");
+    assert!(items.contains(&json!({"pk": "k0", "sk": 1, "deleted": true})), "{items:?}");
+    // The FIFO queue: records as Lambda receives them, each key's versions in order.
+    let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &records {
+        let key = r["dynamodb"]["Keys"]["pk"]["S"].as_str().unwrap().to_owned();
+        let v = r["dynamodb"]["NewImage"]["v"]["N"].as_str().unwrap_or("deleted").to_owned();
+        versions.entry(key).or_default().push(v);
+    }
+    for k in 1..5 {
+        assert_eq!(versions[&format!("k{k}")], ["1", "2", "3", "4", "5", "6"], "{versions:?}");
+    }
+    assert_eq!(versions["k0"], ["1", "2", "3", "4", "5", "6", "deleted"]);
+}
