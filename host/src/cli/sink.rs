@@ -10,7 +10,7 @@ use super::{load, usage};
 #[derive(Subcommand)]
 pub enum SinkCommand {
     /// Print, for each input record, one JSON line of what sink NAME of the pipeline would write
-    /// (for cratedb: op, row, statement and arguments; for alternator: the write request), without
+    /// (for cratedb: op, row, statement and arguments; for alternator: the write request; for sqs: the SendMessageBatch entry), without
     /// connecting to anything. Records are planned in batches as the sink receives them, so a
     /// change that a later change of the same key replaces shows as `{"op": "superseded", "by":
     /// J}` (J: the later record's 0-based index in its batch).
