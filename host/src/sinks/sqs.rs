@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use eddy_record::ChangeRecord;
+use eddy_sink_api::forward::{deduplication_id, group_id};
 use eddy_sink_api::{RetryPolicy, Sink, Timeouts};
-use eddy_sink_sqs::{deduplication_id, group_id, SqsConfig, SqsSink};
+use eddy_sink_sqs::{SqsConfig, SqsSink};
 use serde_json::{json, Value};
 
 use super::SinkSpec;

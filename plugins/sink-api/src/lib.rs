@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod duration;
+pub mod forward;
 pub mod redact;
 mod retry;
 mod sink;

@@ -2,7 +2,7 @@
 //! `sqs.sendMessage` would, but batched (`SendMessageBatch`, up to 10 entries and the queue's
 //! `MaximumMessageSize` a request) and in order per key.
 //!
-//! - **Body** ([`Format`]): `record` (default) is the change record as Lambda receives it
+//! - **Body** (`eddy_sink_api::forward::Format`): `record` (default) is the change record as Lambda receives it
 //!   (DynamoDB JSON images); `item` is the new image as plain JSON (`eddy_record::plain`), or the
 //!   keys and `"deleted": true` for a REMOVE.
 //! - **Order per key**: a request never holds two changes of one key, and requests go one after
@@ -22,13 +22,12 @@
 
 #![deny(missing_docs)]
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
-use eddy_record::{ChangeRecord, Item};
+use eddy_record::ChangeRecord;
+use eddy_sink_api::forward::{deduplication_id, group_id, requests, Format};
 use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use serde::Deserialize;
 
@@ -65,46 +64,6 @@ impl SqsConfig {
     }
 }
 
-/// What a forwarding sink sends as a message body.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// The change record as Lambda receives it (`eventName`, `dynamodb.Keys`, `NewImage`,
-    /// `OldImage` in DynamoDB JSON, ...).
-    #[default]
-    Record,
-    /// The new image as plain JSON (see `eddy_record::plain`); for a REMOVE, the keys and
-    /// `"deleted": true`.
-    Item,
-}
-
-impl Format {
-    /// The body of `record` in this format.
-    pub fn body(self, record: &ChangeRecord) -> String {
-        match self {
-            Format::Record => serde_json::to_string(record).expect("records serialize"),
-            Format::Item => eddy_record::plain::change(record).to_string(),
-        }
-    }
-}
-
-/// A FIFO queue's `MessageGroupId` for `keys`: the key as DynamoDB JSON (attributes in name
-/// order), or its SHA-256 in hex when that is over SQS's 128 characters.
-pub fn group_id(keys: &Item) -> String {
-    let text = serde_json::to_string(keys).expect("keys serialize");
-    if text.len() <= 128 {
-        text
-    } else {
-        use sha2::Digest;
-        sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// A FIFO queue's `MessageDeduplicationId`: the change's `eventID` (at most 128 characters).
-pub fn deduplication_id(record: &ChangeRecord) -> String {
-    record.event_id.chars().take(128).collect()
-}
-
 /// The most entries one `SendMessageBatch` holds.
 pub const MAX_ENTRIES: usize = 10;
 
@@ -123,32 +82,6 @@ pub struct SqsSink {
     config: SqsConfig,
     retry: RetryPolicy,
     queue: tokio::sync::OnceCell<Queue>,
-}
-
-/// The requests of one write: each a list of batch indexes, at most [`MAX_ENTRIES`] entries and
-/// `max_bytes` of bodies, no key twice, in batch order. `sizes[i]` is entry `i`'s body size;
-/// `None` entries (refused before sending) are left out.
-pub fn plan(batch: &[&ChangeRecord], sizes: &[Option<usize>], max_bytes: usize) -> Vec<Vec<usize>> {
-    let mut requests = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut keys: HashSet<&Item> = HashSet::new();
-    let mut bytes = 0;
-    for (i, record) in batch.iter().enumerate() {
-        let Some(size) = sizes[i] else { continue };
-        let key = &record.dynamodb.keys;
-        if current.len() == MAX_ENTRIES || bytes + size > max_bytes || keys.contains(key) {
-            requests.push(std::mem::take(&mut current));
-            keys.clear();
-            bytes = 0;
-        }
-        current.push(i);
-        keys.insert(key);
-        bytes += size;
-    }
-    if !current.is_empty() {
-        requests.push(current);
-    }
-    requests
 }
 
 /// Whether an SQS error code is throttling.
@@ -323,52 +256,11 @@ impl Sink for SqsSink {
                 sizes.push(Some(body.len()));
             }
         }
-        for request in plan(batch, &sizes, queue.max_bytes) {
+        for request in requests(batch, &sizes, MAX_ENTRIES, queue.max_bytes) {
             let refused = self.send(&queue, batch, &bodies, &request, &mut outcome.throttled).await?;
             outcome.rejected.extend(refused);
         }
         outcome.rejected.sort_by_key(|r| r.index);
         Ok(outcome)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(seq: u64, key: &str) -> ChangeRecord {
-        serde_json::from_value(serde_json::json!({
-            "eventID": format!("e{seq}"), "eventName": "INSERT", "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "eventSourceARN": "arn",
-            "dynamodb": {"Keys": {"pk": {"S": key}}, "NewImage": {"pk": {"S": key}, "n": {"N": "1"}},
-                         "SequenceNumber": seq.to_string(), "SizeBytes": 1, "StreamViewType": "NEW_IMAGE"}
-        }))
-        .unwrap()
-    }
-
-    /// Requests hold at most 10 entries, never two changes of one key, and stay under the
-    /// size limit; refused entries are left out; batch order is kept.
-    #[test]
-    fn requests_never_hold_a_key_twice_nor_more_than_ten_entries_or_the_size_limit() {
-        let keys = ["a", "b", "a", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "b"];
-        let records: Vec<ChangeRecord> = keys.iter().enumerate().map(|(i, k)| record(i as u64, k)).collect();
-        let batch: Vec<&ChangeRecord> = records.iter().collect();
-        let mut sizes = vec![Some(10); batch.len()];
-        sizes[5] = None;
-        assert_eq!(plan(&batch, &sizes, 1000), vec![vec![0, 1], vec![2, 3, 4, 6, 7, 8, 9, 10, 11, 12], vec![13]]);
-        assert_eq!(plan(&batch[1..4], &[Some(10); 3], 25), vec![vec![0, 1], vec![2]], "25 bytes hold two of 10");
-        assert_eq!(plan(&batch[..2], &[Some(20), Some(20)], 30), vec![vec![0], vec![1]]);
-    }
-
-    #[test]
-    fn bodies_group_ids_and_deduplication_ids() {
-        let r = record(7, "a");
-        let body: serde_json::Value = serde_json::from_str(&Format::Record.body(&r)).unwrap();
-        assert_eq!(body["dynamodb"]["NewImage"]["n"], serde_json::json!({"N": "1"}));
-        assert_eq!(Format::Item.body(&r), r#"{"n":1,"pk":"a"}"#);
-        assert_eq!(group_id(&r.dynamodb.keys), r#"{"pk":{"S":"a"}}"#);
-        let long = record(8, &"x".repeat(200));
-        assert_eq!(group_id(&long.dynamodb.keys).len(), 64, "hashed past 128 characters");
-        assert_eq!(deduplication_id(&r), "e7");
     }
 }
