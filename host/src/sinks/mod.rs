@@ -6,6 +6,7 @@
 mod alternator;
 mod basic;
 mod cratedb;
+mod kinesis;
 mod sqs;
 
 use std::collections::HashMap;
@@ -81,6 +82,7 @@ pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("stdout", parse::<basic::StdoutConfig>),
     ("null", parse::<basic::NullConfig>),
     ("sqs", parse::<eddy_sink_sqs::SqsConfig>),
+    ("kinesis", parse::<eddy_sink_kinesis::KinesisSinkConfig>),
 ];
 
 /// Reads a section of sink type `T`.
@@ -99,6 +101,7 @@ fn parse<T: SinkSpec + DeserializeOwned>(value: serde_norway::Value) -> Result<B
 ///   {"Key"}}` in DynamoDB JSON, or `{"op": "reject", "reason"}`;
 /// - sqs: `{"QueueUrl", "MessageBody"}`, with `MessageGroupId` and `MessageDeduplicationId` for a
 ///   FIFO queue;
+/// - kinesis: `{"Stream", "PartitionKey", "Data"}`;
 /// - file, stdout, null: the record as they would store it.
 pub fn preview(sink: &dyn SinkSpec, batch: &[&ChangeRecord]) -> Vec<Value> {
     sink.preview(batch)

@@ -131,3 +131,73 @@ dead_letter: {{type: file, path: dead.jsonl}}
     }
     assert_eq!(versions["k0"], ["1", "2", "3", "4", "5", "6", "deleted"]);
 }
+
+/// A `kinesis` sink: every change in the stream once, as plain JSON, partitioned by the item's
+/// key, each key's changes in order within its shard.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_reach_a_kinesis_stream_partitioned_by_key_in_order() {
+    let moto = Moto::start_with_kinesis().await;
+    moto.create_table("Pets", true).await;
+    let kinesis = eddy_e2e::kinesis::client(&moto.endpoint).await;
+    kinesis.create_stream().stream_name("out").shard_count(2).send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+sinks:
+  out: {{type: kinesis, stream_name: out, format: item}}
+routes:
+  - {{name: main, sinks: [out]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+            moto = moto.endpoint
+        ),
+    );
+    let mut run = Eddy::start(&config);
+    for v in 1..=4u32 {
+        for k in 0..6 {
+            put(&moto, &format!("k{k}"), v).await;
+        }
+    }
+    let read_all = || async {
+        let mut got: Vec<(String, Value)> = Vec::new();
+        let shards = kinesis.list_shards().stream_name("out").send().await.unwrap();
+        for shard in shards.shards() {
+            let it = kinesis
+                .get_shard_iterator()
+                .stream_name("out")
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap();
+            let page = kinesis.get_records().shard_iterator(it.shard_iterator().unwrap()).send().await.unwrap();
+            for r in page.records() {
+                let data: Value = serde_json::from_slice(r.data().as_ref()).unwrap();
+                got.push((r.partition_key().unwrap_or_default().to_owned(), data));
+            }
+        }
+        got
+    };
+    let started = std::time::Instant::now();
+    let mut got = read_all().await;
+    while got.len() < 24 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{} of 24; {}", got.len(), run.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        got = read_all().await;
+    }
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert_eq!(got.len(), 24, "each change once: {got:?}");
+    let mut versions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (key, data) in &got {
+        let pk = data["pk"].as_str().unwrap();
+        assert_eq!(key, &format!(r#"{{"pk":{{"S":"{pk}"}},"sk":{{"N":"1"}}}}"#), "partitioned by the item's key");
+        versions.entry(pk.to_owned()).or_default().push(data["v"].as_u64().unwrap());
+    }
+    for k in 0..6 {
+        assert_eq!(versions[&format!("k{k}")], [1, 2, 3, 4], "{versions:?}");
+    }
+    assert!(eddy_e2e::complete_lines(&dir.path().join("dead.jsonl")).is_empty());
+}
