@@ -56,6 +56,34 @@ impl Drop for FakeCrateDb {
     }
 }
 
+/// The webhook of `tests/fakes/webhook.py` (records what it is sent), stopped when dropped.
+pub struct FakeWebhook {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl FakeWebhook {
+    /// Starts it with extra arguments (`--fail-first 2`, `--retry-after 1`).
+    pub async fn start(args: &[&str]) -> Self {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let (child, url) = spawn_fake("webhook.py", &args, "/_state").await;
+        FakeWebhook { child, url }
+    }
+
+    /// The requests it accepted and its answer counts.
+    pub async fn state(&self) -> Value {
+        reqwest::get(format!("{}/_state", self.url)).await.unwrap().json().await.unwrap()
+    }
+}
+
+impl Drop for FakeWebhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The scripted DynamoDB Streams endpoint of `tests/fakes/streams.py`, stopped when dropped.
 pub struct FakeStreams {
     child: Child,

@@ -146,17 +146,23 @@ impl Eddy {
     /// -n`), when given.
     pub fn start_limited(config: &Path, open_files: Option<u32>) -> Self {
         let config = config.to_str().expect("a UTF-8 path");
-        Self::spawn(&["run", "--config", config], open_files, None)
+        Self::spawn(&["run", "--config", config], open_files, None, &[])
+    }
+
+    /// Starts `eddy run --config <config>` with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        let config = config.to_str().expect("a UTF-8 path");
+        Self::spawn(&["run", "--config", config], None, None, env)
     }
 
     /// Starts `eddy ARGS...` (e.g. `snapshot --config FILE`); its log goes beside the file after
     /// `--config`, one log per process started.
     pub fn start_args(args: &[&str]) -> Self {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        Self::spawn(args, None, Some(STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+        Self::spawn(args, None, Some(STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)), &[])
     }
 
-    fn spawn(args: &[&str], open_files: Option<u32>, number: Option<usize>) -> Self {
+    fn spawn(args: &[&str], open_files: Option<u32>, number: Option<usize>, env: &[(&str, &str)]) -> Self {
         let config = args.iter().skip_while(|a| **a != "--config").nth(1).expect("--config FILE");
         let name = match number {
             Some(n) => format!("{}.{n}.log", std::process::id()),
@@ -174,6 +180,7 @@ impl Eddy {
         };
         let child = command
             .args(args)
+            .envs(env.iter().copied())
             .env("EDDY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)

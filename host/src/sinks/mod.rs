@@ -6,6 +6,7 @@
 mod alternator;
 mod basic;
 mod cratedb;
+mod http;
 mod kinesis;
 mod sqs;
 
@@ -83,6 +84,7 @@ pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("null", parse::<basic::NullConfig>),
     ("sqs", parse::<eddy_sink_sqs::SqsConfig>),
     ("kinesis", parse::<eddy_sink_kinesis::KinesisSinkConfig>),
+    ("http", parse::<eddy_sink_http::HttpConfig>),
 ];
 
 /// Reads a section of sink type `T`.
@@ -102,6 +104,8 @@ fn parse<T: SinkSpec + DeserializeOwned>(value: serde_norway::Value) -> Result<B
 /// - sqs: `{"QueueUrl", "MessageBody"}`, with `MessageGroupId` and `MessageDeduplicationId` for a
 ///   FIFO queue;
 /// - kinesis: `{"Stream", "PartitionKey", "Data"}`;
+/// - http: `{"request": N, "url", "method", "headers": [names], "body"}` on each request's first
+///   record, `{"request": N}` on the others;
 /// - file, stdout, null: the record as they would store it.
 pub fn preview(sink: &dyn SinkSpec, batch: &[&ChangeRecord]) -> Vec<Value> {
     sink.preview(batch)

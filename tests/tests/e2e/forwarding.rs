@@ -201,3 +201,95 @@ dead_letter: {{type: file, path: dead.jsonl}}
     }
     assert!(eddy_e2e::complete_lines(&dir.path().join("dead.jsonl")).is_empty());
 }
+
+/// An `http` sink: batches POSTed in order as JSON arrays with a header from the environment;
+/// 503 with `Retry-After` retried after the wait it asks; a 400 sends that request's records to
+/// the dead letter with the status and the answer; every record in the webhook or the dead letter.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_reach_a_webhook_in_order_with_retries_and_refusals_dead_lettered() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let hook = eddy_e2e::fakes::FakeWebhook::start(&["--fail-first", "2", "--retry-after", "1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+sinks:
+  hook:
+    type: http
+    url: \"{hook}/changes\"
+    headers: {{Authorization: \"Bearer ${{EDDY_HOOK_TOKEN}}\"}}
+    batch: {{max_records: 4}}
+    format: item
+routes:
+  - {{name: main, sinks: [hook]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+retry: {{attempts: 5, base_delay: 10ms, max_delay: 100ms}}
+",
+            moto = moto.endpoint,
+            hook = hook.url
+        ),
+    );
+    // Without the variable, validate names it (and never a value).
+    let (code, _, err) = eddy_e2e::process::eddy(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("EDDY_HOOK_TOKEN is not set"), "{err}");
+    let mut run = Eddy::start_with_env(&config, &[("EDDY_HOOK_TOKEN", "t0ken")]);
+    let started = std::time::Instant::now();
+    for v in 1..=3u32 {
+        for k in 0..4 {
+            put(&moto, &format!("k{k}"), v).await;
+        }
+    }
+    moto.client
+        .put_item()
+        .table_name("Pets")
+        .item("pk", Av::S("poison".into()))
+        .item("sk", Av::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let mut delivered: Vec<Value> = Vec::new();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "{delivered:?}; {}", run.log());
+        let state = hook.state().await;
+        delivered = state["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| serde_json::from_str::<Vec<Value>>(r["body"].as_str().unwrap()).unwrap())
+            .collect();
+        let dead_lines = eddy_e2e::complete_lines(&dead).len();
+        if delivered.len() + dead_lines >= 13 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    let state = hook.state().await;
+    assert_eq!(state["answers"]["503"], 2, "{state}");
+    for r in state["requests"].as_array().unwrap() {
+        assert_eq!(r["authorization"], "Bearer t0ken");
+        assert_eq!(r["content_type"], "application/json");
+        assert_eq!(r["path"], "/changes");
+        assert!(serde_json::from_str::<Vec<Value>>(r["body"].as_str().unwrap()).unwrap().len() <= 4);
+    }
+    assert!(!run.log().contains("t0ken"), "the header's value is never logged");
+    // Every record: in the webhook (exactly once here) or, for the refused request, the dead letter.
+    let dead_lines = eddy_e2e::complete_lines(&dead);
+    assert!(
+        !dead_lines.is_empty() && dead_lines.iter().all(|l| l.contains("answered HTTP 400: bad record: poison")),
+        "{dead_lines:?}"
+    );
+    assert_eq!(delivered.len() + dead_lines.len(), 13, "{delivered:?} {dead_lines:?}");
+    let mut versions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for d in &delivered {
+        versions.entry(d["pk"].as_str().unwrap().to_owned()).or_default().push(d["v"].as_u64().unwrap());
+    }
+    for (key, vs) in &versions {
+        assert!(vs.windows(2).all(|w| w[0] < w[1]), "{key}: {vs:?} in order");
+    }
+}
