@@ -3,11 +3,12 @@
 
 use crate::moto::Moto;
 
-/// One call of `target` (`AmazonSQS`, `DynamoDBStreams_20120810`) `operation` with `request`;
+/// One call of `target` (`AmazonSQS`, `AWSEvents`, `DynamoDBStreams_20120810`) `operation` with `request`;
 /// panics unless it succeeds.
 pub async fn call(moto: &Moto, target: &str, operation: &str, request: serde_json::Value) -> serde_json::Value {
     let (content_type, service) = match target {
         "AmazonSQS" => ("application/x-amz-json-1.0", "sqs"),
+        "AWSEvents" => ("application/x-amz-json-1.1", "events"),
         _ => ("application/x-amz-json-1.0", "dynamodb"),
     };
     let response = reqwest::Client::new()

@@ -6,6 +6,7 @@
 mod alternator;
 mod basic;
 mod cratedb;
+mod eventbridge;
 mod http;
 mod kinesis;
 mod sqs;
@@ -85,6 +86,7 @@ pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("sqs", parse::<eddy_sink_sqs::SqsConfig>),
     ("kinesis", parse::<eddy_sink_kinesis::KinesisSinkConfig>),
     ("http", parse::<eddy_sink_http::HttpConfig>),
+    ("eventbridge", parse::<eddy_sink_eventbridge::EventBridgeConfig>),
 ];
 
 /// Reads a section of sink type `T`.
@@ -104,6 +106,8 @@ fn parse<T: SinkSpec + DeserializeOwned>(value: serde_norway::Value) -> Result<B
 /// - sqs: `{"QueueUrl", "MessageBody"}`, with `MessageGroupId` and `MessageDeduplicationId` for a
 ///   FIFO queue;
 /// - kinesis: `{"Stream", "PartitionKey", "Data"}`;
+/// - eventbridge: the `PutEvents` entry (`Source`, `DetailType`, `Detail`, `EventBusName`), or
+///   `{"op": "reject", "reason"}`;
 /// - http: `{"request": N, "url", "method", "headers": [names], "body"}` on each request's first
 ///   record, `{"request": N}` on the others;
 /// - file, stdout, null: the record as they would store it.

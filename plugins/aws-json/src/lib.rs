@@ -101,6 +101,14 @@ pub const KINESIS: Service = Service {
     max_answer_bytes: 32 << 20,
 };
 
+/// Amazon EventBridge (PutEvents).
+pub const EVENTBRIDGE: Service = Service {
+    signing_name: "events",
+    target_prefix: "AWSEvents",
+    content_type: JSON_1_1,
+    max_answer_bytes: MAX_RESPONSE_BYTES,
+};
+
 /// One endpoint of one service, with its region and credentials.
 pub struct AwsJsonClient {
     http: reqwest::Client,

@@ -293,3 +293,64 @@ retry: {{attempts: 5, base_delay: 10ms, max_delay: 100ms}}
         assert!(vs.windows(2).all(|w| w[0] < w[1]), "{key}: {vs:?} in order");
     }
 }
+
+/// An `eventbridge` sink: every change an event on the bus (here routed by a rule to an SQS queue),
+/// its DetailType from a field of the record, its Detail the item, each key's events in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_reach_an_event_bus_as_events_in_order_per_key() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let url = queue(&moto, "events", json!({})).await;
+    let arn = sqs(&moto, "GetQueueAttributes", json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]})).await
+        ["Attributes"]["QueueArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = |op: &'static str, request: Value| eddy_e2e::json_api::call(&moto, "AWSEvents", op, request);
+    events("PutRule", json!({"Name": "pets", "EventPattern": "{\"source\": [\"pets.dynamodb\"]}"})).await;
+    events("PutTargets", json!({"Rule": "pets", "Targets": [{"Id": "q", "Arn": arn}]})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+sinks:
+  bus: {{type: eventbridge, source: pets.dynamodb, detail_type: {{field: eventName}}, format: item}}
+routes:
+  - {{name: main, sinks: [bus]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+            moto = moto.endpoint
+        ),
+    );
+    let mut run = Eddy::start(&config);
+    for v in 1..=3u32 {
+        for k in 0..4 {
+            put(&moto, &format!("k{k}"), v).await;
+        }
+    }
+    let mut got: Vec<Value> = Vec::new();
+    let started = std::time::Instant::now();
+    while got.len() < 12 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{} of 12: {got:?}; {}", got.len(), run.log());
+        got.extend(drain(&moto, &url).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    got.extend(drain(&moto, &url).await);
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert_eq!(got.len(), 12, "{got:?}");
+    let mut versions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for event in &got {
+        assert_eq!(event["source"], "pets.dynamodb", "{event}");
+        let kind = event["detail-type"].as_str().unwrap();
+        assert!(kind == "INSERT" || kind == "MODIFY", "{event}");
+        let detail = &event["detail"];
+        versions.entry(detail["pk"].as_str().unwrap().to_owned()).or_default().push(detail["v"].as_u64().unwrap());
+    }
+    for k in 0..4 {
+        assert_eq!(versions[&format!("k{k}")], [1, 2, 3], "{versions:?}");
+    }
+    assert!(eddy_e2e::complete_lines(&dir.path().join("dead.jsonl")).is_empty());
+}
