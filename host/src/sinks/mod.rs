@@ -9,6 +9,7 @@ mod cratedb;
 mod eventbridge;
 mod http;
 mod kinesis;
+mod sns;
 mod sqs;
 
 use std::collections::HashMap;
@@ -87,6 +88,7 @@ pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("kinesis", parse::<eddy_sink_kinesis::KinesisSinkConfig>),
     ("http", parse::<eddy_sink_http::HttpConfig>),
     ("eventbridge", parse::<eddy_sink_eventbridge::EventBridgeConfig>),
+    ("sns", parse::<eddy_sink_sns::SnsConfig>),
 ];
 
 /// Reads a section of sink type `T`.
@@ -106,6 +108,7 @@ fn parse<T: SinkSpec + DeserializeOwned>(value: serde_norway::Value) -> Result<B
 /// - sqs: `{"QueueUrl", "MessageBody"}`, with `MessageGroupId` and `MessageDeduplicationId` for a
 ///   FIFO queue;
 /// - kinesis: `{"Stream", "PartitionKey", "Data"}`;
+/// - sns: `{"TopicArn", "Message", "MessageAttributes"}`, with the FIFO ids for a FIFO topic;
 /// - eventbridge: the `PutEvents` entry (`Source`, `DetailType`, `Detail`, `EventBusName`), or
 ///   `{"op": "reject", "reason"}`;
 /// - http: `{"request": N, "url", "method", "headers": [names], "body"}` on each request's first

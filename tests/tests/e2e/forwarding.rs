@@ -354,3 +354,80 @@ dead_letter: {{type: file, path: dead.jsonl}}
     }
     assert!(eddy_e2e::complete_lines(&dir.path().join("dead.jsonl")).is_empty());
 }
+
+/// One call of SNS's query protocol on moto; the answer's XML.
+async fn sns(moto: &Moto, params: &[(&str, &str)]) -> String {
+    let response = reqwest::Client::new()
+        .post(&moto.endpoint)
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sns/aws4_request")
+        .form(params)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(status.is_success(), "{params:?}: {status}: {body}");
+    body
+}
+
+/// An `sns` sink: every change published once with its `eventName` and `tableName` attributes
+/// (here to a topic an SQS queue subscribes to), each key's messages in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_are_published_to_a_topic_with_attributes_in_order_per_key() {
+    let moto = Moto::start().await;
+    moto.create_table("Pets", true).await;
+    let created = sns(&moto, &[("Action", "CreateTopic"), ("Name", "pets")]).await;
+    let arn = created.split("<TopicArn>").nth(1).and_then(|s| s.split("</TopicArn>").next()).unwrap().to_owned();
+    let url = queue(&moto, "subscriber", json!({})).await;
+    let queue_arn = sqs(&moto, "GetQueueAttributes", json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]})).await
+        ["Attributes"]["QueueArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sns(&moto, &[("Action", "Subscribe"), ("TopicArn", &arn), ("Protocol", "sqs"), ("Endpoint", &queue_arn)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+sinks:
+  topic: {{type: sns, topic_arn: \"{arn}\", format: item}}
+routes:
+  - {{name: main, sinks: [topic]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+",
+            moto = moto.endpoint
+        ),
+    );
+    let mut run = Eddy::start(&config);
+    for v in 1..=3u32 {
+        for k in 0..4 {
+            put(&moto, &format!("k{k}"), v).await;
+        }
+    }
+    let mut got: Vec<Value> = Vec::new();
+    let started = std::time::Instant::now();
+    while got.len() < 12 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{} of 12: {got:?}; {}", got.len(), run.log());
+        got.extend(drain(&moto, &url).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    got.extend(drain(&moto, &url).await);
+    let (status, _) = run.interrupt();
+    assert!(status.success(), "{}", run.log());
+    assert_eq!(got.len(), 12, "{got:?}");
+    let mut versions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for envelope in &got {
+        let attrs = &envelope["MessageAttributes"];
+        assert_eq!(attrs["tableName"]["Value"], "Pets", "{envelope}");
+        let kind = attrs["eventName"]["Value"].as_str().unwrap();
+        assert!(kind == "INSERT" || kind == "MODIFY", "{envelope}");
+        let item: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+        versions.entry(item["pk"].as_str().unwrap().to_owned()).or_default().push(item["v"].as_u64().unwrap());
+    }
+    for k in 0..4 {
+        assert_eq!(versions[&format!("k{k}")], [1, 2, 3], "{versions:?}");
+    }
+    assert!(eddy_e2e::complete_lines(&dir.path().join("dead.jsonl")).is_empty());
+}
