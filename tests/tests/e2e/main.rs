@@ -18,6 +18,7 @@ mod lag;
 mod leases;
 mod metrics;
 mod plugin_new;
+mod prometheus;
 mod reliability;
 mod reload;
 mod replication;
