@@ -92,7 +92,19 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     let dogs = options.plugins.join("only_dogs.wasm");
     let dogs = std::path::absolute(&dogs).unwrap_or(dogs);
-    for sink in ["null", "alternator", "cratedb", "only-dogs", "kinesis", "snapshot", "snapshot-alternator"] {
+    for sink in [
+        "null",
+        "alternator",
+        "cratedb",
+        "only-dogs",
+        "kinesis",
+        "snapshot",
+        "snapshot-alternator",
+        "sqs",
+        "eventbridge",
+        "kinesis-out",
+        "http",
+    ] {
         if !wants(sink) {
             continue;
         }
@@ -121,6 +133,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                 "kinesis" => "Kinesis → null",
                 "snapshot" => "snapshot → null",
                 "snapshot-alternator" => "snapshot → alternator",
+                "kinesis-out" => "kinesis (sink)",
                 other => other,
             };
             out.push_str(&format!(
@@ -211,6 +224,7 @@ fn check(sink: &str, records: u64, stats: &Stats) -> anyhow::Result<()> {
     let received = match sink {
         "alternator" | "snapshot-alternator" => stats.items_written,
         "cratedb" => stats.rows_written,
+        "sqs" | "eventbridge" | "kinesis-out" | "http" => stats.forwarded,
         _ => return Ok(()),
     };
     if received != records {
@@ -290,6 +304,14 @@ impl Case<'_> {
                 format!("out: {{type: alternator, endpoint: \"{url}\", region: us-east-1, table: PetReplica}}"),
             ),
             "cratedb" => (String::new(), format!("out: {{type: cratedb, url: \"{url}\", table: doc.pets}}")),
+            "sqs" => (String::new(), format!("out: {{type: sqs, queue: bench, endpoint: \"{url}\", format: item}}")),
+            "eventbridge" => {
+                (String::new(), format!("out: {{type: eventbridge, source: bench, endpoint: \"{url}\", format: item}}"))
+            }
+            "kinesis-out" => {
+                (String::new(), format!("out: {{type: kinesis, stream_name: out, endpoint: \"{url}\", format: item}}"))
+            }
+            "http" => (String::new(), format!("out: {{type: http, url: \"{url}/hook\", format: item}}")),
             "only-dogs" => (
                 format!(
                     "processors:\n  only-dogs:\n    wasm: \"{}\"\n    config: {{species: dog}}\n",

@@ -74,6 +74,10 @@ pub struct Stats {
     pub items_written: u64,
     /// Rows received by `/_sql` (`bulk_args` entries).
     pub rows_written: u64,
+    /// Changes received by the forwarding APIs: SQS SendMessageBatch, EventBridge PutEvents,
+    /// Kinesis PutRecords entries, and the elements of the JSON arrays POSTed to `/hook`.
+    #[serde(default)]
+    pub forwarded: u64,
     /// Items whose lag was measured (puts written after the warm-up).
     pub lag_samples: u64,
     /// Median replication lag, in milliseconds.
@@ -203,6 +207,7 @@ struct State {
     get_records_calls: AtomicU64,
     items_written: AtomicU64,
     rows_written: AtomicU64,
+    forwarded: AtomicU64,
     lags_ms: Mutex<Vec<u32>>,
 }
 
@@ -218,6 +223,7 @@ impl State {
             get_records_calls: AtomicU64::new(0),
             items_written: AtomicU64::new(0),
             rows_written: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
             lags_ms: Mutex::new(Vec::new()),
         }
     }
@@ -329,6 +335,13 @@ async fn respond(state: &State, request: Request<hyper::body::Incoming>) -> Resp
             Some("ListShards") => Ok(list_shards(state).into_bytes()),
             Some("GetShardIterator") => kinesis_shard_iterator(state, &body).map(String::into_bytes),
             Some("GetRecords") => kinesis_records(state, &body),
+            Some("PutRecords") => Ok(forward(
+                state,
+                &body,
+                "Records",
+                r#"{"SequenceNumber":"1","ShardId":"shardId-000000000000"}"#,
+                |n| format!(r#"{{"FailedRecordCount":0,"Records":[{n}]}}"#),
+            )),
             other => Err(format!("the bench endpoint does not serve Kinesis {other:?}")),
         };
         return match result {
@@ -356,6 +369,19 @@ async fn respond(state: &State, request: Request<hyper::body::Incoming>) -> Resp
             batch_write_item(state, &body);
             json(br#"{"UnprocessedItems":{}}"#.to_vec())
         }
+        (Some("GetQueueUrl"), _) => json(br#"{"QueueUrl":"http://127.0.0.1/123456789012/bench"}"#.to_vec()),
+        (Some("GetQueueAttributes"), _) => {
+            json(br#"{"Attributes":{"MaximumMessageSize":"262144","FifoQueue":"false"}}"#.to_vec())
+        }
+        (Some("SendMessageBatch"), _) => json(sqs_batch(state, &body)),
+        (Some("PutEvents"), _) => json(forward(state, &body, "Entries", r#"{"EventId":"e"}"#, |n| {
+            format!(r#"{{"FailedEntryCount":0,"Entries":[{n}]}}"#)
+        })),
+        (None, "/hook") => {
+            let n = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body).map_or(0, |v| v.len());
+            state.forwarded.fetch_add(n as u64, Ordering::Relaxed);
+            answer(204, "text/plain", Vec::new())
+        }
         (None, "/_sql") => match sql_after(state, &body).await {
             Ok(bytes) => answer(200, "application/json", bytes),
             Err(e) => answer(400, "application/json", serde_json::json!({"error": {"message": e}}).to_string().into()),
@@ -363,6 +389,34 @@ async fn respond(state: &State, request: Request<hyper::body::Incoming>) -> Resp
         (None, "/stats") => answer(200, "application/json", serde_json::to_vec(&stats(state)).unwrap_or_default()),
         _ => validation(&format!("the bench endpoint does not serve {target:?} {path}")),
     }
+}
+
+/// A forwarding API's batch (`field`: its array of entries), counted; the answer `wrap` makes of
+/// one `ok` entry per entry.
+fn forward(state: &State, body: &[u8], field: &str, ok: &str, wrap: impl Fn(&str) -> String) -> Vec<u8> {
+    let n = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get(field).and_then(|a| a.as_array()).map(Vec::len))
+        .unwrap_or(0);
+    state.forwarded.fetch_add(n as u64, Ordering::Relaxed);
+    wrap(&vec![ok; n].join(",")).into_bytes()
+}
+
+/// SQS SendMessageBatch: every entry successful, by its `Id`.
+fn sqs_batch(state: &State, body: &[u8]) -> Vec<u8> {
+    let ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("Entries").and_then(|a| a.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e["Id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    state.forwarded.fetch_add(ids.len() as u64, Ordering::Relaxed);
+    let ok: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"Id": id, "MessageId": format!("m-{id}"), "MD5OfMessageBody": "00000000000000000000000000000000"}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"Successful": ok, "Failed": []})).unwrap_or_default()
 }
 
 /// `/_sql`, answered after the write latency.
@@ -608,6 +662,7 @@ fn stats(state: &State) -> Stats {
         get_records_calls: state.get_records_calls.load(Ordering::Relaxed),
         items_written: state.items_written.load(Ordering::Relaxed),
         rows_written: state.rows_written.load(Ordering::Relaxed),
+        forwarded: state.forwarded.load(Ordering::Relaxed),
         lag_samples: lags.len() as u64,
         lag_p50_ms: at(0.50),
         lag_p99_ms: at(0.99),

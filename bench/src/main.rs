@@ -79,13 +79,15 @@ enum Command {
         shards: Vec<usize>,
         /// Cases to run: null, alternator, cratedb, only-dogs, kinesis (Kinesis source → null),
         /// snapshot and snapshot-alternator (`eddy snapshot` of the table behind the stream, one
-        /// Scan segment per shard, into null or Alternator), lag, memory, parallel (one shard into
+        /// Scan segment per shard, into null or Alternator), the forwarding sinks sqs, eventbridge,
+        /// kinesis-out (the kinesis sink) and http (`format: item`, the endpoint acknowledging
+        /// every entry), lag, memory, parallel (one shard into
         /// an Alternator endpoint answering each BatchWriteItem after --write-latency-ms, at each
         /// --factors parallelization factor).
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "null,alternator,cratedb,only-dogs,kinesis,snapshot,snapshot-alternator,lag,memory,parallel"
+            default_value = "null,alternator,cratedb,only-dogs,kinesis,snapshot,snapshot-alternator,sqs,eventbridge,kinesis-out,http,lag,memory,parallel"
         )]
         cases: Vec<String>,
         /// The parallel case: the parallelization factors to compare.

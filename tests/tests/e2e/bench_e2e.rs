@@ -30,6 +30,10 @@ fn every_case_runs_end_to_end_and_accounts_for_every_record() {
         "| cratedb | 1 |",
         "| only-dogs → null | 3 |",
         "| Kinesis → null | 3 |",
+        "| sqs | 3 |",
+        "| eventbridge | 1 |",
+        "| kinesis (sink) | 3 |",
+        "| http | 3 |",
     ] {
         let row = out.lines().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("no row {case}:\n{out}"));
         let per_cpu_second: f64 = row.split('|').nth(4).unwrap().trim().parse().unwrap();
