@@ -116,12 +116,12 @@ impl EventBridgeConfig {
     /// # Errors
     /// The detail type cannot be found.
     pub fn entry(&self, record: &ChangeRecord) -> Result<(Value, usize), String> {
-        let as_json = serde_json::to_value(record).expect("records serialize");
-        let detail_type = self.detail_type.of(&as_json)?;
-        let detail = match self.format {
-            Format::Record => as_json.to_string(),
-            Format::Item => eddy_record::plain::change(record).to_string(),
+        // The record as JSON only when a field of it is asked for.
+        let detail_type = match &self.detail_type {
+            DetailType::Text(text) => text.clone(),
+            field => field.of(&serde_json::to_value(record).expect("records serialize"))?,
         };
+        let detail = self.format.body(record);
         let size = self.source.len() + detail_type.len() + detail.len() + self.event_bus.len() + 14;
         let entry =
             json!({"Source": self.source, "DetailType": detail_type, "Detail": detail, "EventBusName": self.event_bus});

@@ -53,6 +53,77 @@ pub fn item(item: &Item) -> Value {
     Value::Object(item.iter().map(|(k, v)| (k.clone(), value(v))).collect::<Map<_, _>>())
 }
 
+/// [`change`] as JSON text, written directly (no [`Value`] tree in between: this is what the
+/// forwarding sinks send for every change).
+pub fn change_text(record: &ChangeRecord) -> String {
+    let mut out = String::with_capacity(256);
+    match (record.event_name, &record.dynamodb.new_image) {
+        (EventName::Insert | EventName::Modify, Some(image)) => write_item(&mut out, image.item(), None),
+        _ => write_item(&mut out, &record.dynamodb.keys, Some(r#""deleted":true"#)),
+    }
+    out
+}
+
+/// Writes `item` as a plain JSON object, with `extra` (a `"name":value` member) last.
+fn write_item(out: &mut String, item: &Item, extra: Option<&str>) {
+    out.push('{');
+    for (i, (name, value)) in item.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, name);
+        out.push(':');
+        write_value(out, value);
+    }
+    if let Some(extra) = extra {
+        if !item.is_empty() {
+            out.push(',');
+        }
+        out.push_str(extra);
+    }
+    out.push('}');
+}
+
+fn write_string(out: &mut String, s: &str) {
+    // serde_json's escaping, into the same buffer.
+    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+}
+
+fn write_value(out: &mut String, v: &AttributeValue) {
+    use std::fmt::Write as _;
+    let list = |out: &mut String, n: usize, each: &mut dyn FnMut(&mut String, usize)| {
+        out.push('[');
+        for i in 0..n {
+            if i > 0 {
+                out.push(',');
+            }
+            each(out, i);
+        }
+        out.push(']');
+    };
+    match v {
+        AttributeValue::S(s) => write_string(out, s),
+        AttributeValue::N(n) => match number(n) {
+            Value::Number(x) => {
+                let _ = write!(out, "{x}");
+            }
+            other => out.push_str(&other.to_string()),
+        },
+        AttributeValue::B(b) => {
+            out.push('"');
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(b));
+            out.push('"');
+        }
+        AttributeValue::Ss(v) => list(out, v.len(), &mut |out, i| write_string(out, &v[i])),
+        AttributeValue::Ns(v) => list(out, v.len(), &mut |out, i| write_value(out, &AttributeValue::N(v[i].clone()))),
+        AttributeValue::Bs(v) => list(out, v.len(), &mut |out, i| write_value(out, &AttributeValue::B(v[i].clone()))),
+        AttributeValue::M(m) => write_item(out, m, None),
+        AttributeValue::L(l) => list(out, l.len(), &mut |out, i| write_value(out, &l[i])),
+        AttributeValue::Null => out.push_str("null"),
+        AttributeValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+    }
+}
+
 /// A change as plain JSON: the new image of an INSERT or MODIFY; for a REMOVE (or a change
 /// without a new image), the keys and `"deleted": true`.
 pub fn change(record: &ChangeRecord) -> Value {
@@ -105,5 +176,10 @@ mod tests {
         remove.event_name = EventName::Remove;
         remove.dynamodb.new_image = None;
         assert_eq!(change(&remove), serde_json::json!({"pk": "a", "deleted": true}));
+        // The text written directly is the same JSON.
+        for r in [&record, &remove] {
+            let text: Value = serde_json::from_str(&change_text(r)).unwrap();
+            assert_eq!(text, change(r));
+        }
     }
 }

@@ -26,7 +26,7 @@ impl Format {
     pub fn body(self, record: &ChangeRecord) -> String {
         match self {
             Format::Record => serde_json::to_string(record).expect("records serialize"),
-            Format::Item => eddy_record::plain::change(record).to_string(),
+            Format::Item => eddy_record::plain::change_text(record),
         }
     }
 }
