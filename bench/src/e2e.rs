@@ -304,14 +304,10 @@ impl Case<'_> {
                 format!("out: {{type: alternator, endpoint: \"{url}\", region: us-east-1, table: PetReplica}}"),
             ),
             "cratedb" => (String::new(), format!("out: {{type: cratedb, url: \"{url}\", table: doc.pets}}")),
-            "sqs" => (String::new(), format!("out: {{type: sqs, queue: bench, endpoint: \"{url}\", format: item}}")),
-            "eventbridge" => {
-                (String::new(), format!("out: {{type: eventbridge, source: bench, endpoint: \"{url}\", format: item}}"))
-            }
-            "kinesis-out" => {
-                (String::new(), format!("out: {{type: kinesis, stream_name: out, endpoint: \"{url}\", format: item}}"))
-            }
-            "http" => (String::new(), format!("out: {{type: http, url: \"{url}/hook\", format: item}}")),
+            "sqs" => (String::new(), format!("out: {{type: sqs, queue: bench, endpoint: \"{url}\"}}")),
+            "eventbridge" => (String::new(), format!("out: {{type: eventbridge, source: bench, endpoint: \"{url}\"}}")),
+            "kinesis-out" => (String::new(), format!("out: {{type: kinesis, stream_name: out, endpoint: \"{url}\"}}")),
+            "http" => (String::new(), format!("out: {{type: http, url: \"{url}/hook\"}}")),
             "only-dogs" => (
                 format!(
                     "processors:\n  only-dogs:\n    wasm: \"{}\"\n    config: {{species: dog}}\n",

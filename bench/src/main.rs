@@ -80,7 +80,7 @@ enum Command {
         /// Cases to run: null, alternator, cratedb, only-dogs, kinesis (Kinesis source → null),
         /// snapshot and snapshot-alternator (`eddy snapshot` of the table behind the stream, one
         /// Scan segment per shard, into null or Alternator), the forwarding sinks sqs, eventbridge,
-        /// kinesis-out (the kinesis sink) and http (`format: item`, the endpoint acknowledging
+        /// kinesis-out (the kinesis sink) and http (the default `format: record`, the endpoint acknowledging
         /// every entry), lag, memory, parallel (one shard into
         /// an Alternator endpoint answering each BatchWriteItem after --write-latency-ms, at each
         /// --factors parallelization factor).
