@@ -209,7 +209,7 @@ fn an_unknown_processor_in_a_route_is_named() {
 #[test]
 fn an_unknown_sink_type_lists_the_known_ones() {
     let err = error_of(&GOOD.replace("type: alternator", "type: kafka"));
-    assert_eq!(err, "/etc/eddy/pipeline.yaml:17: sinks.replica.type: unknown type \"kafka\" (one of: alternator, cratedb, file, stdout, null)");
+    assert_eq!(err, "/etc/eddy/pipeline.yaml:17: sinks.replica.type: unknown type \"kafka\" (one of: alternator, cratedb, sqs, sns, eventbridge, kinesis, http, file, stdout, null)");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The sink registry: each sink type in a file of its own (`alternator`, `cratedb`, `basic` for
-//! file, stdout and null) that reads its section of the pipeline file, checks it, builds the
+//! The sink registry: each sink type in a file of its own (`alternator`, `cratedb`, the
+//! forwarding sinks `sqs`, `sns`, `eventbridge`, `kinesis` and `http`, `basic` for file, stdout
+//! and null) that reads its section of the pipeline file, checks it, builds the
 //! sink and previews its writes ([`SinkSpec`]); [`TYPES`] maps each `type:` name to it. Adding a
 //! sink is a crate under `plugins/`, a file here, and a line in [`TYPES`].
 
@@ -81,14 +82,14 @@ pub type SinkConfig = Arc<dyn SinkSpec>;
 pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("alternator", parse::<eddy_sink_alternator::AlternatorConfig>),
     ("cratedb", parse::<eddy_sink_cratedb::CrateDbConfig>),
+    ("sqs", parse::<eddy_sink_sqs::SqsConfig>),
+    ("sns", parse::<eddy_sink_sns::SnsConfig>),
+    ("eventbridge", parse::<eddy_sink_eventbridge::EventBridgeConfig>),
+    ("kinesis", parse::<eddy_sink_kinesis::KinesisSinkConfig>),
+    ("http", parse::<eddy_sink_http::HttpConfig>),
     ("file", parse::<basic::FileConfig>),
     ("stdout", parse::<basic::StdoutConfig>),
     ("null", parse::<basic::NullConfig>),
-    ("sqs", parse::<eddy_sink_sqs::SqsConfig>),
-    ("kinesis", parse::<eddy_sink_kinesis::KinesisSinkConfig>),
-    ("http", parse::<eddy_sink_http::HttpConfig>),
-    ("eventbridge", parse::<eddy_sink_eventbridge::EventBridgeConfig>),
-    ("sns", parse::<eddy_sink_sns::SnsConfig>),
 ];
 
 /// Reads a section of sink type `T`.
