@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 use eddy_aws_json::{AwsJsonClient, AwsJsonError};
 use eddy_record::ChangeRecord;
-use eddy_sink_api::forward::{requests, Format};
+use eddy_sink_api::forward::{requests, send_entries, EntryFailure, Format};
 use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -158,62 +158,41 @@ impl EventBridgeSink {
         Self { client, config, retry }
     }
 
-    /// Sends `entries` (batch indexes `indexes`) in one request, and again for those that failed
-    /// transiently; returns those refused for good.
+    /// Sends `entries` (batch indexes `indexes`) ([`send_entries`]: entries failed with
+    /// throttling or an internal failure again, alone); returns those refused for good.
     async fn send(
         &self,
         entries: &[Value],
         indexes: &[usize],
         throttled: &mut u32,
     ) -> Result<Vec<Rejected>, SinkError> {
-        let mut rejected = Vec::new();
-        let mut left = indexes.to_vec();
-        let mut attempt = 0;
-        loop {
+        let what = &format!("event bus {}", self.config.event_bus);
+        send_entries(&self.retry, throttled, what, indexes, |left| async move {
             let body = json!({"Entries": left.iter().map(|&i| &entries[i]).collect::<Vec<_>>()}).to_string();
-            let answer = self
-                .retry
-                .run(throttled, || async {
-                    self.client.call("PutEvents", body.clone()).await.map_err(|e| classify(&self.config.event_bus, e))
-                })
-                .await?;
+            let answer = self.client.call("PutEvents", body).await.map_err(|e| classify(&self.config.event_bus, e))?;
             let answer: Value = serde_json::from_slice(&answer).map_err(|e| {
                 SinkError::Retryable(format!("PutEvents answered with something that is not JSON: {e}"))
             })?;
-            if answer["FailedEntryCount"].as_u64().unwrap_or(0) == 0 {
-                return Ok(rejected);
-            }
-            let results = answer["Entries"].as_array().cloned().unwrap_or_default();
-            let mut again = Vec::new();
-            let mut last = String::new();
-            for (&i, result) in left.iter().zip(&results) {
-                let Some(code) = result["ErrorCode"].as_str() else { continue };
-                let reason =
-                    format!("EventBridge refused the event: {code}: {}", result["ErrorMessage"].as_str().unwrap_or(""));
-                if throttling(Some(code)) || code == "InternalFailure" || code == "InternalException" {
-                    if throttling(Some(code)) {
-                        *throttled += 1;
-                    }
-                    again.push(i);
-                    last = reason;
-                } else {
-                    rejected.push(Rejected { index: i, reason });
-                }
-            }
-            if again.is_empty() {
-                return Ok(rejected);
-            }
-            attempt += 1;
-            if attempt >= self.retry.attempts.max(1) {
-                return Err(SinkError::Retryable(format!(
-                    "event bus {}: {} events still failing after {attempt} tries: {last}",
-                    self.config.event_bus,
-                    again.len()
-                )));
-            }
-            tokio::time::sleep(self.retry.backoff.wait(attempt - 1)).await;
-            left = again;
-        }
+            let results = answer["Entries"].as_array().map(Vec::as_slice).unwrap_or_default();
+            // In request order: the failed ones carry an ErrorCode.
+            Ok(left
+                .iter()
+                .zip(results)
+                .filter_map(|(&index, result)| {
+                    let code = result["ErrorCode"].as_str()?;
+                    Some(EntryFailure {
+                        index,
+                        transient: throttling(Some(code)) || matches!(code, "InternalFailure" | "InternalException"),
+                        throttled: throttling(Some(code)),
+                        reason: format!(
+                            "EventBridge refused the event: {code}: {}",
+                            result["ErrorMessage"].as_str().unwrap_or("")
+                        ),
+                    })
+                })
+                .collect())
+        })
+        .await
     }
 }
 

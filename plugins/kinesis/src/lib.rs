@@ -22,7 +22,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
 use eddy_record::ChangeRecord;
-use eddy_sink_api::forward::{key_id, requests, Format};
+use eddy_sink_api::forward::{key_id, requests, send_entries, EntryFailure, Format};
 use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use serde::Deserialize;
 
@@ -114,8 +114,8 @@ impl KinesisSink {
         Self { client, config, retry }
     }
 
-    /// Sends the records `indexes` (data `bodies`, partition keys `keys`) in one request, and
-    /// again for the records that failed, under the retry policy.
+    /// Sends the records `indexes` (data `bodies`, partition keys `keys`) ([`send_entries`]: the
+    /// records PutRecords failed again, alone; it refuses none for good).
     async fn send(
         &self,
         bodies: &[String],
@@ -123,59 +123,40 @@ impl KinesisSink {
         indexes: &[usize],
         throttled: &mut u32,
     ) -> Result<(), SinkError> {
-        let mut left: Vec<usize> = indexes.to_vec();
-        let mut attempt = 0;
-        loop {
-            let entries: Vec<PutRecordsRequestEntry> = left
-                .iter()
-                .map(|&i| {
-                    PutRecordsRequestEntry::builder()
-                        .data(Blob::new(bodies[i].as_bytes()))
-                        .partition_key(&keys[i])
-                        .build()
-                        .expect("data and partition key are set")
-                })
-                .collect();
-            let out = self
-                .retry
-                .run(throttled, || async {
-                    let sent = self
-                        .client
-                        .put_records()
-                        .set_stream_name(self.config.stream_name.clone())
-                        .set_stream_arn(self.config.stream_arn.clone())
-                        .set_records(Some(entries.clone()))
-                        .send()
-                        .await;
-                    sent.map_err(|e| classify(&format!("stream {}: PutRecords", self.config.stream()), e))
-                })
-                .await?;
-            if out.failed_record_count().unwrap_or(0) == 0 {
-                return Ok(());
-            }
+        let what = &format!("stream {}", self.config.stream());
+        send_entries(&self.retry, throttled, what, indexes, |left| async move {
+            let entries = left.iter().map(|&i| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(bodies[i].as_bytes()))
+                    .partition_key(&keys[i])
+                    .build()
+                    .expect("data and partition key are set")
+            });
+            let sent = self
+                .client
+                .put_records()
+                .set_stream_name(self.config.stream_name.clone())
+                .set_stream_arn(self.config.stream_arn.clone())
+                .set_records(Some(entries.collect()))
+                .send();
+            let out = sent.await.map_err(|e| classify(&format!("{what}: PutRecords"), e))?;
             // The answer's records are in request order: the failed ones carry an ErrorCode.
-            let mut again = Vec::new();
-            let mut last = String::new();
-            for (&i, result) in left.iter().zip(out.records()) {
-                if let Some(code) = result.error_code() {
-                    if throttling(Some(code)) {
-                        *throttled += 1;
-                    }
-                    last = format!("{code}: {}", result.error_message().unwrap_or_default());
-                    again.push(i);
-                }
-            }
-            attempt += 1;
-            if attempt >= self.retry.attempts.max(1) {
-                return Err(SinkError::Retryable(format!(
-                    "stream {}: {} records still failing after {attempt} tries: {last}",
-                    self.config.stream(),
-                    again.len()
-                )));
-            }
-            tokio::time::sleep(self.retry.backoff.wait(attempt - 1)).await;
-            left = again;
-        }
+            Ok(left
+                .iter()
+                .zip(out.records())
+                .filter_map(|(&index, result)| {
+                    let code = result.error_code()?;
+                    Some(EntryFailure {
+                        index,
+                        transient: true,
+                        throttled: throttling(Some(code)),
+                        reason: format!("{code}: {}", result.error_message().unwrap_or_default()),
+                    })
+                })
+                .collect())
+        })
+        .await
+        .map(|_| ())
     }
 }
 

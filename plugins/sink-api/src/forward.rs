@@ -8,6 +8,8 @@ use std::collections::HashSet;
 use eddy_record::{ChangeRecord, Item};
 use serde::Deserialize;
 
+use crate::{Rejected, RetryPolicy, SinkError};
+
 /// What a forwarding sink sends for a change (`format:`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +90,75 @@ pub fn deduplication_id(record: &ChangeRecord) -> String {
     record.event_id.chars().take(128).collect()
 }
 
+/// One entry a batch API's answer failed (SQS `Failed`, SNS `Failed`, Kinesis and EventBridge
+/// entries with an `ErrorCode`).
+#[derive(Debug)]
+pub struct EntryFailure {
+    /// The entry's index in the write's batch.
+    pub index: usize,
+    /// Whether sending it again may succeed (throttling, an internal failure); otherwise it is
+    /// refused for good and goes to the dead letter.
+    pub transient: bool,
+    /// Whether the failure was throttling (counted in `eddy_throttled_total`).
+    pub throttled: bool,
+    /// Why, in the destination's words.
+    pub reason: String,
+}
+
+/// Sends the entries `indexes` (batch indexes, in batch order) in one request with `send`, which
+/// is retried as a whole under `retry`; then the entries the answer failed transiently are sent
+/// again, alone, until none is left (waiting between rounds as between retries), at most
+/// `retry.attempts` rounds. Entries keep their batch order, and a request never holds a key twice
+/// ([`requests`]), so sending a subset again cannot reorder a key's changes. Returns the entries
+/// refused for good; `what` names the destination in errors.
+///
+/// # Errors
+/// The request's error after its retries, or entries still failing after every round.
+pub async fn send_entries<F, Fut>(
+    retry: &RetryPolicy,
+    throttled: &mut u32,
+    what: &str,
+    indexes: &[usize],
+    send: F,
+) -> Result<Vec<Rejected>, SinkError>
+where
+    F: Fn(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<EntryFailure>, SinkError>>,
+{
+    let mut rejected = Vec::new();
+    let mut left = indexes.to_vec();
+    let mut round = 0;
+    loop {
+        let failures = retry.run(throttled, || send(left.clone())).await?;
+        let mut again = Vec::new();
+        let mut last = String::new();
+        for failure in failures {
+            if failure.throttled {
+                *throttled += 1;
+            }
+            if failure.transient {
+                again.push(failure.index);
+                last = failure.reason;
+            } else {
+                rejected.push(Rejected { index: failure.index, reason: failure.reason });
+            }
+        }
+        if again.is_empty() {
+            return Ok(rejected);
+        }
+        round += 1;
+        if round >= retry.attempts.max(1) {
+            return Err(SinkError::Retryable(format!(
+                "{what}: {} entries still failing after {round} tries: {last}",
+                again.len()
+            )));
+        }
+        tokio::time::sleep(retry.backoff.wait(round - 1)).await;
+        again.sort_unstable();
+        left = again;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +197,48 @@ mod tests {
             vec![vec![0], vec![1]],
             "one over the limit alone"
         );
+    }
+
+    /// Refused entries come back at once; transient ones are sent again alone, in batch order,
+    /// counted as throttling when they were; entries that keep failing end in an error.
+    #[tokio::test]
+    async fn failed_entries_are_sent_again_alone_and_refused_ones_returned() {
+        let retry = RetryPolicy {
+            attempts: 3,
+            backoff: crate::Backoff {
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(1),
+            },
+        };
+        let calls = std::sync::Mutex::new(Vec::new());
+        let mut throttled = 0;
+        let rejected = send_entries(&retry, &mut throttled, "q", &[0, 1, 2, 3], |left| {
+            calls.lock().unwrap().push(left.clone());
+            let first = left.len() == 4;
+            async move {
+                Ok(if first {
+                    vec![
+                        EntryFailure { index: 3, transient: true, throttled: true, reason: "slow down".into() },
+                        EntryFailure { index: 1, transient: true, throttled: false, reason: "internal".into() },
+                        EntryFailure { index: 2, transient: false, throttled: false, reason: "too large".into() },
+                    ]
+                } else {
+                    Vec::new()
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(rejected, vec![Rejected { index: 2, reason: "too large".into() }]);
+        assert_eq!(*calls.lock().unwrap(), vec![vec![0, 1, 2, 3], vec![1, 3]]);
+        assert_eq!(throttled, 1);
+
+        let e = send_entries(&retry, &mut throttled, "q", &[5], |left| async move {
+            Ok(vec![EntryFailure { index: left[0], transient: true, throttled: false, reason: "internal".into() }])
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.to_string(), "q: 1 entries still failing after 3 tries: internal");
     }
 
     #[test]

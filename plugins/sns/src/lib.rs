@@ -21,7 +21,7 @@ use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
 use eddy_record::ChangeRecord;
-use eddy_sink_api::forward::{deduplication_id, group_id, requests, Format};
+use eddy_sink_api::forward::{deduplication_id, group_id, requests, send_entries, EntryFailure, Format};
 use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use serde::Deserialize;
 
@@ -129,8 +129,8 @@ impl SnsSink {
         entry.build().expect("id and message are set")
     }
 
-    /// Publishes the entries `indexes` in one request, and again for those that failed
-    /// transiently; returns those refused for good.
+    /// Publishes the entries `indexes` ([`send_entries`]: failed entries again, alone); returns
+    /// those refused for good (SNS's `SenderFault`).
     async fn send(
         &self,
         batch: &[&ChangeRecord],
@@ -138,56 +138,30 @@ impl SnsSink {
         indexes: &[usize],
         throttled: &mut u32,
     ) -> Result<Vec<Rejected>, SinkError> {
-        let mut rejected = Vec::new();
-        let mut left = indexes.to_vec();
-        let mut attempt = 0;
-        loop {
-            let entries: Vec<PublishBatchRequestEntry> =
-                left.iter().map(|&i| self.entry(i, batch[i], &bodies[i])).collect();
-            let out = self
-                .retry
-                .run(throttled, || async {
-                    let sent = self
-                        .client
-                        .publish_batch()
-                        .topic_arn(&self.config.topic_arn)
-                        .set_publish_batch_request_entries(Some(entries.clone()))
-                        .send()
-                        .await;
-                    sent.map_err(|e| classify(&format!("topic {}: PublishBatch", self.config.topic_arn), e))
+        let what = &format!("topic {}", self.config.topic_arn);
+        send_entries(&self.retry, throttled, what, indexes, |left| async move {
+            let entries = left.iter().map(|&i| self.entry(i, batch[i], &bodies[i])).collect();
+            let sent = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.config.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send();
+            let out = sent.await.map_err(|e| classify(&format!("{what}: PublishBatch"), e))?;
+            Ok(out
+                .failed()
+                .iter()
+                .filter_map(|f| {
+                    Some(EntryFailure {
+                        index: f.id().parse().ok()?,
+                        transient: !f.sender_fault(),
+                        throttled: throttling(Some(f.code())),
+                        reason: format!("SNS refused the message: {} ({})", f.message().unwrap_or_default(), f.code()),
+                    })
                 })
-                .await?;
-            let mut again = Vec::new();
-            let mut last = String::new();
-            for failed in out.failed() {
-                let Ok(i) = failed.id().parse::<usize>() else { continue };
-                let reason =
-                    format!("SNS refused the message: {} ({})", failed.message().unwrap_or_default(), failed.code());
-                if failed.sender_fault() {
-                    rejected.push(Rejected { index: i, reason });
-                } else {
-                    if throttling(Some(failed.code())) {
-                        *throttled += 1;
-                    }
-                    again.push(i);
-                    last = reason;
-                }
-            }
-            if again.is_empty() {
-                return Ok(rejected);
-            }
-            attempt += 1;
-            if attempt >= self.retry.attempts.max(1) {
-                return Err(SinkError::Retryable(format!(
-                    "topic {}: {} messages still failing after {attempt} tries: {last}",
-                    self.config.topic_arn,
-                    again.len()
-                )));
-            }
-            tokio::time::sleep(self.retry.backoff.wait(attempt - 1)).await;
-            again.sort_unstable();
-            left = again;
-        }
+                .collect())
+        })
+        .await
     }
 }
 

@@ -27,7 +27,7 @@ use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use eddy_record::ChangeRecord;
-use eddy_sink_api::forward::{deduplication_id, group_id, requests, Format};
+use eddy_sink_api::forward::{deduplication_id, group_id, requests, send_entries, EntryFailure, Format};
 use eddy_sink_api::{Rejected, RetryPolicy, Sink, SinkError, WriteOutcome};
 use serde::Deserialize;
 
@@ -155,9 +155,8 @@ impl SqsSink {
         Ok(self.queue.get_or_init(|| async { queue }).await)
     }
 
-    /// Sends the entries `indexes` of `batch` (with `bodies`) in one request, and again for the
-    /// entries that failed transiently, under the retry policy. Returns the entries refused for
-    /// good.
+    /// Sends the entries `indexes` of `batch` (with `bodies`) ([`send_entries`]: failed entries
+    /// again, alone); returns the entries refused for good (SQS's `SenderFault`).
     async fn send(
         &self,
         queue: &Queue,
@@ -166,68 +165,34 @@ impl SqsSink {
         indexes: &[usize],
         throttled: &mut u32,
     ) -> Result<Vec<Rejected>, SinkError> {
-        let mut rejected = Vec::new();
-        let mut left: Vec<usize> = indexes.to_vec();
-        let mut attempt = 0;
-        loop {
-            let entries: Vec<SendMessageBatchRequestEntry> = left
-                .iter()
-                .map(|&i| {
-                    let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&bodies[i]);
-                    if queue.fifo {
-                        entry = entry
-                            .message_group_id(group_id(&batch[i].dynamodb.keys))
-                            .message_deduplication_id(deduplication_id(batch[i]));
-                    }
-                    entry.build().expect("id and body are set")
-                })
-                .collect();
-            let out = self
-                .retry
-                .run(throttled, || async {
-                    let sent = self
-                        .client
-                        .send_message_batch()
-                        .queue_url(&queue.url)
-                        .set_entries(Some(entries.clone()))
-                        .send()
-                        .await;
-                    sent.map_err(|e| classify(&format!("queue {}: SendMessageBatch", self.config.queue), e))
-                })
-                .await?;
-            let mut again = Vec::new();
-            let mut last = String::new();
-            for failed in out.failed() {
-                let Ok(i) = failed.id().parse::<usize>() else { continue };
-                let reason =
-                    format!("SQS refused the message: {} ({})", failed.message().unwrap_or_default(), failed.code());
-                if failed.sender_fault() {
-                    rejected.push(Rejected { index: i, reason });
-                } else {
-                    if throttling(Some(failed.code())) {
-                        *throttled += 1;
-                    }
-                    again.push(i);
-                    last = reason;
+        let what = &format!("queue {}", self.config.queue);
+        send_entries(&self.retry, throttled, what, indexes, |left| async move {
+            let entries = left.iter().map(|&i| {
+                let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&bodies[i]);
+                if queue.fifo {
+                    entry = entry
+                        .message_group_id(group_id(&batch[i].dynamodb.keys))
+                        .message_deduplication_id(deduplication_id(batch[i]));
                 }
-            }
-            if again.is_empty() {
-                return Ok(rejected);
-            }
-            attempt += 1;
-            if attempt >= self.retry.attempts.max(1) {
-                return Err(SinkError::Retryable(format!(
-                    "queue {}: {} entries still failing after {attempt} tries: {last}",
-                    self.config.queue,
-                    again.len()
-                )));
-            }
-            tokio::time::sleep(self.retry.backoff.wait(attempt - 1)).await;
-            // Entries keep their batch order: the request never holds a key twice, so sending a
-            // subset again cannot reorder a key's changes.
-            again.sort_unstable();
-            left = again;
-        }
+                entry.build().expect("id and body are set")
+            });
+            let sent =
+                self.client.send_message_batch().queue_url(&queue.url).set_entries(Some(entries.collect())).send();
+            let out = sent.await.map_err(|e| classify(&format!("{what}: SendMessageBatch"), e))?;
+            Ok(out
+                .failed()
+                .iter()
+                .filter_map(|f| {
+                    Some(EntryFailure {
+                        index: f.id().parse().ok()?,
+                        transient: !f.sender_fault(),
+                        throttled: throttling(Some(f.code())),
+                        reason: format!("SQS refused the message: {} ({})", f.message().unwrap_or_default(), f.code()),
+                    })
+                })
+                .collect())
+        })
+        .await
     }
 }
 
