@@ -92,6 +92,19 @@ pub const TYPES: &[(&str, crate::spec::Parse<Box<dyn SinkSpec>>)] = &[
     ("null", parse::<basic::NullConfig>),
 ];
 
+/// `check_environment` of a sink that signs AWS requests: a region must be found (the sink's
+/// `region`, else the AWS chain). `what` says what it is for, e.g. `to sign requests with`.
+///
+/// # Errors
+/// No region, with the keys that would give one.
+async fn require_region(region: Option<&str>, name: &str, what: &str, timeouts: &Timeouts) -> anyhow::Result<()> {
+    let target = crate::aws::Target { region, endpoint: None };
+    if crate::aws::sdk_config(&target, timeouts).await.region().is_none() {
+        anyhow::bail!("sinks.{name}: no region {what}: set sinks.{name}.region (or source.region, or AWS_REGION)");
+    }
+    Ok(())
+}
+
 /// Reads a section of sink type `T`.
 fn parse<T: SinkSpec + DeserializeOwned>(value: serde_norway::Value) -> Result<Box<dyn SinkSpec>, Malformed> {
     crate::spec::deserialize::<T>(value).map(|spec| Box::new(spec) as Box<dyn SinkSpec>)

@@ -29,13 +29,7 @@ impl SinkSpec for SnsConfig {
     }
 
     async fn check_environment(&self, name: &str, timeouts: &Timeouts) -> anyhow::Result<()> {
-        let target = crate::aws::Target { region: self.region.as_deref(), endpoint: None };
-        if crate::aws::sdk_config(&target, timeouts).await.region().is_none() {
-            anyhow::bail!(
-                "sinks.{name}: no region for the topic: set sinks.{name}.region (or source.region, or AWS_REGION)"
-            );
-        }
-        Ok(())
+        super::require_region(self.region.as_deref(), name, "for the topic", timeouts).await
     }
 
     async fn build(&self, retry: RetryPolicy, timeouts: &Timeouts) -> anyhow::Result<Arc<dyn Sink>> {
