@@ -12,6 +12,24 @@ use eddy_e2e::pets::{put, wait_for, write};
 use eddy_e2e::process::Eddy;
 use serde_json::{json, Value};
 
+/// A pipeline from the stream of table `Pets` on `moto` through the route `main` into `route`
+/// (sinks declared by `sinks`, the lines of the `sinks:` section), with the dead letter
+/// `dead.jsonl` and the top-level keys `extra`.
+fn pipeline(dir: &std::path::Path, moto: &Moto, sinks: &str, route: &str, extra: &str) -> std::path::PathBuf {
+    write(
+        dir,
+        &format!(
+            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
+sinks:
+{sinks}routes:
+  - {{name: main, sinks: [{route}]}}
+dead_letter: {{type: file, path: dead.jsonl}}
+{extra}",
+            moto = moto.endpoint
+        ),
+    )
+}
+
 /// Every message of queue `url`, received and deleted (bodies, in the order received).
 async fn drain(moto: &Moto, url: &str) -> Vec<Value> {
     let mut bodies = Vec::new();
@@ -41,20 +59,14 @@ async fn changes_reach_sqs_queues_in_order_per_key_and_an_oversized_message_is_d
     let fifo = queue(&moto, "changes.fifo", json!({"FifoQueue": "true"})).await;
     let small = queue(&moto, "small", json!({"MaximumMessageSize": "1024"})).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = pipeline(
         dir.path(),
-        &format!(
-            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
-sinks:
-  items: {{type: sqs, queue: changes, format: item}}
-  records: {{type: sqs, queue: changes.fifo}}
-  small: {{type: sqs, queue: small, format: item}}
-routes:
-  - {{name: main, sinks: [items, records, small]}}
-dead_letter: {{type: file, path: dead.jsonl}}
-",
-            moto = moto.endpoint
-        ),
+        &moto,
+        "  items: {type: sqs, queue: changes, format: item}
+  records: {type: sqs, queue: changes.fifo}
+  small: {type: sqs, queue: small, format: item}\n",
+        "items, records, small",
+        "",
     );
     let mut run = Eddy::start(&config);
     // 5 keys, 6 versions each, then one delete and one item too large for `small`.
@@ -141,19 +153,7 @@ async fn changes_reach_a_kinesis_stream_partitioned_by_key_in_order() {
     let kinesis = eddy_e2e::kinesis::client(&moto.endpoint).await;
     kinesis.create_stream().stream_name("out").shard_count(2).send().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        &format!(
-            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
-sinks:
-  out: {{type: kinesis, stream_name: out, format: item}}
-routes:
-  - {{name: main, sinks: [out]}}
-dead_letter: {{type: file, path: dead.jsonl}}
-",
-            moto = moto.endpoint
-        ),
-    );
+    let config = pipeline(dir.path(), &moto, "  out: {type: kinesis, stream_name: out, format: item}\n", "out", "");
     let mut run = Eddy::start(&config);
     for v in 1..=4u32 {
         for k in 0..6 {
@@ -211,25 +211,20 @@ async fn changes_reach_a_webhook_in_order_with_retries_and_refusals_dead_lettere
     moto.create_table("Pets", true).await;
     let hook = eddy_e2e::fakes::FakeWebhook::start(&["--fail-first", "2", "--retry-after", "1"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = pipeline(
         dir.path(),
+        &moto,
         &format!(
-            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
-sinks:
-  hook:
+            "  hook:
     type: http
     url: \"{hook}/changes\"
     headers: {{Authorization: \"Bearer ${{EDDY_HOOK_TOKEN}}\"}}
     batch: {{max_records: 4}}
-    format: item
-routes:
-  - {{name: main, sinks: [hook]}}
-dead_letter: {{type: file, path: dead.jsonl}}
-retry: {{attempts: 5, base_delay: 10ms, max_delay: 100ms}}
-",
-            moto = moto.endpoint,
+    format: item\n",
             hook = hook.url
         ),
+        "hook",
+        "retry: {attempts: 5, base_delay: 10ms, max_delay: 100ms}\n",
     );
     // Without the variable, validate names it (and never a value).
     let (code, _, err) = eddy_e2e::process::eddy(&["validate", "--config", config.to_str().unwrap()]);
@@ -310,18 +305,12 @@ async fn changes_reach_an_event_bus_as_events_in_order_per_key() {
     events("PutRule", json!({"Name": "pets", "EventPattern": "{\"source\": [\"pets.dynamodb\"]}"})).await;
     events("PutTargets", json!({"Rule": "pets", "Targets": [{"Id": "q", "Arn": arn}]})).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = pipeline(
         dir.path(),
-        &format!(
-            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
-sinks:
-  bus: {{type: eventbridge, source: pets.dynamodb, detail_type: {{field: eventName}}, format: item}}
-routes:
-  - {{name: main, sinks: [bus]}}
-dead_letter: {{type: file, path: dead.jsonl}}
-",
-            moto = moto.endpoint
-        ),
+        &moto,
+        "  bus: {type: eventbridge, source: pets.dynamodb, detail_type: {field: eventName}, format: item}\n",
+        "bus",
+        "",
     );
     let mut run = Eddy::start(&config);
     for v in 1..=3u32 {
@@ -386,19 +375,8 @@ async fn changes_are_published_to_a_topic_with_attributes_in_order_per_key() {
         .to_owned();
     sns(&moto, &[("Action", "Subscribe"), ("TopicArn", &arn), ("Protocol", "sqs"), ("Endpoint", &queue_arn)]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        &format!(
-            "source: {{type: dynamodb, table: Pets, endpoint: \"{moto}\", region: us-east-1, poll_interval: 50ms}}
-sinks:
-  topic: {{type: sns, topic_arn: \"{arn}\", format: item}}
-routes:
-  - {{name: main, sinks: [topic]}}
-dead_letter: {{type: file, path: dead.jsonl}}
-",
-            moto = moto.endpoint
-        ),
-    );
+    let sinks = format!("  topic: {{type: sns, topic_arn: \"{arn}\", format: item}}\n");
+    let config = pipeline(dir.path(), &moto, &sinks, "topic", "");
     let mut run = Eddy::start(&config);
     for v in 1..=3u32 {
         for k in 0..4 {
